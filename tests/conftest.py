@@ -1,0 +1,29 @@
+from pathlib import Path
+
+import pytest
+
+from tests import factories
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not factories.SHARED_DATA.is_dir():
+        pytest.fail(f"real data not found at {factories.SHARED_DATA}; ../shared must sit beside the project")
+    return factories.SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def spm_model(tmp_path_factory, shared_data) -> Path:
+    return factories.train_spm(tmp_path_factory.mktemp("spm"))
+
+
+@pytest.fixture(scope="session")
+def tiny_deberta_v3(tmp_path_factory, spm_model) -> Path:
+    """A tiny mDeBERTa-v3-shaped classification checkpoint (3 labels) with its tokenizer."""
+    return factories.tiny_checkpoint(tmp_path_factory.mktemp("tiny-deberta-v3"), factories.DEBERTA_V3, spm_model)
+
+
+@pytest.fixture(scope="session")
+def tiny_xlmr(tmp_path_factory, spm_model) -> Path:
+    """A tiny XLM-R classification checkpoint (3 labels) with its tokenizer."""
+    return factories.tiny_checkpoint(tmp_path_factory.mktemp("tiny-xlmr"), factories.XLMR, spm_model)
