@@ -1,0 +1,136 @@
+"""Models through transformers' Auto classes: XLM-R, mBERT and anything else, and `--impl hf` for DeBERTa.
+
+`HFSequenceClassifier` wraps a transformers `*ForSequenceClassification` so that
+`model(input_ids, attention_mask, token_type_ids=None)` returns the logits tensor (B, C), like the native
+DeBERTa heads. The wrapped model is `.hf` (so its state-dict keys carry an `hf.` prefix; `.hf.state_dict()`
+has transformers' own names and loads into the native model directly).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from xlt.errors import XltError
+
+HEAD_PREFIXES = ("classifier.", "pooler.", "score.")  # tensors a fresh classification head may lack
+
+
+class HFSequenceClassifier(nn.Module):
+    """A transformers sequence-classification model whose forward returns logits."""
+
+    def __init__(self, hf_model: nn.Module):
+        super().__init__()
+        self.hf = hf_model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        return self.hf(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **kwargs).logits
+
+    @property
+    def config(self):
+        return self.hf.config
+
+    def embedding_layernorm(self) -> nn.Module:
+        """embeddings.LayerNorm of the encoder (DeBERTa, XLM-R, BERT all name it so)."""
+        base = self.hf.base_model
+        emb = getattr(base, "embeddings", None)
+        norm = getattr(emb, "LayerNorm", None) if emb is not None else None
+        if norm is None:
+            raise XltError(f"{type(self.hf).__name__} has no embeddings.LayerNorm; SiFT needs one, so this "
+                           "architecture cannot be used with SiFT (turn it off in the spec).")
+        return norm
+
+    def save(self, out_dir: str | Path) -> None:
+        self.hf.save_pretrained(out_dir)
+
+
+def hf_config(config: dict, num_labels: int | None = None):
+    """A transformers config object from a config.json dict (the registry's size configs included)."""
+    from transformers import AutoConfig
+
+    cfg = dict(config)
+    model_type = cfg.pop("model_type")
+    for key in ("architectures", "transformers_version", "_name_or_path", "torch_dtype", "dtype"):
+        cfg.pop(key, None)
+    if num_labels is not None:
+        cfg.pop("id2label", None), cfg.pop("label2id", None)
+        cfg["num_labels"] = num_labels
+    try:
+        return AutoConfig.for_model(model_type, **cfg)
+    except ValueError as exc:
+        raise XltError(f"transformers does not know model_type '{model_type}' ({exc}); upgrade transformers "
+                       "or use a supported architecture.") from None
+
+
+def build_from_config(config: dict, num_labels: int) -> HFSequenceClassifier:
+    """Random weights at a given size config (benchmarks, verify)."""
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_config(hf_config(config, num_labels))
+    return HFSequenceClassifier(model.float())
+
+
+def _summarise(keys: list[str], limit: int = 6) -> str:
+    keys = sorted(keys)
+    shown = ", ".join(keys[:limit])
+    return shown + (f" (+{len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def load_report_line(source: str, impl: str, missing: list[str], unused: list[str],
+                     mismatched: list[str] = ()) -> str:
+    """One line saying which tensors were newly initialised and which checkpoint tensors went unused."""
+    parts = [f"loaded {source} ({impl})"]
+    parts.append(f"newly initialised: {_summarise(missing)}" if missing else "nothing newly initialised")
+    if mismatched:
+        parts.append(f"re-initialised for a different label count: {_summarise(mismatched)}")
+    parts.append(f"unused checkpoint tensors: {_summarise(unused)}" if unused else "no unused tensors")
+    return "; ".join(parts)
+
+
+def load_hf_classifier(source: str, num_labels: int,
+                       gradient_checkpointing: bool = False) -> tuple[HFSequenceClassifier, str]:
+    """Load a hub id or local directory with AutoModelForSequenceClassification, in fp32.
+
+    A classifier with a different number of labels than `num_labels` is re-initialised (and said so); any
+    other shape mismatch is an error naming the tensor.
+    """
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    previous, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()  # we print our own one-line report instead of transformers' warnings
+    hf_logging.disable_progress_bar()
+    try:
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            source, num_labels=num_labels, dtype=torch.float32, output_loading_info=True,
+            ignore_mismatched_sizes=True)
+    except OSError as exc:
+        raise XltError(f"could not load weights for '{source}' ({str(exc).splitlines()[0]}); check the hub id "
+                       "and your network, or pass a local checkpoint directory.") from None
+    finally:
+        hf_logging.set_verbosity(previous)
+        if bars:
+            hf_logging.enable_progress_bar()
+    mismatched = [m[0] if isinstance(m, (tuple, list)) else str(m) for m in info.get("mismatched_keys", [])]
+    body = [m for m in mismatched if not _is_head(m)]
+    if body:
+        raise XltError(f"checkpoint '{source}' does not match its own config: {_summarise(body)} have the wrong "
+                       "shape; re-save the checkpoint or fix its config.json.")
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    report = load_report_line(source, "hf", list(info.get("missing_keys", [])),
+                              list(info.get("unexpected_keys", [])), mismatched)
+    return HFSequenceClassifier(model), report
+
+
+def _is_head(key: str) -> bool:
+    key = key.split(".", 1)[1] if key.split(".", 1)[0] in ("deberta", "roberta", "bert") else key
+    return key.startswith(HEAD_PREFIXES)
+
+
+
+__all__ = ["HFSequenceClassifier", "hf_config", "build_from_config", "load_hf_classifier", "load_report_line"]
