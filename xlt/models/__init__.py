@@ -53,11 +53,11 @@ class Classifier:
 def native_available() -> bool:
     """True once the native DeBERTa modules and their checkpoint loader are importable."""
     try:
-        import xlt.models.checkpoint  # noqa: F401
-        import xlt.models.deberta  # noqa: F401
-    except ImportError:
+        from xlt.models import checkpoint, deberta
+    except Exception:  # absent, or (in a shared work tree) half-written: fall back to transformers
         return False
-    return True
+    return all(hasattr(checkpoint, f) for f in ("load_native", "save_native")) and hasattr(
+        deberta, "DebertaForSequenceClassification")
 
 
 def choose_impl(info: ModelInfo, impl: str = "auto") -> str:
