@@ -1,0 +1,179 @@
+"""Native DeBERTa vs transformers (the oracle) on the same weights: every config switch, fp32, eval mode.
+
+Outputs are compared on real tokens only (padded positions carry no meaning; see xlt/models/deberta.py).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests import factories
+from xlt.models import deberta as nd
+
+transformers = pytest.importorskip("transformers")
+
+V1, V2, V3 = factories.DEBERTA_V1, factories.DEBERTA_V2, factories.DEBERTA_V3
+
+VARIANTS = {
+    "v1": dict(V1),
+    "v1-maxrel512-biased": dict(V1, max_relative_positions=512, position_biased_input=True),
+    "v1-maxrel8-long": dict(V1, max_relative_positions=8, _T=40),
+    "v1-c2p-types": dict(V1, pos_att_type="c2p", type_vocab_size=2),
+    "v2-conv": dict(V2),
+    "v2-nobuckets-p2c": dict(V2, position_buckets=-1, max_relative_positions=16, pos_att_type="p2c",
+                             share_att_key=False, norm_rel_ebd="none", conv_act="tanh"),
+    "v3": dict(V3),
+    "v3-c2p-unshared-types": dict(V3, pos_att_type=["c2p"], share_att_key=False, type_vocab_size=2),
+    "v3-p2c-embsize": dict(V3, pos_att_type="p2c", embedding_size=16),
+    "v3-buckets8-long": dict(V3, position_buckets=8, max_relative_positions=24, max_position_embeddings=32, _T=40),
+    "v3-no-relative": dict(V3, relative_attention=False, pos_att_type=None),
+}
+
+
+def _hf_config(cfg: dict, **kw):
+    cfg = {k: v for k, v in cfg.items() if not k.startswith("_")}
+    model_type = cfg.pop("model_type")
+    return transformers.AutoConfig.for_model(model_type, **cfg, **kw)
+
+
+def _batch(T: int, vocab: int, types: bool, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(4, vocab, (3, T), generator=g)
+    mask = torch.ones(3, T, dtype=torch.long)
+    mask[1, T - 5:] = 0  # mixed lengths: full, 5 pads, mostly padding
+    mask[2, 4:] = 0
+    ids = ids * mask  # pad id 0
+    tt = (torch.arange(T) >= T // 2).long().expand(3, T).contiguous() if types else None
+    return ids, mask, tt
+
+
+def _pair(cfg: dict, auto=None, native=nd.DebertaModel, num_labels=3):
+    """(transformers model, native model) with identical weights, both in eval mode."""
+    hc = _hf_config(cfg, num_labels=num_labels)
+    torch.manual_seed(0)
+    hf = (auto or transformers.AutoModel).from_config(hc).eval()
+    with torch.no_grad():  # make biases and LayerNorms non-trivial so they are tested too
+        for name, p in hf.named_parameters():
+            if "LayerNorm" in name or name.endswith("bias"):
+                p.add_(0.1 * torch.randn_like(p))
+    nat = native(nd.DebertaConfig.from_hf(hc.to_dict())).eval()
+    nat.load_state_dict(hf.state_dict())  # strict: parameter names are transformers'
+    return hf, nat
+
+
+def _grads(model, prefix: str = "") -> dict:
+    return {prefix + n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_encoder_output_and_gradients_match_transformers(name):
+    cfg = VARIANTS[name]
+    T = cfg.get("_T", 24)
+    hf, nat = _pair(cfg)
+    ids, mask, tt = _batch(T, cfg["vocab_size"], bool(cfg.get("type_vocab_size")))
+    a = hf(input_ids=ids, attention_mask=mask, token_type_ids=tt).last_hidden_state
+    b = nat(ids, mask, tt)
+    m = mask.bool()
+    assert a[m].abs().mean() > 0.1  # not a trivial output
+    torch.testing.assert_close(b[m], a[m], atol=1e-5, rtol=1e-5)
+
+    w = torch.randn_like(a) * mask[..., None]  # a loss on real tokens only
+    (a * w).sum().backward()
+    (b * w).sum().backward()
+    ga, gb = _grads(hf), _grads(nat)
+    assert set(ga) == set(gb)
+    for k in ga:
+        torch.testing.assert_close(gb[k], ga[k], atol=1e-4, rtol=1e-4, msg=f"gradient of {k}")
+
+
+@pytest.mark.parametrize("name", ["v1", "v2-conv", "v3"])
+def test_sequence_classification_logits_and_gradients(name):
+    cfg = VARIANTS[name]
+    hf, nat = _pair(cfg, transformers.AutoModelForSequenceClassification, nd.DebertaForSequenceClassification)
+    ids, mask, tt = _batch(24, cfg["vocab_size"], False)
+    a = hf(input_ids=ids, attention_mask=mask).logits
+    b = nat(ids, mask)
+    assert b.shape == (3, 3)
+    torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4)
+    labels = torch.tensor([0, 1, 2])
+    torch.nn.functional.cross_entropy(a, labels).backward()
+    torch.nn.functional.cross_entropy(b, labels).backward()
+    ga, gb = _grads(hf), _grads(nat)
+    assert set(ga) == set(gb)
+    for k in ga:
+        torch.testing.assert_close(gb[k], ga[k], atol=1e-4, rtol=1e-4, msg=f"gradient of {k}")
+
+
+@pytest.mark.parametrize("head", ["token", "qa"])
+def test_token_and_qa_heads(head):
+    auto, native, n = {
+        "token": (transformers.AutoModelForTokenClassification, nd.DebertaForTokenClassification, 5),
+        "qa": (transformers.AutoModelForQuestionAnswering, nd.DebertaForQuestionAnswering, 2)}[head]
+    hf, nat = _pair(V3, auto, native, num_labels=n)
+    ids, mask, _ = _batch(24, V3["vocab_size"], False)
+    out = hf(input_ids=ids, attention_mask=mask)
+    b = nat(ids, mask)
+    a = out.logits if head == "token" else torch.stack([out.start_logits, out.end_logits], -1)
+    m = mask.bool()
+    torch.testing.assert_close(b[m], a[m], atol=1e-5, rtol=1e-4)
+
+
+def test_gradient_checkpointing_same_gradients():
+    _, nat = _pair(V2)
+    ids, mask, _ = _batch(24, V2["vocab_size"], False)
+    nat.train()  # checkpointing only applies in training; no dropout so results are comparable
+    for m in nat.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    for layer in nat.encoder.layer:
+        layer.attention.self.dropout_p = 0.0
+    nat(ids, mask).square().sum().backward()
+    ref = {k: v.clone() for k, v in _grads(nat).items()}
+    nat.zero_grad()
+    nat.gradient_checkpointing_enable()
+    nat(ids, mask).square().sum().backward()
+    for k, v in _grads(nat).items():
+        torch.testing.assert_close(v, ref[k], atol=1e-5, rtol=1e-5)
+
+
+def test_config_quirks():
+    a = nd.DebertaConfig.from_hf(dict(V2))
+    assert a.pos_att_type == ("p2c", "c2p") and a.max_relative_positions == 512 and a.conv_kernel_size == 3
+    assert a.position_buckets == 256 and a.norm_rel_ebd and a.share_att_key and a.att_span == 256
+    assert a.scale_factor == 3 and a.embedding_size == 32 and a.cls_dropout == 0.1
+    v1 = nd.DebertaConfig.from_hf(dict(V1, position_buckets=8, share_att_key=True))
+    assert v1.version == 1 and v1.position_buckets == 0 and not v1.share_att_key  # v1 ignores v2 switches
+    bare = nd.DebertaConfig.from_hf({"model_type": "deberta-v2", "hidden_size": 32, "num_attention_heads": 4})
+    assert not bare.relative_attention and bare.position_biased_input and bare.pos_att_type == ()
+    assert nd.DebertaConfig.from_hf(dict(V3, id2label={"1": "b", "0": "a"})).id2label == ("a", "b")
+    with pytest.raises(ValueError, match="p2p"):
+        nd.DebertaConfig.from_hf(dict(V3, pos_att_type="c2p|p2p"))
+    with pytest.raises(ValueError, match="not DeBERTa"):
+        nd.DebertaConfig.from_hf({"model_type": "bert"})
+    # to_hf round-trips through from_hf
+    assert nd.DebertaConfig.from_hf(a.to_hf()) == a
+    assert nd.DebertaConfig.from_hf(v1.to_hf()) == v1
+
+
+def test_long_sequences():
+    # relative-only models run past max_position_embeddings (distances clamp to the outermost bucket) ...
+    cfg = dict(V3, max_position_embeddings=16, position_buckets=4, max_relative_positions=16)
+    hf, nat = _pair(cfg)
+    ids, mask, _ = _batch(40, V3["vocab_size"], False)
+    m = mask.bool()
+    torch.testing.assert_close(nat(ids, mask)[m], hf(input_ids=ids, attention_mask=mask).last_hidden_state[m],
+                               atol=1e-5, rtol=1e-5)
+    # ... absolute-position models refuse, naming the limit
+    _, nat1 = _pair(dict(V1, max_position_embeddings=16, position_biased_input=True))
+    with pytest.raises(ValueError, match="max_position_embeddings 16"):
+        nat1(ids, mask)
+
+
+def test_relative_index_cached_per_length():
+    _, nat = _pair(V3)
+    ids, mask, _ = _batch(24, V3["vocab_size"], False)
+    nat(ids, mask)
+    nat(ids, mask)
+    nat(ids[:, :10], mask[:, :10])
+    assert sorted(k[0] for k in nat.encoder._rel_cache) == [10, 24]

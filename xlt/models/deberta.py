@@ -1,0 +1,605 @@
+"""Native DeBERTa (v1, v2, v3, mDeBERTa-v3) in plain PyTorch: the whole model is in this file.
+
+References:
+  - He, Liu, Gao, Chen. "DeBERTa: Decoding-enhanced BERT with Disentangled Attention". ICLR 2021.
+    arXiv:2006.03654 (v1: disentangled content/position attention; v2 appendix: nGiE convolution, log
+    buckets, shared position/content projections).
+  - He, Gao, Chen. "DeBERTaV3: Improving DeBERTa using ELECTRA-Style Pre-Training with Gradient-Disentangled
+    Embedding Sharing". ICLR 2023. arXiv:2111.09543 (v3 and mDeBERTa-v3: the v2 encoder without the conv).
+  - transformers 5.23 `models/deberta/modeling_deberta.py` and `models/deberta_v2/modeling_deberta_v2.py`:
+    parameter names and numerics. tests/test_deberta_parity.py checks outputs, logits and gradients against
+    transformers 5.23 on every config switch below.
+
+Reading order: DebertaConfig (the only place that interprets config.json), relative positions, embeddings,
+disentangled attention, layer, encoder, DebertaModel, heads. Depends on torch only.
+
+Attention. For query i and key j with relative-position row r = idx[i, j] (one (T, T) index map per
+forward, cached per (length, device)):
+
+    score[i, j] = (q_i.k_j + q_i.Pk_r + k_j.Pq_r) / sqrt(head_dim * (1 + number of position terms))
+
+c2p (q.Pk) and p2c (k.Pq) are matmuls of q/k against the relative rows (1, H, R, D), broadcast over the
+batch, followed by one gather each with the same index map (p2c with its transpose). The position terms
+and the padding mask form one additive bias for a single `scaled_dot_product_attention` call.
+
+Masking. Padded keys are masked for every query. transformers also masks padded *query* rows (they then
+attend uniformly to everything); outputs at padded positions are therefore not comparable and carry no
+meaning in either implementation. Outputs at real tokens are identical (parity-tested).
+
+Beyond 512 tokens.
+  - position_biased_input=True (absolute position table, v1 only in practice): sequences longer than
+    max_position_embeddings raise ValueError (transformers fails with an index error).
+  - Relative positions are clamped, exactly as transformers: v1 (no buckets) clamps |i - j| at
+    max_relative_positions; v2/v3 log-bucket distances up to max_relative_positions and clamp to the outermost
+    bucket (mdeberta-v3-base: 256 buckets, distances >= 511 all share bucket 255). So v2/v3 checkpoints run on
+    any length with a defined meaning (far tokens look equally far), though they were pretrained on <= 512.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+# transformers' ACT2FN names we support; "gelu" is the exact erf GELU there too.
+ACTIVATIONS = {
+    "gelu": F.gelu,
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "relu": F.relu,
+    "tanh": torch.tanh,
+    "silu": F.silu,
+    "swish": F.silu,
+}
+POSITION_TERMS = ("c2p", "p2c")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Config
+
+
+@dataclass(frozen=True)
+class DebertaConfig:
+    """Every architecture switch, resolved. Build with `DebertaConfig.from_hf(config_json_dict)`."""
+
+    version: int  # 1 = model_type "deberta"; 2 = "deberta-v2" (v2 with conv, v3 and mDeBERTa-v3 without)
+    vocab_size: int
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    intermediate_size: int
+    head_dim: int  # attention_head_size; hidden_size // heads unless the config says otherwise (v2 only)
+    embedding_size: int  # width of the word embeddings; != hidden_size adds embeddings.embed_proj
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 0  # 0: no token_type_embeddings at all (v3); token_type_ids are then ignored
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-7
+    pad_token_id: int | None = 0
+    position_biased_input: bool = True  # absolute position embeddings added to the input (v1 style)
+    relative_attention: bool = False
+    pos_att_type: tuple[str, ...] = ()  # subset of ("c2p", "p2c"), in config order
+    max_relative_positions: int = 512  # resolved: the hub's -1 means max_position_embeddings
+    position_buckets: int = 0  # log buckets (v2/v3); 0 = none (the hub's -1)
+    norm_rel_ebd: bool = False  # LayerNorm on the relative embeddings ("layer_norm" in norm_rel_ebd)
+    share_att_key: bool = False  # position projections reuse query_proj/key_proj (v3)
+    conv_kernel_size: int = 0  # nGiE convolution beside the first layer (v2); 0 = none
+    conv_groups: int = 1
+    conv_act: str = "tanh"  # transformers' default when conv_act is missing
+    pooler_hidden_size: int = 0  # resolved to hidden_size when missing
+    pooler_dropout: float = 0.0
+    pooler_hidden_act: str = "gelu"
+    cls_dropout: float = 0.1  # resolved: missing/None -> hidden_dropout_prob
+    id2label: tuple[str, ...] = ("LABEL_0", "LABEL_1")  # label names in id order; len() = num_labels
+    extra: dict = field(default_factory=dict, compare=False, hash=False, repr=False)  # other config.json keys
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.id2label)
+
+    @property
+    def att_span(self) -> int:
+        """Half the number of relative-embedding rows: buckets (v2/v3) or max_relative_positions."""
+        if self.version == 2 and self.position_buckets > 0:
+            return self.position_buckets
+        return self.max_relative_positions
+
+    @property
+    def scale_factor(self) -> int:
+        return 1 + len(self.pos_att_type)
+
+    @classmethod
+    def from_hf(cls, cfg: dict) -> "DebertaConfig":
+        """Interpret a transformers config.json dict, hub quirks included. Raises ValueError on what we
+        cannot build (unknown model_type, activation or pos_att_type, talking heads)."""
+        model_type = cfg.get("model_type")
+        if model_type not in ("deberta", "deberta-v2"):
+            raise ValueError(f"model_type {model_type!r} is not DeBERTa ('deberta' or 'deberta-v2')")
+        version = 1 if model_type == "deberta" else 2
+        hidden = cfg.get("hidden_size", 768 if version == 1 else 1536)
+        heads = cfg.get("num_attention_heads", 12 if version == 1 else 24)
+        head_dim = (cfg.get("attention_head_size") if version == 2 else None) or hidden // heads
+        if version == 1 and hidden % heads:
+            raise ValueError(f"hidden_size {hidden} is not a multiple of num_attention_heads {heads}")
+        pos = cfg.get("pos_att_type") or ()
+        if isinstance(pos, str):  # "p2c|c2p" on the hub, a list in transformers >= 4.x configs
+            pos = [p.strip() for p in pos.lower().split("|") if p.strip()]
+        pos = tuple(pos)
+        unknown = [p for p in pos if p not in POSITION_TERMS]
+        if unknown:
+            raise ValueError(f"pos_att_type {unknown} not supported (only c2p and p2c)")
+        if cfg.get("talking_head"):
+            raise ValueError("talking_head=True is not supported (no released checkpoint uses it)")
+        max_pos = cfg.get("max_position_embeddings", 512)
+        max_rel = cfg.get("max_relative_positions", -1)
+        if max_rel is None or max_rel < 1:
+            max_rel = max_pos
+        hidden_dropout = cfg.get("hidden_dropout_prob", 0.1)
+        cls_dropout = cfg.get("cls_dropout")
+        if "id2label" in cfg:
+            id2label = tuple(str(v) for _, v in sorted(cfg["id2label"].items(), key=lambda kv: int(kv[0])))
+        else:
+            id2label = tuple(f"LABEL_{i}" for i in range(cfg.get("num_labels", 2)))
+        v2 = version == 2  # v1 ignores the v2-only switches, as transformers does
+        buckets = cfg.get("position_buckets", -1) if v2 else -1
+        norm_rel = cfg.get("norm_rel_ebd", "none") if v2 else "none"
+        out = cls(
+            version=version,
+            vocab_size=cfg.get("vocab_size", 50265 if version == 1 else 128100),
+            hidden_size=hidden,
+            num_hidden_layers=cfg.get("num_hidden_layers", 12 if version == 1 else 24),
+            num_attention_heads=heads,
+            intermediate_size=cfg.get("intermediate_size", 3072 if version == 1 else 6144),
+            head_dim=head_dim,
+            embedding_size=cfg.get("embedding_size") or hidden,
+            hidden_act=cfg.get("hidden_act", "gelu"),
+            hidden_dropout_prob=hidden_dropout,
+            attention_probs_dropout_prob=cfg.get("attention_probs_dropout_prob", 0.1),
+            max_position_embeddings=max_pos,
+            type_vocab_size=cfg.get("type_vocab_size", 0) or 0,
+            initializer_range=cfg.get("initializer_range", 0.02),
+            layer_norm_eps=cfg.get("layer_norm_eps", 1e-7),
+            pad_token_id=cfg.get("pad_token_id", 0),
+            position_biased_input=cfg.get("position_biased_input", True),
+            relative_attention=cfg.get("relative_attention", False),
+            pos_att_type=pos,
+            max_relative_positions=max_rel,
+            position_buckets=buckets if buckets and buckets > 0 else 0,
+            norm_rel_ebd="layer_norm" in [x.strip() for x in str(norm_rel).lower().split("|")],
+            share_att_key=bool(cfg.get("share_att_key", False)) if v2 else False,
+            conv_kernel_size=(cfg.get("conv_kernel_size", 0) or 0) if v2 else 0,
+            conv_groups=cfg.get("conv_groups", 1) if v2 else 1,
+            conv_act=cfg.get("conv_act", "tanh") if v2 else "tanh",
+            pooler_hidden_size=cfg.get("pooler_hidden_size") or hidden,
+            pooler_dropout=cfg.get("pooler_dropout", 0.0),
+            pooler_hidden_act=cfg.get("pooler_hidden_act", "gelu"),
+            cls_dropout=hidden_dropout if cls_dropout is None else cls_dropout,
+            id2label=id2label,
+            extra={k: v for k, v in cfg.items() if k not in _HF_KEYS},
+        )
+        for act in (out.hidden_act, out.pooler_hidden_act) + ((out.conv_act,) if out.conv_kernel_size else ()):
+            if act not in ACTIVATIONS:
+                raise ValueError(f"activation {act!r} not supported (known: {', '.join(ACTIVATIONS)})")
+        if out.pooler_hidden_size != hidden:
+            raise ValueError(f"pooler_hidden_size {out.pooler_hidden_size} != hidden_size {hidden}")
+        return out
+
+    def to_hf(self) -> dict:
+        """config.json keys in transformers' format (architectures are added by the saver)."""
+        out = dict(self.extra)
+        out.update(
+            model_type="deberta" if self.version == 1 else "deberta-v2",
+            vocab_size=self.vocab_size, hidden_size=self.hidden_size, num_hidden_layers=self.num_hidden_layers,
+            num_attention_heads=self.num_attention_heads, intermediate_size=self.intermediate_size,
+            hidden_act=self.hidden_act, hidden_dropout_prob=self.hidden_dropout_prob,
+            attention_probs_dropout_prob=self.attention_probs_dropout_prob,
+            max_position_embeddings=self.max_position_embeddings, type_vocab_size=self.type_vocab_size,
+            initializer_range=self.initializer_range, layer_norm_eps=self.layer_norm_eps,
+            pad_token_id=self.pad_token_id, position_biased_input=self.position_biased_input,
+            relative_attention=self.relative_attention, pos_att_type=list(self.pos_att_type),
+            max_relative_positions=self.max_relative_positions, pooler_hidden_size=self.pooler_hidden_size,
+            pooler_dropout=self.pooler_dropout, pooler_hidden_act=self.pooler_hidden_act,
+            cls_dropout=self.cls_dropout, embedding_size=self.embedding_size,
+            id2label={str(i): n for i, n in enumerate(self.id2label)},
+            label2id={n: i for i, n in enumerate(self.id2label)},
+        )
+        if self.version == 2:
+            out.update(
+                attention_head_size=self.head_dim, position_buckets=self.position_buckets or -1,
+                norm_rel_ebd="layer_norm" if self.norm_rel_ebd else "none", share_att_key=self.share_att_key,
+                conv_kernel_size=self.conv_kernel_size, conv_groups=self.conv_groups, conv_act=self.conv_act)
+        return out
+
+
+_HF_KEYS = set(DebertaConfig.__dataclass_fields__) | {
+    "model_type", "attention_head_size", "num_labels", "label2id", "architectures", "transformers_version",
+    "torch_dtype", "dtype", "talking_head"}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Relative positions
+
+
+def log_bucket_position(rel: torch.Tensor, bucket_size: int, max_position: int) -> torch.Tensor:
+    """transformers' make_log_bucket_position: exact within +-bucket_size/2, log-spaced beyond. Odd in rel."""
+    sign = torch.sign(rel)
+    mid = bucket_size // 2
+    abs_pos = torch.where((rel < mid) & (rel > -mid), torch.tensor(mid - 1).type_as(rel), torch.abs(rel))
+    log_pos = torch.ceil(torch.log(abs_pos / mid) / torch.log(torch.tensor((max_position - 1) / mid))
+                         * (mid - 1)) + mid
+    return torch.where(abs_pos <= mid, rel.type_as(log_pos), log_pos * sign).long()
+
+
+def relative_index(length: int, cfg: DebertaConfig, device: torch.device) -> tuple[torch.Tensor, int, int]:
+    """Row of the relative-embedding table for every (query i, key j): idx (T, T), rows lo..hi used.
+
+    Returns idx - lo, so attention only projects the rows it reads: rel_embeddings[lo:hi + 1].
+    v1 slices its table to span = min(T, max_relative_positions) rows either side of the centre; v2/v3 use
+    the whole table (2 * att_span rows). Both clamp to the table, exactly as transformers.
+    """
+    pos = torch.arange(length, dtype=torch.long, device=device)
+    rel = pos[:, None] - pos[None, :]  # (T, T) i - j
+    if cfg.version == 1:
+        span = min(length, cfg.max_relative_positions)
+        idx = torch.clamp(rel + span, 0, 2 * span - 1) + (cfg.max_relative_positions - span)
+    else:
+        span = cfg.att_span
+        if cfg.position_buckets > 0:
+            rel = log_bucket_position(rel, cfg.position_buckets, cfg.max_relative_positions)
+        idx = torch.clamp(rel + span, 0, 2 * span - 1)
+    lo, hi = int(idx.min()), int(idx.max())
+    return (idx - lo).contiguous(), lo, hi
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Embeddings
+
+
+class DebertaEmbeddings(nn.Module):
+    def __init__(self, cfg: DebertaConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.word_embeddings = nn.Embedding(cfg.vocab_size, cfg.embedding_size, padding_idx=cfg.pad_token_id)
+        if cfg.position_biased_input:
+            self.position_embeddings = nn.Embedding(cfg.max_position_embeddings, cfg.embedding_size)
+        if cfg.type_vocab_size > 0:
+            self.token_type_embeddings = nn.Embedding(cfg.type_vocab_size, cfg.embedding_size)
+        if cfg.embedding_size != cfg.hidden_size:
+            self.embed_proj = nn.Linear(cfg.embedding_size, cfg.hidden_size, bias=False)
+        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+
+    def forward(self, input_ids, mask, token_type_ids=None):
+        # input_ids, mask, token_type_ids: (B, T)
+        x = self.word_embeddings(input_ids)  # (B, T, E)
+        if self.cfg.position_biased_input:
+            T = input_ids.size(1)
+            if T > self.cfg.max_position_embeddings:
+                raise ValueError(f"sequence length {T} exceeds max_position_embeddings "
+                                 f"{self.cfg.max_position_embeddings} of this absolute-position model")
+            x = x + self.position_embeddings.weight[:T]
+        if self.cfg.type_vocab_size > 0:
+            if token_type_ids is None:
+                x = x + self.token_type_embeddings.weight[0]
+            else:
+                x = x + self.token_type_embeddings(token_type_ids)
+        if self.cfg.embedding_size != self.cfg.hidden_size:
+            x = self.embed_proj(x)  # (B, T, C)
+        x = self.LayerNorm(x)
+        x = x * mask.unsqueeze(-1).to(x.dtype)  # padded positions are zero from here on
+        return self.dropout(x)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Disentangled attention
+
+
+class DisentangledSelfAttention(nn.Module):
+    """Content-content plus c2p/p2c position terms. v1: fused interleaved in_proj, q_bias, v_bias,
+    pos_proj (c2p), pos_q_proj (p2c). v2/v3: query/key/value_proj, pos_key_proj/pos_query_proj unless
+    share_att_key."""
+
+    def __init__(self, cfg: DebertaConfig):
+        super().__init__()
+        self.cfg = cfg
+        C, HD = cfg.hidden_size, cfg.num_attention_heads * cfg.head_dim
+        self.c2p = cfg.relative_attention and "c2p" in cfg.pos_att_type
+        self.p2c = cfg.relative_attention and "p2c" in cfg.pos_att_type
+        if cfg.version == 1:
+            self.in_proj = nn.Linear(C, 3 * HD, bias=False)  # per head: [q | k | v] interleaved
+            self.q_bias = nn.Parameter(torch.zeros(HD))
+            self.v_bias = nn.Parameter(torch.zeros(HD))
+            if self.c2p:
+                self.pos_proj = nn.Linear(C, HD, bias=False)
+            if self.p2c:
+                self.pos_q_proj = nn.Linear(C, HD)
+        else:
+            self.query_proj = nn.Linear(C, HD)
+            self.key_proj = nn.Linear(C, HD)
+            self.value_proj = nn.Linear(C, HD)
+            if not cfg.share_att_key:
+                if self.c2p:
+                    self.pos_key_proj = nn.Linear(C, HD)
+                if self.p2c:
+                    self.pos_query_proj = nn.Linear(C, HD)
+        if cfg.relative_attention:
+            self.pos_dropout = nn.Dropout(cfg.hidden_dropout_prob)
+        self.dropout_p = cfg.attention_probs_dropout_prob
+        self.scale = 1.0 / math.sqrt(cfg.head_dim * cfg.scale_factor)
+
+    def _heads(self, x):  # (B, T, H*D) -> (B, H, T, D)
+        B, T, _ = x.shape
+        return x.view(B, T, self.cfg.num_attention_heads, -1).transpose(1, 2)
+
+    def qkv(self, x):
+        if self.cfg.version == 1:
+            H, D = self.cfg.num_attention_heads, self.cfg.head_dim
+            q, k, v = self._heads(self.in_proj(x)).split(D, dim=-1)  # each (B, H, T, D)
+            q = q + self.q_bias.view(1, H, 1, D).to(q.dtype)
+            v = v + self.v_bias.view(1, H, 1, D).to(v.dtype)
+            return q, k, v
+        return self._heads(self.query_proj(x)), self._heads(self.key_proj(x)), self._heads(self.value_proj(x))
+
+    def position_projections(self, rel):
+        """rel (R, C) -> pos_k, pos_q, each (1, H, R, D) or None."""
+        rel = rel.unsqueeze(0)  # (1, R, C)
+        if self.cfg.version == 1:
+            pos_k = self._heads(self.pos_proj(rel)) if self.c2p else None
+            pos_q = self._heads(self.pos_q_proj(rel)) if self.p2c else None
+        elif self.cfg.share_att_key:
+            pos_k = self._heads(self.key_proj(rel)) if self.c2p else None
+            pos_q = self._heads(self.query_proj(rel)) if self.p2c else None
+        else:
+            pos_k = self._heads(self.pos_key_proj(rel)) if self.c2p else None
+            pos_q = self._heads(self.pos_query_proj(rel)) if self.p2c else None
+        return pos_k, pos_q
+
+    def forward(self, x, key_bias, rel=None, idx=None):
+        # x (B, T, C); key_bias (B, 1, 1, T) additive padding mask; rel (R, C) relative rows; idx (T, T)
+        B, T, _ = x.shape
+        q, k, v = self.qkv(x)  # (B, H, T, D)
+        bias = key_bias
+        if self.c2p or self.p2c:
+            pos_k, pos_q = self.position_projections(self.pos_dropout(rel))  # (1, H, R, D)
+            H = q.size(1)
+            pos = 0
+            if self.c2p:  # q_i . Pk[idx[i, j]]
+                c2p = torch.matmul(q, pos_k.transpose(-1, -2))  # (B, H, T, R)
+                pos = pos + torch.gather(c2p, -1, idx.expand(B, H, T, T))  # (B, H, T, T)
+            if self.p2c:  # k_j . Pq[idx[i, j]]
+                p2c = torch.matmul(k, pos_q.transpose(-1, -2))  # (B, H, T(j), R)
+                pos = pos + torch.gather(p2c, -1, idx.t().expand(B, H, T, T)).transpose(-1, -2)
+            bias = pos * self.scale + key_bias  # (B, H, T, T)
+        bias = bias.to(q.dtype)
+        out = F.scaled_dot_product_attention(q, k, v.to(q.dtype), attn_mask=bias,
+                                             dropout_p=self.dropout_p if self.training else 0.0, scale=self.scale)
+        return out.transpose(1, 2).reshape(B, T, -1)  # (B, T, H*D)
+
+
+class DebertaSelfOutput(nn.Module):
+    def __init__(self, cfg: DebertaConfig):
+        super().__init__()
+        self.dense = nn.Linear(cfg.num_attention_heads * cfg.head_dim, cfg.hidden_size)
+        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+
+    def forward(self, x, residual):
+        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+
+
+class DebertaAttention(nn.Module):
+    def __init__(self, cfg: DebertaConfig):
+        super().__init__()
+        self.self = DisentangledSelfAttention(cfg)
+        self.output = DebertaSelfOutput(cfg)
+
+    def forward(self, x, key_bias, rel=None, idx=None):
+        return self.output(self.self(x, key_bias, rel, idx), x)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Layer and encoder
+
+
+class DebertaIntermediate(nn.Module):
+    def __init__(self, cfg: DebertaConfig):
+        super().__init__()
+        self.dense = nn.Linear(cfg.hidden_size, cfg.intermediate_size)
+        self.act = ACTIVATIONS[cfg.hidden_act]
+
+    def forward(self, x):
+        return self.act(self.dense(x))
+
+
+class DebertaOutput(DebertaSelfOutput):
+    def __init__(self, cfg: DebertaConfig):
+        super().__init__(cfg)
+        self.dense = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
+
+
+class DebertaLayer(nn.Module):
+    def __init__(self, cfg: DebertaConfig):
+        super().__init__()
+        self.attention = DebertaAttention(cfg)
+        self.intermediate = DebertaIntermediate(cfg)
+        self.output = DebertaOutput(cfg)
+
+    def forward(self, x, key_bias, rel=None, idx=None):
+        a = self.attention(x, key_bias, rel, idx)  # (B, T, C)
+        return self.output(self.intermediate(a), a)
+
+
+class ConvLayer(nn.Module):
+    """v2's nGiE: a 1-D convolution over the embeddings, added to the first layer's output."""
+
+    def __init__(self, cfg: DebertaConfig):
+        super().__init__()
+        k = cfg.conv_kernel_size
+        self.conv = nn.Conv1d(cfg.hidden_size, cfg.hidden_size, k, padding=(k - 1) // 2, groups=cfg.conv_groups)
+        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+        self.act = ACTIVATIONS[cfg.conv_act]
+
+    def forward(self, emb, layer_out, mask):
+        # emb, layer_out (B, T, C); mask (B, T)
+        m = mask.unsqueeze(-1).to(layer_out.dtype)  # (B, T, 1)
+        out = self.conv(emb.transpose(1, 2)).transpose(1, 2) * m  # (B, T, C)
+        out = self.LayerNorm(layer_out + self.act(self.dropout(out)))
+        return out * m
+
+
+class DebertaEncoder(nn.Module):
+    def __init__(self, cfg: DebertaConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.layer = nn.ModuleList(DebertaLayer(cfg) for _ in range(cfg.num_hidden_layers))
+        if cfg.relative_attention:
+            self.rel_embeddings = nn.Embedding(2 * cfg.att_span, cfg.hidden_size)
+        if cfg.norm_rel_ebd:
+            self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        if cfg.conv_kernel_size > 0:
+            self.conv = ConvLayer(cfg)
+        self.gradient_checkpointing = False
+        self._rel_cache: dict[tuple[int, str], tuple[torch.Tensor, int, int]] = {}
+
+    def relative_index(self, length: int, device: torch.device):
+        key = (length, str(device))
+        if key not in self._rel_cache:
+            self._rel_cache[key] = relative_index(length, self.cfg, device)
+        return self._rel_cache[key]
+
+    def forward(self, x, mask):
+        # x (B, T, C) embeddings; mask (B, T) 1 = token, 0 = padding
+        B, T, _ = x.shape
+        key_bias = torch.zeros(B, 1, 1, T, dtype=torch.float32, device=x.device)
+        key_bias.masked_fill_(~mask.bool().view(B, 1, 1, T), torch.finfo(torch.float32).min)
+        rel = idx = None
+        if self.cfg.relative_attention:
+            idx, lo, hi = self.relative_index(T, x.device)
+            rel = self.rel_embeddings.weight[lo:hi + 1]  # (R, C)
+            if self.cfg.norm_rel_ebd:
+                rel = self.LayerNorm(rel)
+        emb = x
+        for i, layer in enumerate(self.layer):
+            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+                x = checkpoint(layer, x, key_bias, rel, idx, use_reentrant=False)
+            else:
+                x = layer(x, key_bias, rel, idx)
+            if i == 0 and self.cfg.conv_kernel_size > 0:
+                x = self.conv(emb, x, mask)
+        return x
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Model and heads
+
+
+class DebertaPreTrained(nn.Module):
+    """Shared init and gradient-checkpointing switch. Weights start like transformers' _init_weights:
+    Linear/Embedding normal(0, initializer_range), zero biases, padding row zero, LayerNorm (1, 0)."""
+
+    def init_weights(self, module: nn.Module) -> None:
+        std = self.cfg.initializer_range
+        for m in module.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=std)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Embedding):
+                nn.init.normal_(m.weight, std=std)
+                if m.padding_idx is not None:
+                    m.weight.data[m.padding_idx].zero_()
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, DisentangledSelfAttention) and m.cfg.version == 1:
+                nn.init.zeros_(m.q_bias)
+                nn.init.zeros_(m.v_bias)
+
+    def gradient_checkpointing_enable(self, enable: bool = True) -> None:
+        """Recompute each layer in backward (torch.utils.checkpoint) instead of keeping its activations."""
+        for m in self.modules():
+            if isinstance(m, DebertaEncoder):
+                m.gradient_checkpointing = enable
+
+
+class DebertaModel(DebertaPreTrained):
+    """The encoder: forward(input_ids, attention_mask, token_type_ids) -> hidden states (B, T, C)."""
+
+    def __init__(self, cfg: DebertaConfig, gradient_checkpointing: bool = False):
+        super().__init__()
+        self.cfg = cfg
+        self.embeddings = DebertaEmbeddings(cfg)
+        self.encoder = DebertaEncoder(cfg)
+        self.init_weights(self)
+        self.gradient_checkpointing_enable(gradient_checkpointing)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        x = self.embeddings(input_ids, attention_mask, token_type_ids)  # (B, T, C)
+        return self.encoder(x, attention_mask)
+
+
+class DebertaForSequenceClassification(DebertaPreTrained):
+    """[CLS] -> dropout -> pooler.dense -> activation -> dropout -> classifier; returns logits (B, num_labels)."""
+
+    def __init__(self, cfg: DebertaConfig, gradient_checkpointing: bool = False):
+        super().__init__()
+        self.cfg = cfg
+        self.deberta = DebertaModel(cfg, gradient_checkpointing)
+        self.pooler = ContextPooler(cfg)
+        self.classifier = nn.Linear(cfg.pooler_hidden_size, cfg.num_labels)
+        self.dropout = nn.Dropout(cfg.cls_dropout)
+        self.init_weights(self.pooler)
+        self.init_weights(self.classifier)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        h = self.deberta(input_ids, attention_mask, token_type_ids)  # (B, T, C)
+        return self.classifier(self.dropout(self.pooler(h)))  # (B, num_labels)
+
+
+class ContextPooler(nn.Module):
+    def __init__(self, cfg: DebertaConfig):
+        super().__init__()
+        self.dense = nn.Linear(cfg.pooler_hidden_size, cfg.pooler_hidden_size)
+        self.dropout = nn.Dropout(cfg.pooler_dropout)
+        self.act = ACTIVATIONS[cfg.pooler_hidden_act]
+
+    def forward(self, h):
+        return self.act(self.dense(self.dropout(h[:, 0])))  # (B, C)
+
+
+class DebertaForTokenClassification(DebertaPreTrained):
+    """Per-token logits (B, T, num_labels): dropout -> classifier on every hidden state."""
+
+    def __init__(self, cfg: DebertaConfig, gradient_checkpointing: bool = False):
+        super().__init__()
+        self.cfg = cfg
+        self.deberta = DebertaModel(cfg, gradient_checkpointing)
+        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+        self.classifier = nn.Linear(cfg.hidden_size, cfg.num_labels)
+        self.init_weights(self.classifier)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        return self.classifier(self.dropout(self.deberta(input_ids, attention_mask, token_type_ids)))
+
+
+class DebertaForQuestionAnswering(DebertaPreTrained):
+    """Span logits (B, T, 2): [..., 0] start, [..., 1] end (transformers' qa_outputs, num_labels=2)."""
+
+    def __init__(self, cfg: DebertaConfig, gradient_checkpointing: bool = False):
+        super().__init__()
+        self.cfg = cfg
+        self.deberta = DebertaModel(cfg, gradient_checkpointing)
+        self.qa_outputs = nn.Linear(cfg.hidden_size, cfg.num_labels)
+        self.init_weights(self.qa_outputs)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        return self.qa_outputs(self.deberta(input_ids, attention_mask, token_type_ids))
