@@ -16,8 +16,13 @@ Record schema (version 1):
     selection       {criterion, best_step, best_value, history: [{step, value}]}
     timing          {train_s, eval_s, train_tokens_per_s, eval_examples_per_s}
     env             {xlt, torch, transformers, datasets, python, platform, device, git_sha, data_revision}
-    flags           list of warnings about the run, e.g. "collapsed_predictions:validation/en"
-    error           null | {type, message, traceback_tail}
+    data            {train: {split, lang, n, origin}, selection: {split, lang, n, origin},
+                     evaluated: [splits evaluated], skipped: {split: [langs not readable, e.g. no local file]}}
+                    (optional, added by the runner; {} when absent)
+    flags           list of warnings about the run, e.g. "collapsed_predictions:validation/en",
+                    "split_not_evaluated:test/en,fr,...", "resumed_from_step:40"
+    error           null | {type, message, traceback_tail} (the runner adds stage: setup|train|evaluate,
+                    and step for a diverged loss)
     created_at      ISO 8601 UTC
 """
 
@@ -206,10 +211,11 @@ def now_iso() -> str:
 
 def new_record(spec: RunSpec, *, status: str, metrics: dict | None = None, selection: dict | None = None,
                timing: dict | None = None, env: dict | None = None, model: dict | None = None,
-               task: dict | None = None, flags: list[str] | None = None, error: dict | None = None) -> dict[str, Any]:
+               task: dict | None = None, flags: list[str] | None = None, error: dict | None = None,
+               data: dict | None = None) -> dict[str, Any]:
     if status not in ("completed", "failed"):
         raise ValueError(f"status must be completed or failed, not {status!r}")
     return {"schema_version": SCHEMA_VERSION, "run_id": spec.run_id, "status": status, "spec": spec.to_dict(),
             "model": model or {"name": spec.model}, "task": task or {"name": spec.task},
             "metrics": metrics or {}, "selection": selection or {}, "timing": timing or {}, "env": env or {},
-            "flags": flags or [], "error": error, "created_at": now_iso()}
+            "data": data or {}, "flags": flags or [], "error": error, "created_at": now_iso()}

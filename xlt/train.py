@@ -1,0 +1,433 @@
+"""The fine-tuning loop: fit a classifier on the source language, select the best step on its dev set.
+
+`fit(model, batches, batches_per_epoch, hp, ...)` runs AdamW (no decay on biases and LayerNorm weights) with
+transformers' linear warmup/decay schedule, gradient accumulation, gradient clipping, optional autocast
+(bf16, or fp16 with a GradScaler), optional SiFT, and evaluates `dev_eval(model)` on the source-language dev
+set every `hp.eval_every` optimizer steps (0 = once per epoch) and at the last step, keeping the best state.
+The caller decides what `dev_eval` measures; by the zero-shot protocol it must only ever see source-language
+dev data (the runner guarantees it), so target languages never influence selection.
+
+Determinism: `seed_everything(seed)` seeds torch, random and numpy; the data order comes from
+`batches(epoch)`, which the runner derives from the seed. A checkpoint (`checkpoint_dir/last.pt`, written
+atomically at every dev evaluation and every `checkpoint_every` steps) holds the model, optimizer, scheduler,
+scaler, every RNG state, the step and the data position (epoch, batches consumed), so `resume=True`
+continues a killed run where the checkpoint left it; on CPU the continued run equals an uninterrupted one.
+
+Precision: `resolve_precision("auto", device, ...)` is bf16 on a CUDA device that supports it and fp32
+otherwise. CPU autocast in bf16 is slower than fp32 for training on most CPUs and changes the numbers, so
+"auto" keeps CPU runs in fp32; ask for `bf16` explicitly to get it. "auto" never picks fp16, and fp16 is
+refused outright for mDeBERTa, whose fp16 training is known to diverge.
+
+Guards: a non-finite loss raises `TrainingDiverged` (an `XltError`) naming the step and suggesting
+`--precision fp32`; running out of memory raises an `XltError` naming the per-step batch size and the
+`--grad-accum` that keeps the effective batch. This module never imports ray or typer and never prints:
+progress goes to the `on_event` callback.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xlt.errors import XltError
+from xlt.spec import Hyperparams
+
+Batch = dict[str, torch.Tensor]
+Event = dict[str, Any]
+
+
+class TrainingDiverged(XltError):
+    """The loss became NaN or infinite; the run stops and is recorded as failed."""
+
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step
+
+
+# --- device, precision, seeding ----------------------------------------------------------------------------
+
+def resolve_device(device: str | None = None) -> torch.device:
+    """None/"auto" -> cuda if available, else cpu. An explicit device that is absent is a user error."""
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise XltError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise XltError(f"--device {device} asked for CUDA but torch sees no GPU here; use --device cpu")
+    return dev
+
+
+def is_mdeberta(model_name: str, family: str | None = None, vocab_size: int | None = None) -> bool:
+    """mDeBERTa: by name, or a DeBERTa-v2/v3 with mDeBERTa's 250k multilingual vocabulary."""
+    if "mdeberta" in model_name.lower():
+        return True
+    return bool(family and family.startswith("deberta-v") and family != "deberta-v1"
+                and vocab_size and vocab_size >= 250_000)
+
+
+def resolve_precision(precision: str, device: torch.device, *, mdeberta: bool = False) -> str:
+    """The precision actually used: "fp32", "bf16" or "fp16" (see the module docstring for "auto")."""
+    if precision == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return "bf16"
+        return "fp32"
+    if precision == "fp16" and mdeberta:
+        raise XltError("fp16 training of mDeBERTa is known to diverge (NaN losses); use --precision bf16 on a "
+                       "GPU that supports it, or --precision fp32")
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise XltError(f"unknown precision {precision!r}; choose auto, fp32, bf16 or fp16")
+    return precision
+
+
+def autocast(device: torch.device, precision: str):
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    return torch.autocast(device_type=device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# --- optimizer ---------------------------------------------------------------------------------------------
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Two AdamW groups: decay for weight matrices, none for biases and LayerNorm (or any norm) weights."""
+    no_decay_ids = set()
+    for module in model.modules():
+        is_norm = isinstance(module, (nn.LayerNorm, nn.GroupNorm)) or "norm" in type(module).__name__.lower()
+        for name, param in module.named_parameters(recurse=False):
+            if name == "bias" or name.endswith(".bias") or is_norm:
+                no_decay_ids.add(id(param))
+    decay, no_decay = [], []
+    for param in model.parameters():
+        if param.requires_grad:
+            (no_decay if id(param) in no_decay_ids else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+# --- SiFT --------------------------------------------------------------------------------------------------
+
+def symmetric_kl(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-example KL(p_t || p_s) + KL(p_s || p_t), each direction training only its second argument.
+
+    Its gradients are those of the DeBERTa repository's `symmetric_kl` (cross-entropies against detached
+    probabilities); the detached entropy terms added here make the value a true divergence (0 when equal).
+    """
+    log_s = F.log_softmax(logits.float().view(-1, logits.size(-1)), -1)
+    log_t = F.log_softmax(target.float().view(-1, target.size(-1)), -1)
+    p_s, p_t = log_s.exp().detach(), log_t.exp().detach()
+    forward = (p_t * (log_t.detach() - log_s)).sum(-1)
+    backward = (p_s * (log_s.detach() - log_t)).sum(-1)
+    return forward + backward
+
+
+class Sift:
+    """Scale-invariant fine-tuning (He et al., DeBERTa, ICLR 2021, section 3.5), after `DeBERTa/sift/sift.py`.
+
+    A forward pre-hook on the embedding LayerNorm (`Classifier.embedding_layernorm`). On the clean pass it
+    remembers the LayerNorm's input and changes nothing. On a perturbed pass it feeds the LayerNorm the
+    normalised (no affine) clean input plus a perturbation delta, as the reference `PerturbationLayer` does:
+    delta starts as N(0, init) clamped to +-2 init, takes one ascent step on the symmetric KL between clean
+    and perturbed logits, normalised per position by the gradient's max-abs over the hidden dimension
+    (delta += lr * g / (1e-6 + max|g|)), and the loss on the second perturbed pass is returned.
+    """
+
+    def __init__(self, layer: nn.Module, init: float, lr: float):
+        self.layer, self.init, self.lr = layer, init, lr
+        self.mode = "clean"
+        self.clean_input: torch.Tensor | None = None
+        self.delta: torch.Tensor | None = None
+        self.handle = layer.register_forward_pre_hook(self._hook)
+
+    def _hook(self, module: nn.Module, args: tuple) -> tuple | None:
+        x = args[0]
+        if self.mode == "clean":
+            self.clean_input = x.detach()
+            return None
+        base = F.layer_norm(self.clean_input.float(), self.clean_input.shape[-1:], eps=1e-7)
+        return ((base + self.delta).to(x.dtype),) + tuple(args[1:])
+
+    def loss(self, forward: Callable[[], torch.Tensor], clean_logits: torch.Tensor) -> torch.Tensor:
+        """The adversarial term for the batch whose clean pass produced `clean_logits` (mean over examples)."""
+        if self.clean_input is None:
+            raise RuntimeError("SiFT: no clean pass recorded before the adversarial term")
+        delta = torch.empty(self.clean_input.shape, device=self.clean_input.device, dtype=torch.float32)
+        delta = delta.normal_(0, self.init).clamp_(-2 * self.init, 2 * self.init)
+        self.mode = "perturbed"
+        try:
+            self.delta = delta.requires_grad_(True)
+            ascent = symmetric_kl(forward(), clean_logits.detach()).sum()
+            (grad,) = torch.autograd.grad(ascent, self.delta)   # parameters' .grad untouched
+            with torch.no_grad():
+                if torch.isfinite(grad).all():
+                    delta = delta + self.lr * grad / (1e-6 + grad.abs().amax(-1, keepdim=True))
+            self.delta = delta.detach()
+            return symmetric_kl(forward(), clean_logits).mean()
+        finally:
+            self.mode, self.delta, self.clean_input = "clean", None, None
+
+    def remove(self) -> None:
+        self.handle.remove()
+
+
+# --- the loop ----------------------------------------------------------------------------------------------
+
+@dataclass
+class TrainResult:
+    steps: int                                  # optimizer steps taken (total, including before a resume)
+    best_step: int | None                       # step of the selected state (None: no dev evaluation)
+    best_value: float | None
+    history: list[dict[str, float]] = field(default_factory=list)   # [{step, value}] dev evaluations
+    losses: list[float] = field(default_factory=list)    # mean task+SiFT loss per optimizer step
+    sift_losses: list[float] = field(default_factory=list)
+    train_s: float = 0.0                        # wall time in the loop (dev evaluations excluded)
+    train_tokens: int = 0                       # non-padding tokens seen
+    resumed_from_step: int | None = None
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.train_tokens / self.train_s if self.train_s > 0 else 0.0
+
+
+CHECKPOINT_FILE = "last.pt"
+BEST_FILE = "best.pt"
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    oom_types = tuple(t for t in (getattr(torch, "OutOfMemoryError", None),
+                                  getattr(torch.cuda, "OutOfMemoryError", None)) if t is not None)
+    if oom_types and isinstance(exc, oom_types):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, (RuntimeError, MemoryError)) and (
+        "out of memory" in text or "can't allocate memory" in text or isinstance(exc, MemoryError))
+
+
+def oom_error(batch_size: int, grad_accum: int, effective: int, where: str = "training") -> XltError:
+    hint = grad_accum * 2
+    while effective % hint and hint < effective:
+        hint += 1
+    return XltError(f"out of memory during {where} at a per-step batch of {batch_size} examples "
+                    f"(batch size {effective} / grad-accum {grad_accum}); try --grad-accum {hint} to keep the "
+                    f"effective batch with smaller steps, or a shorter --max-seq-len")
+
+
+def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], batches_per_epoch: int, hp: Hyperparams, *,
+        seed: int, device: torch.device | str = "cpu", precision: str = "fp32",
+        dev_eval: Callable[[nn.Module], float] | None = None, sift_layer: nn.Module | None = None,
+        checkpoint_dir: Path | None = None, checkpoint_every: int = 0, resume: bool = False,
+        on_event: Callable[[Event], None] | None = None,
+        on_step: Callable[[int], None] | None = None) -> TrainResult:
+    """Fine-tune `model` in place and leave it holding the best state (by `dev_eval`, higher is better).
+
+    batches(epoch) yields the training batches of that epoch (dicts with input_ids, attention_mask, labels and
+    optionally token_type_ids), the same ones for the same epoch every time it is called; batches_per_epoch is
+    their count. `precision` must be resolved already (fp32 | bf16 | fp16). `on_step(step)` runs after each
+    optimizer step (and its evaluation/checkpoint) and may raise to stop the run.
+    """
+    device = torch.device(device)
+    emit = on_event or (lambda event: None)
+    if batches_per_epoch < 1:
+        raise XltError("no training batches: the training split is empty (check --max-train-samples and the data)")
+    steps_per_epoch = math.ceil(batches_per_epoch / hp.grad_accum)
+    total_steps = max(1, math.ceil(steps_per_epoch * hp.epochs))
+    warmup = min(hp.warmup_steps, total_steps)
+
+    from transformers import get_linear_schedule_with_warmup
+
+    seed_everything(seed)
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(param_groups(model, hp.weight_decay), lr=hp.lr, eps=hp.adam_eps)
+    scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    sift = Sift(sift_layer, hp.sift_init, hp.sift_lr) if hp.sift else None
+    if hp.sift and sift_layer is None:
+        raise XltError("SiFT needs the model's embedding LayerNorm; this model exposes none, run without --sift")
+
+    result = TrainResult(steps=0, best_step=None, best_value=None)
+    best_state: dict[str, torch.Tensor] | None = None
+    epoch, position = 0, 0          # data position: batches of `epoch` already consumed
+    ckpt_path = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir else None
+
+    if resume and ckpt_path is not None and ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        epoch, position = ckpt["epoch"], ckpt["position"]
+        for key in ("steps", "best_step", "best_value", "history", "losses", "sift_losses", "train_s",
+                    "train_tokens"):
+            setattr(result, key, ckpt["result"][key])
+        result.resumed_from_step = result.steps
+        best_file = Path(checkpoint_dir) / BEST_FILE
+        if result.best_step is not None and best_file.exists():
+            best_state = torch.load(best_file, map_location="cpu", weights_only=True)
+        _set_rng_state(ckpt["rng"])
+        emit({"event": "resumed", "step": result.steps, "epoch": epoch, "position": position})
+
+    def save_checkpoint() -> None:
+        if ckpt_path is None:
+            return
+        state = {k: getattr(result, k) for k in ("steps", "best_step", "best_value", "history", "losses",
+                                                 "sift_losses", "train_s", "train_tokens")}
+        _atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                            "rng": _rng_state(), "epoch": epoch, "position": position, "result": state,
+                            "total_steps": total_steps}, ckpt_path)
+        emit({"event": "checkpoint", "step": result.steps, "path": str(ckpt_path)})
+
+    def evaluate_dev() -> None:
+        nonlocal best_state
+        model.eval()
+        value = float(dev_eval(model))
+        model.train()
+        result.history.append({"step": result.steps, "value": value})
+        improved = result.best_value is None or value > result.best_value
+        if improved:
+            result.best_step, result.best_value = result.steps, value
+            best_state = _cpu_state(model)
+            if checkpoint_dir is not None:
+                _atomic_torch_save(best_state, Path(checkpoint_dir) / BEST_FILE)
+        emit({"event": "dev", "step": result.steps, "value": value, "best_step": result.best_step,
+              "best_value": result.best_value})
+
+    def forward(batch: Batch) -> torch.Tensor:
+        return model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+
+    def step_on(group: list[Batch]) -> None:
+        step_loss = step_sift = 0.0
+        for batch in group:
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
+            with autocast(device, precision):
+                logits = forward(batch)
+                loss = F.cross_entropy(logits.float(), batch["labels"])
+                if sift is not None:
+                    adv = sift.loss(lambda: forward(batch), logits)
+                    step_sift += float(adv.detach()) / len(group)
+                    loss = loss + hp.sift_lambda * adv
+            if not torch.isfinite(loss.detach()):
+                raise TrainingDiverged(
+                    f"the training loss became {float(loss.detach())} at step {result.steps + 1} of {total_steps} "
+                    f"(epoch {epoch + 1}, precision {precision}); the run stopped. Try --precision fp32 and/or "
+                    f"a lower --lr (now {hp.lr:g})", step=result.steps + 1)
+            scaler.scale(loss / len(group)).backward()
+            step_loss += float(loss.detach()) / len(group)
+            result.train_tokens += int(batch["attention_mask"].sum())
+        scaler.unscale_(optimizer)
+        if hp.max_grad_norm and hp.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), hp.max_grad_norm)
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        result.losses.append(step_loss)
+        if sift is not None:
+            result.sift_losses.append(step_sift)
+
+    emit({"event": "train_start", "total_steps": total_steps, "steps_per_epoch": steps_per_epoch,
+          "step": result.steps, "precision": precision, "device": str(device)})
+    try:
+        while result.steps < total_steps:
+            group: list[Batch] = []
+            tic = time.perf_counter()
+            for batch in itertools.islice(batches(epoch), position, None):
+                position += 1
+                group.append(batch)
+                if len(group) < hp.grad_accum and position < batches_per_epoch:
+                    continue
+                step_on(group)
+                group = []
+                result.steps += 1
+                result.train_s += time.perf_counter() - tic
+                emit({"event": "step", "step": result.steps, "total_steps": total_steps,
+                      "loss": result.losses[-1], "lr": scheduler.get_last_lr()[0],
+                      "tokens_per_s": result.tokens_per_s})
+                end_of_epoch = position >= batches_per_epoch
+                last = result.steps >= total_steps
+                if end_of_epoch:
+                    epoch, position = epoch + 1, 0
+                evaluated = False
+                if dev_eval is not None and (last or (hp.eval_every > 0 and result.steps % hp.eval_every == 0)
+                                             or (hp.eval_every <= 0 and end_of_epoch)):
+                    evaluate_dev()
+                    evaluated = True
+                if not last and (evaluated or (checkpoint_every > 0 and result.steps % checkpoint_every == 0)):
+                    save_checkpoint()
+                if on_step is not None:
+                    on_step(result.steps)
+                tic = time.perf_counter()
+                if last or end_of_epoch:
+                    break
+            else:
+                if position == 0:   # an epoch that yielded nothing: avoid looping forever
+                    raise XltError("the training batches of an epoch came back empty; check the training data")
+                epoch, position = epoch + 1, 0
+    except Exception as exc:
+        if is_out_of_memory(exc):
+            raise oom_error(hp.per_step_batch, hp.grad_accum, hp.batch_size) from None
+        raise
+    finally:
+        if sift is not None:
+            sift.remove()
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    emit({"event": "train_end", "step": result.steps, "best_step": result.best_step})
+    return result
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+__all__ = ["fit", "TrainResult", "TrainingDiverged", "Sift", "symmetric_kl", "param_groups", "resolve_device",
+           "resolve_precision", "autocast", "seed_everything", "is_mdeberta", "is_out_of_memory", "oom_error",
+           "CHECKPOINT_FILE", "BEST_FILE"]
