@@ -1,0 +1,125 @@
+"""`xlt models list`, `xlt models verify` and `xlt bench model`: parse, call one library function, render."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from xlt.cli.common import JsonOpt, bench_app, console, err_console, models_app
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _gb(n: int | None) -> str:
+    return "-" if n is None else f"{n / 2**30:.2f} GB"
+
+
+@models_app.command("list")
+def list_models() -> None:
+    """Registry models: hub id, family, implementation, parameters and shape (no download)."""
+    from xlt.models.registry import REGISTRY, param_count
+
+    table = Table(title="xlt model registry")
+    for col, justify in [("name", "left"), ("hub id", "left"), ("family", "left"), ("impl", "left"),
+                         ("params", "right"), ("hidden x layers", "right"), ("vocab", "right")]:
+        table.add_column(col, justify=justify)
+    for info in REGISTRY.values():
+        cfg = info.config
+        table.add_row(info.name, info.hub_id, info.family, info.impl, f"{param_count(cfg) / 1e6:.0f}M",
+                      f"{cfg['hidden_size']} x {cfg['num_hidden_layers']}", f"{cfg['vocab_size']:,}")
+    console.print(table)
+    console.print("params: encoder incl. embeddings, without a task head. Any other hub id or a local "
+                  "checkpoint directory works too.", style="dim")
+
+
+@models_app.command("verify")
+def verify_model(
+    model: Annotated[str, typer.Argument(help="Registry name, hub id or local checkpoint directory.")],
+    seq_len: Annotated[int, typer.Option("--seq-len", help="Longest sequence of the random batch.")] = 128,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences (mixed lengths, padded).")] = 4,
+    num_labels: Annotated[int, typer.Option("--num-labels", help="Classifier size.")] = 3,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Native DeBERTa vs transformers on the same weights and padded batch; exit 1 if a diff > 1e-4."""
+    from xlt.models.verify import verify
+
+    res = verify(model, seq_len=seq_len, batch_size=batch_size, num_labels=num_labels, seed=seed)
+    console.print(f"{res.info.name} ({res.info.family}); {res.native_report}", highlight=False)
+    if res.copied_head:
+        console.print(f"checkpoint has no classifier for {num_labels} labels: copied the native head into "
+                      f"transformers' model ({', '.join(res.copied_head)})", highlight=False)
+    console.print(f"batch {res.batch_size} x {res.seq_len}, lengths {res.lengths}", highlight=False)
+    table = Table(title="native vs transformers (fp32, max |diff|, non-padded positions)")
+    table.add_column("output")
+    table.add_column("max abs diff", justify="right")
+    table.add_column("ok", justify="center")
+    for label, diff in (("encoder", res.encoder_max_abs_diff), ("logits", res.logits_max_abs_diff)):
+        table.add_row(label, f"{diff:.3e}", "yes" if diff <= res.tolerance else "[red]NO[/]")
+    console.print(table)
+    if not res.ok:
+        err_console.print(f"[bold red]verify failed:[/] a difference exceeds {res.tolerance:g}; the native "
+                          "implementation does not reproduce transformers on this checkpoint.")
+        raise typer.Exit(1)
+    console.print(f"encoder max abs diff {res.encoder_max_abs_diff:.3e}, logits max abs diff "
+                  f"{res.logits_max_abs_diff:.3e}: within {res.tolerance:g}", highlight=False)
+
+
+@bench_app.command("model")
+def bench_model(
+    model: Annotated[str, typer.Option("--model", help="Registry name, hub id or local checkpoint directory.")],
+    impl: Annotated[str, typer.Option("--impl", help="Comma-separated: native,hf.")] = "native,hf",
+    mode: Annotated[str, typer.Option("--mode", help="Comma-separated: infer,train.")] = "infer,train",
+    dtype: Annotated[str, typer.Option("--dtype", help="Comma-separated: fp32,bf16 (bf16 = autocast).")]
+    = "fp32,bf16",
+    seq_len: Annotated[str, typer.Option("--seq-len", help="Comma-separated sequence lengths.")] = "128,512",
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+    repeats: Annotated[int, typer.Option("--repeats", help="Timed steps per implementation and cell.")] = 3,
+    warmup: Annotated[int, typer.Option("--warmup", help="Untimed steps per implementation and cell.")] = 1,
+    cells: Annotated[Optional[str], typer.Option(
+        "--cells", help="Exact cells instead of the mode x dtype x seq-len grid, e.g. "
+                        "train:fp32:512,train:fp32:128,infer:bf16:128.")] = None,
+    memory: Annotated[bool, typer.Option("--memory/--no-memory",
+                                         help="Measure peak RSS per cell in a fresh subprocess.")] = True,
+    json_path: JsonOpt = None,
+) -> None:
+    """Tokens/s, peak memory and MFU of native DeBERTa vs transformers at NAME's real size (random weights)."""
+    from xlt.bench.model import parse_cells, run_model_bench
+    from xlt.errors import XltError
+
+    try:
+        lens = [int(v) for v in _csv(seq_len)]
+    except ValueError:
+        raise XltError(f"--seq-len takes comma-separated integers, got '{seq_len}'.") from None
+    res = run_model_bench(model, impls=_csv(impl), modes=_csv(mode), dtypes=_csv(dtype), seq_lens=lens,
+                          batch_size=batch_size, repeats=repeats, warmup=warmup, memory=memory,
+                          cells=parse_cells(cells) if cells else None,
+                          progress=lambda msg: err_console.print(f"[dim]{msg}[/]", highlight=False))
+    for note in res.notes:
+        err_console.print(note)
+    peaks = ", ".join(f"{d} {f / 1e9:.0f} GFLOP/s" for d, f in res.matmul_peak_flops.items())
+    table = Table(title=f"{res.info.name}: batch {batch_size}, {res.threads} threads, matmul peak {peaks}")
+    for col in ("mode", "dtype", "L", "impl", "tokens/s", "step s (median)", "peak mem", "MFU"):
+        table.add_column(col, justify="left" if col in ("mode", "dtype", "impl") else "right")
+    for r in res.rows:
+        table.add_row(r["mode"], r["dtype"], str(r["seq_len"]), r["impl"], f"{r['tokens_per_s']:.0f}",
+                      f"{r['step_s_median']:.3f}", _gb(r["peak_mem_bytes"]), f"{100 * r['mfu']:.1f}%")
+    console.print(table)
+    ratios = res.ratios()
+    if ratios:
+        rt = Table(title="native / transformers")
+        for col in ("mode", "dtype", "L", "speed ratio", "peak-memory ratio"):
+            rt.add_column(col, justify="left" if col in ("mode", "dtype") else "right")
+        for r in ratios:
+            rt.add_row(r["mode"], r["dtype"], str(r["seq_len"]), f"{r['speed_ratio']:.2f}x",
+                       "-" if r["mem_ratio"] is None else f"{r['mem_ratio']:.2f}x")
+        console.print(rt)
+    if json_path is not None:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps(res.rows, indent=2))
+        console.print(f"wrote {json_path}", highlight=False)
