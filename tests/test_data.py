@@ -31,6 +31,12 @@ def tokenizer(tiny_deberta_v3):
 
 
 @pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    """One feature cache for the tests that do not test caching itself (tokenise fr once)."""
+    return tmp_path_factory.mktemp("feature-cache")
+
+
+@pytest.fixture(scope="module")
 def fr_split(shared_data):
     return load_split("xnli", "validation", "fr", data_dir=shared_data)
 
@@ -81,8 +87,8 @@ def test_token_type_ids_only_when_produced(tiny_xlmr, fr_split, tmp_path):
     assert torch.all(batch["input_ids"][pad] == tok.pad_token_id) and tok.pad_token_id == 1
 
 
-def test_train_batches_cover_every_example_once_and_are_deterministic(tokenizer, fr_split, tmp_path):
-    feats = featurize(fr_split, tokenizer, 128, cache_dir=tmp_path)
+def test_train_batches_cover_every_example_once_and_are_deterministic(tokenizer, fr_split, shared_cache, tmp_path):
+    feats = featurize(fr_split, tokenizer, 128, cache_dir=shared_cache)
     seen = []
     for batch in batches(feats, 32, shuffle=True, seed=3):
         n, width = batch["input_ids"].shape
@@ -101,8 +107,8 @@ def test_train_batches_cover_every_example_once_and_are_deterministic(tokenizer,
     assert padding_efficiency(feats.lengths, groups) > 0.9
 
 
-def test_eval_batches_sorted_and_order_restored(tokenizer, fr_split, tmp_path):
-    feats = featurize(fr_split, tokenizer, 128, cache_dir=tmp_path)
+def test_eval_batches_sorted_and_order_restored(tokenizer, fr_split, shared_cache, tmp_path):
+    feats = featurize(fr_split, tokenizer, 128, cache_dir=shared_cache)
     idx, widths, preds = [], [], []
     for batch in batches(feats, 50):
         idx.append(batch["index"])
@@ -114,8 +120,8 @@ def test_eval_batches_sorted_and_order_restored(tokenizer, fr_split, tmp_path):
     assert sorted(torch.cat(idx).tolist()) == list(range(len(feats)))
 
 
-def test_subset_and_select(tokenizer, fr_split, tmp_path):
-    feats = featurize(fr_split, tokenizer, 128, cache_dir=tmp_path)
+def test_subset_and_select(tokenizer, fr_split, shared_cache, tmp_path):
+    feats = featurize(fr_split, tokenizer, 128, cache_dir=shared_cache)
     sub = feats.subset(100)
     assert len(sub) == 100 and sub.example(99) == feats.example(99)
     assert feats.subset(None) is feats and len(feats.subset(10**6)) == len(feats)

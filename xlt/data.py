@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import os
 import tempfile
@@ -184,10 +185,13 @@ def _featurize_pairs(split: SplitData, tokenizer: Any, max_seq_len: int, chunk: 
         ids = enc["input_ids"]
         if has_tt is None:
             has_tt = "token_type_ids" in enc and enc["token_type_ids"] is not None
-        lengths.extend(len(x) for x in ids)
-        ids_parts.append(np.fromiter((t for x in ids for t in x), dtype=np.int32))
+        chunk_lengths = [len(x) for x in ids]
+        lengths.extend(chunk_lengths)
+        total = sum(chunk_lengths)
+        ids_parts.append(np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int32, count=total))
         if has_tt:
-            tt_parts.append(np.fromiter((t for x in enc["token_type_ids"] for t in x), dtype=np.int8))
+            tt_parts.append(np.fromiter(itertools.chain.from_iterable(enc["token_type_ids"]), dtype=np.int8,
+                                        count=total))
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(np.asarray(lengths, dtype=np.int64), out=offsets[1:])
     pad = tokenizer.pad_token_id
