@@ -1,0 +1,198 @@
+"""`xlt report tables|runs|show` and `xlt leaderboard build`: parse, call xlt.report / xlt.leaderboard, render."""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table as RichTable
+
+from xlt.cli.common import ResultsDirOpt, TasksDirOpt, console, err_console, leaderboard_app, report_app
+from xlt.errors import XltError
+from xlt.results import DEFAULT_RESULTS_DIR, load_records
+
+
+class Format(str, Enum):
+    console = "console"
+    md = "md"
+    csv = "csv"
+    latex = "latex"
+    html = "html"
+
+
+class Split(str, Enum):
+    test = "test"
+    validation = "validation"
+
+
+def _warn(problems: list[str]) -> None:
+    for problem in problems:
+        err_console.print(f"[yellow]warning:[/] skipped {escape(problem)}", highlight=False, soft_wrap=True)
+
+
+def _num(value: object, digits: int = 1) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _print_wide(target: Console, renderables: list) -> None:
+    """Print each table at its natural width even if the terminal is narrower: a wrapped line is easier to
+    read than a table whose language columns rich squeezed away."""
+    from rich.measure import Measurement
+
+    for renderable in renderables:
+        width = Measurement.get(target, target.options.update(width=1000), renderable).maximum
+        if width <= target.width:
+            target.print(renderable)
+        else:   # rich never prints wider than its console, so print through a wider one on the same file
+            Console(file=target.file, width=width, color_system=target.color_system,
+                    force_terminal=target.is_terminal).print(renderable)
+
+
+@report_app.command("tables")
+def tables(
+    task: Annotated[Optional[str], typer.Option("--task", help="One task (default: every task with results).")] = None,
+    baseline: Annotated[str, typer.Option(
+        "--baseline", help="Model the Δ rows compare against; also matches a published row ('XLM-R base').")
+    ] = "xlm-roberta-base",
+    split: Annotated[Split, typer.Option("--split", help="Split of the measured runs.")] = Split.test,
+    fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.console,
+    output: Annotated[Optional[Path], typer.Option("--output", help="Write to this file instead of stdout.")] = None,
+    results_dir: ResultsDirOpt = DEFAULT_RESULTS_DIR,
+    no_reference: Annotated[bool, typer.Option("--no-reference", help="Leave out the published numbers.")] = False,
+    tasks_dir: TasksDirOpt = None,
+    resamples: Annotated[int, typer.Option("--resamples", min=100, help="Paired-bootstrap resamples.")] = 1000,
+) -> None:
+    """Per task: one row per model (runs: mean ± std over seeds; published rows with their split), Δ vs baseline."""
+    from xlt.report import build_report, console_tables, render
+
+    records = load_records(results_dir)
+    _warn(records.problems)   # before anything can fail, so a skipped file is always named
+    report = build_report(results_dir, task, baseline=baseline, split=split.value, reference=not no_reference,
+                          tasks_dir=tasks_dir, n_resamples=resamples, records=records)
+    if not report.tables:
+        raise XltError(f"nothing to report: no completed runs under {results_dir / 'runs'}"
+                       + ("" if no_reference else " and no reference numbers"))
+    if fmt is Format.console:
+        if output is None:
+            _print_wide(console, console_tables(report.tables))
+            return
+        with output.open("w", encoding="utf-8") as f:
+            _print_wide(Console(file=f, width=100, color_system=None), console_tables(report.tables))
+        err_console.print(f"wrote {escape(str(output))}", highlight=False)
+        return
+    text = render(report.tables, fmt.value)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise XltError(f"cannot write {output}: {exc}") from None
+        err_console.print(f"wrote {escape(str(output))}", highlight=False)
+
+
+@report_app.command("runs")
+def runs(
+    results_dir: ResultsDirOpt = DEFAULT_RESULTS_DIR,
+    task: Annotated[Optional[str], typer.Option("--task", help="Only this task.")] = None,
+) -> None:
+    """Every run record: task, model, seed, status, average (primary metric, %), created."""
+    from xlt.report import runs_table
+
+    records = load_records(results_dir)
+    _warn(records.problems)
+    frame = runs_table(records)
+    if task:
+        frame = frame[frame["task"] == task]
+    if frame.empty:
+        console.print(f"no run records under {escape(str(results_dir / 'runs'))}", highlight=False)
+        return
+    table = RichTable(title=f"{len(frame)} run record{'s' if len(frame) != 1 else ''}", title_justify="left")
+    for name, justify in (("run_id", "left"), ("task", "left"), ("model", "left"), ("seed", "right"),
+                          ("status", "left"), ("avg", "right"), ("split", "left"), ("created", "left")):
+        table.add_column(name, justify=justify, no_wrap=name in ("run_id", "created"))
+    for row in frame.itertuples(index=False):
+        status = escape(row.status) if row.status == "completed" else f"[red]{escape(row.status)}[/]"
+        table.add_row(escape(row.run_id), escape(str(row.task)), escape(str(row.model)), str(row.seed), status,
+                      _num(row.avg), escape(str(row.split or "")), escape(str(row.created or "")))
+    _print_wide(console, [table])
+
+
+@report_app.command("show")
+def show(
+    run_id: Annotated[str, typer.Argument(help="A run id or a unique prefix of one.")],
+    results_dir: ResultsDirOpt = DEFAULT_RESULTS_DIR,
+) -> None:
+    """One run in full: spec, status, environment, selection and the per-language table."""
+    from xlt.report import find_run, run_detail
+
+    records = load_records(results_dir)
+    _warn(records.problems)
+    path, record = find_run(records, run_id)
+    spec = record["spec"]
+    model = record.get("model") or {}
+    info = RichTable.grid(padding=(0, 2))
+    info.add_column(style="bold")
+    info.add_column()
+    fields = [("run_id", record["run_id"]), ("file", str(path)), ("status", record["status"]),
+              ("task", spec["task"]), ("model", model.get("name") or spec["model"]),
+              ("hub_id", model.get("hub_id")), ("impl", model.get("impl") or spec.get("impl")),
+              ("seed", spec["seed"]), ("protocol", spec.get("protocol")), ("precision", spec.get("precision")),
+              ("hparams", ", ".join(f"{k}={v}" for k, v in (spec.get("hparams") or {}).items())),
+              ("selection", ", ".join(f"{k}={v}" for k, v in (record.get("selection") or {}).items()
+                                      if k != "history")),
+              ("timing", ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                   for k, v in (record.get("timing") or {}).items())),
+              ("env", ", ".join(f"{k}={v}" for k, v in (record.get("env") or {}).items() if v is not None)),
+              ("flags", ", ".join(record.get("flags") or []) or None), ("created", record.get("created_at"))]
+    error = record.get("error")
+    if error:
+        fields.append(("error", f"{error.get('type')}: {error.get('message')}"))
+    for name, value in fields:
+        if value not in (None, ""):
+            info.add_row(name, escape(str(value)))
+    console.print(info)
+    detail = run_detail(record)
+    if detail.empty:
+        console.print("no metrics recorded")
+        return
+    langs = [c for c in detail.columns if c not in ("split", "metric")]
+    table = RichTable(title="per language (metrics in %, n = examples)", title_justify="left")
+    table.add_column("split")
+    table.add_column("metric")
+    for lang in langs:
+        table.add_column(escape(str(lang)), justify="right")
+    for row in detail.to_dict("records"):
+        digits = 0 if row["metric"] == "n" else 1
+        cells = []
+        for lang in langs:
+            v = row.get(lang)
+            cells.append("–" if v is None or (isinstance(v, float) and math.isnan(v)) else
+                         (str(int(v)) if digits == 0 else f"{v:.{digits}f}"))
+        table.add_row(escape(str(row["split"])), escape(str(row["metric"])), *cells)
+    _print_wide(console, [table])
+
+
+@leaderboard_app.command("build")
+def build(
+    output: Annotated[Path, typer.Option("--output", help="Folder to write the site into.")] = Path("leaderboard"),
+    results_dir: ResultsDirOpt = DEFAULT_RESULTS_DIR,
+    split: Annotated[Split, typer.Option("--split", help="Split of the measured runs.")] = Split.test,
+    baseline: Annotated[str, typer.Option("--baseline", help="Model the Δ rows compare against.")
+                        ] = "xlm-roberta-base",
+    tasks_dir: TasksDirOpt = None,
+) -> None:
+    """Static site: index.html (sortable tables), one bar chart per task, README.md; opens from disk."""
+    from xlt.leaderboard import build_leaderboard
+
+    board = build_leaderboard(results_dir, output, split=split.value, baseline=baseline, tasks_dir=tasks_dir)
+    _warn(board.problems)
+    console.print(f"wrote {len(board.files)} files to {escape(str(board.output))} "
+                  f"({len(board.tables)} task tables): open {escape(str(board.output / 'index.html'))}",
+                  highlight=False)
