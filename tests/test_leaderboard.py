@@ -1,0 +1,81 @@
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.test_report import invoke, write_toy_run
+from xlt.leaderboard import build_leaderboard
+
+CHROMIUM = Path("/usr/bin/chromium")
+EVIL_TASK = '<script>alert("task")</script>'
+EVIL_MODEL = "<script>alert('model')</script>"
+
+
+def _site(tmp_path) -> Path:
+    """A site from the built-in reference numbers plus a run whose task and model names are hostile."""
+    results = tmp_path / "results"
+    task = {"name": EVIL_TASK, "languages": ["en", "fr"], "source_lang": "en", "primary_metric": "accuracy"}
+    write_toy_run(results, EVIL_MODEL, 1, {"en": 0.9, "fr": 0.8}, task=task)
+    write_toy_run(results, EVIL_MODEL, 2, {"en": 0.8, "fr": 0.7}, task=task)
+    out = tmp_path / "site"
+    result = invoke("leaderboard", "build", "--output", str(out), "--results-dir", str(results))
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_build_writes_a_self_contained_site(tmp_path):
+    board = build_leaderboard(tmp_path / "no-results", tmp_path / "site")
+    names = sorted(p.name for p in board.files)
+    assert names == ["README.md", "index.html", "pawsx.svg", "xnli.svg"]
+    page = (tmp_path / "site" / "index.html").read_text()
+    assert page.count("<table") == 2 and 'data-task="xnli"' in page and 'data-task="pawsx"' in page
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)   # nothing from the network
+    assert "<link" not in page and "<script src" not in page
+    assert 'src="xnli.svg"' in page and 'src="pawsx.svg"' in page
+    assert "published, dev set" in page and "<strong>80.9</strong>" in page
+    readme = (tmp_path / "site" / "README.md").read_text()
+    assert "| XLM-R base | published, test | – | 85.8 | 79.7 |" in readme and "](xnli.svg)" in readme
+    assert "| mDeBERTa-v3-base | **published, dev set** |" in readme
+    svg = (tmp_path / "site" / "xnli.svg").read_text()
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg and 'href="http' not in svg
+
+
+def test_names_from_records_are_escaped_in_page_readme_and_file_names(tmp_path):
+    out = _site(tmp_path)
+    page = (out / "index.html").read_text()
+    assert page.count("<script") == 1                     # only the inline sorter
+    assert "&lt;script&gt;alert(&quot;task&quot;)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert(&#x27;model&#x27;)&lt;/script&gt;" in page
+    readme = (out / "README.md").read_text()
+    assert "<script" not in readme and "&lt;script&gt;alert" in readme
+    svgs = sorted(p.name for p in out.glob("*.svg"))
+    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+\.svg", n) for n in svgs) and len(svgs) == 3
+
+
+def _chromium(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    profile = tmp_path / "chromium-profile"
+    return subprocess.run(
+        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=90)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
+                    "(apt-get install -y chromium); the page is checked in a real browser")
+def test_page_renders_in_headless_chromium(tmp_path):
+    out = _site(tmp_path)
+    url = (out / "index.html").resolve().as_uri()
+    dom = _chromium("--dump-dom", url, tmp_path=tmp_path)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    html = dom.stdout
+    assert 'data-sortable="ready"' in html                 # the inline script ran without an error
+    for task in ("xnli", "pawsx"):
+        assert re.search(rf'<table class="xlt-table sortable" id="table-\d" data-task="{task}">', html)
+    assert 'data-task="&lt;script&gt;alert(&quot;task&quot;)&lt;/script&gt;"' in html
+    assert html.count("<table") == 3 and html.count("<script") == 1
+    assert "&lt;script&gt;alert('model')&lt;/script&gt;" in html   # text, not an element
+    shot = tmp_path / "shot.png"
+    run = _chromium(f"--screenshot={shot}", "--window-size=1280,2000", url, tmp_path=tmp_path)
+    assert run.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shot.stat().st_size > 50_000                    # a rendered page, not a blank one
