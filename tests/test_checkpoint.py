@@ -1,0 +1,208 @@
+"""Loading hub-layout DeBERTa checkpoints into the native modules and saving them back (no network)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests import factories
+from xlt.errors import XltError
+from xlt.models import checkpoint as ck
+from xlt.models import deberta as nd
+
+transformers = pytest.importorskip("transformers")
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory, spm_model) -> dict[str, Path]:
+    """Tiny checkpoints written by transformers' save_pretrained in the hub's layouts."""
+    root = tmp_path_factory.mktemp("ckpts")
+    make = factories.tiny_checkpoint
+    return {
+        "v3-cls": make(root / "v3-cls", factories.DEBERTA_V3, spm_model),
+        "v1-cls-bin": _as_bin(make(root / "v1-cls-bin", factories.DEBERTA_V1, spm_model)),
+        "v2-mlm": make(root / "v2-mlm", factories.DEBERTA_V2, spm_model, head="mlm"),
+        "v3-base": make(root / "v3-base", factories.DEBERTA_V3, spm_model, head="base"),
+    }
+
+
+def _as_bin(path: Path) -> Path:
+    """The older hub layout, pytorch_model.bin (transformers 5's save_pretrained writes safetensors only,
+    whatever safe_serialization says)."""
+    from safetensors.torch import load_file
+
+    torch.save(load_file(str(path / "model.safetensors")), path / "pytorch_model.bin")
+    (path / "model.safetensors").unlink()
+    return path
+
+
+def _batch(T=16):
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(4, factories.VOCAB_SIZE, (2, T), generator=g)
+    mask = torch.ones(2, T, dtype=torch.long)
+    mask[1, 10:] = 0
+    return ids * mask, mask
+
+
+def _hf_logits(path, ids, mask, auto=None):
+    model = (auto or transformers.AutoModelForSequenceClassification).from_pretrained(path).eval()
+    return model(input_ids=ids, attention_mask=mask).logits
+
+
+@pytest.mark.parametrize("name,weights", [("v3-cls", "model.safetensors"), ("v1-cls-bin", "pytorch_model.bin")])
+def test_fine_tuned_checkpoint_loads_exactly(ckpts, name, weights):
+    model, report = ck.load_native(ckpts[name])
+    assert report.initialised == () and report.ignored == ()
+    assert str(report) == (f"loaded {ckpts[name]} (native, {weights}); nothing newly initialised; "
+                           "no unused checkpoint tensors")
+    ids, mask = _batch()
+    torch.testing.assert_close(model.eval()(ids, mask), _hf_logits(ckpts[name], ids, mask), atol=1e-5, rtol=1e-4)
+
+
+def test_pretrained_mlm_checkpoint_gets_a_fresh_head(ckpts):
+    model, report = ck.load_native(ckpts["v2-mlm"], num_labels=4)
+    assert set(report.initialised) == {"pooler.dense.weight", "pooler.dense.bias", "classifier.weight",
+                                       "classifier.bias"}
+    assert report.ignored and all(k.startswith("cls.predictions.") and why == "MLM head"
+                                  for k, why in report.ignored)
+    line = str(report)
+    assert "\n" not in line and "newly initialised: pooler.dense.weight" in line
+    assert f"cls.* (MLM head) x{len(report.ignored)}" in line
+    # head initialised like transformers: normal(0, initializer_range), zero bias
+    w = model.classifier.weight
+    assert w.shape == (4, 32) and torch.all(model.classifier.bias == 0) and 0.01 < w.std() < 0.03
+    # the encoder is exactly the pretrained one
+    hf = transformers.AutoModel.from_pretrained(ckpts["v2-mlm"]).eval()
+    ids, mask = _batch()
+    m = mask.bool()
+    torch.testing.assert_close(model.deberta.eval()(ids, mask)[m], hf(input_ids=ids, attention_mask=mask)
+                               .last_hidden_state[m], atol=1e-5, rtol=1e-5)
+
+
+def test_unprefixed_base_checkpoint_into_every_head(ckpts):
+    for head, n_new in [("base", 0), ("sequence-classification", 4), ("token-classification", 2),
+                        ("question-answering", 2)]:
+        model, report = ck.load_native(ckpts["v3-base"], head=head)
+        assert len(report.initialised) == n_new and report.ignored == ()
+    # a classification checkpoint loaded as the bare encoder: its head is knowingly ignored
+    model, report = ck.load_native(ckpts["v3-cls"], head="base")
+    assert isinstance(model, nd.DebertaModel)
+    assert sorted(k for k, _ in report.ignored) == ["classifier.bias", "classifier.weight", "pooler.dense.bias",
+                                                   "pooler.dense.weight"]
+
+
+@pytest.mark.parametrize("name", ["v3-cls", "v1-cls-bin", "v2-mlm"])
+def test_save_round_trip_through_transformers(ckpts, tmp_path, name):
+    model, _ = ck.load_native(ckpts[name], num_labels=3)
+    with torch.no_grad():
+        model.classifier.weight.add_(0.5)  # "fine-tuned"
+    out = ck.save_native(model, tmp_path / "saved")
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["architectures"] == [("Deberta" if name.startswith("v1") else "DebertaV2")
+                                    + "ForSequenceClassification"]
+    hf, info = transformers.AutoModelForSequenceClassification.from_pretrained(out, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    assert hf.config.num_labels == 3
+    ids, mask = _batch()
+    torch.testing.assert_close(model.eval()(ids, mask), hf.eval()(input_ids=ids, attention_mask=mask).logits,
+                               atol=1e-5, rtol=1e-4)
+    # and back into the native model, exactly
+    again, report = ck.load_native(out)
+    assert report.initialised == () and report.ignored == ()
+    torch.testing.assert_close(again.eval()(ids, mask), model(ids, mask), atol=0, rtol=0)
+
+
+def test_save_qa_and_token_heads(ckpts, tmp_path):
+    for head, auto in [("question-answering", transformers.AutoModelForQuestionAnswering),
+                       ("token-classification", transformers.AutoModelForTokenClassification)]:
+        model, _ = ck.load_native(ckpts["v3-base"], head=head, num_labels=2)
+        out = ck.save_native(model, tmp_path / head)
+        hf, info = auto.from_pretrained(out, output_loading_info=True)
+        assert not info["missing_keys"] and not info["unexpected_keys"]
+        ids, mask = _batch()
+        o = hf.eval()(input_ids=ids, attention_mask=mask)
+        ref = o.logits if head == "token-classification" else torch.stack([o.start_logits, o.end_logits], -1)
+        m = mask.bool()
+        torch.testing.assert_close(model.eval()(ids, mask)[m], ref[m], atol=1e-5, rtol=1e-4)
+
+
+def test_shape_mismatch_names_tensor_and_shapes(ckpts):
+    with pytest.raises(XltError, match=r"classifier\.weight: checkpoint \(3, 32\), model \(5, 32\)"):
+        ck.load_native(ckpts["v3-cls"], num_labels=5)
+    model = nd.DebertaModel(nd.DebertaConfig.from_hf(factories.DEBERTA_V3))
+    state = dict(model.state_dict())
+    state["encoder.rel_embeddings.weight"] = torch.zeros(10, 32)
+    with pytest.raises(XltError, match=r"encoder\.rel_embeddings\.weight: checkpoint \(10, 32\), model \(512, 32\)"):
+        ck.load_state(model, state)
+
+
+def test_knowingly_ignored_and_unknown_tensors():
+    model = nd.DebertaForSequenceClassification(nd.DebertaConfig.from_hf(factories.DEBERTA_V3))
+    state = dict(model.state_dict())
+    state["deberta.embeddings.position_ids"] = torch.arange(512)[None]
+    state["deberta.embeddings.position_embeddings.weight"] = torch.zeros(512, 32)  # v3 hub checkpoints carry it
+    state["lm_predictions.lm_head.bias"] = torch.zeros(10)
+    state["mask_predictions.classifier.weight"] = torch.zeros(1, 32)
+    report = ck.load_state(model, state)
+    assert dict(report.ignored) == {
+        "deberta.embeddings.position_ids": "buffer",
+        "deberta.embeddings.position_embeddings.weight": "position_biased_input is false",
+        "lm_predictions.lm_head.bias": "MLM head", "mask_predictions.classifier.weight": "RTD head"}
+    state["deberta.encoder.layer.0.attention.self.talking_proj.weight"] = torch.zeros(2)
+    with pytest.raises(XltError, match="talking_proj"):
+        ck.load_state(model, state)
+    del state["deberta.encoder.layer.0.attention.self.talking_proj.weight"]
+    del state["deberta.encoder.layer.1.output.dense.weight"]
+    with pytest.raises(XltError, match=r"lacks encoder tensors deberta\.encoder\.layer\.1\.output\.dense\.weight"):
+        ck.load_state(model, state)
+
+
+def test_file_errors(tmp_path, ckpts):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "config.json").write_text(json.dumps(factories.DEBERTA_V3))
+    with pytest.raises(XltError, match="no model.safetensors or pytorch_model.bin"):
+        ck.load_native(empty)
+    with pytest.raises(XltError, match="not a checkpoint directory"):
+        ck.load_native(tmp_path / "nowhere")
+    with pytest.raises(XltError, match="unknown head"):
+        ck.load_native(ckpts["v3-cls"], head="mlm")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.json").write_text(json.dumps(factories.XLMR))
+    with pytest.raises(XltError, match="impl hf"):
+        ck.load_native(bad)
+
+
+def test_offline_hub_id_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(XltError, match="HF_HUB_OFFLINE is set.*local directory"):
+        ck.load_native("microsoft/mdeberta-v3-base")
+
+
+def test_sharded_safetensors(ckpts, tmp_path):
+    hf = transformers.AutoModelForSequenceClassification.from_pretrained(ckpts["v3-cls"])
+    hf.save_pretrained(tmp_path / "sharded", max_shard_size="100KB")
+    assert (tmp_path / "sharded" / "model.safetensors.index.json").is_file()
+    model, report = ck.load_native(tmp_path / "sharded")
+    assert "shards" in report.weights and report.initialised == ()
+    ids, mask = _batch()
+    torch.testing.assert_close(model.eval()(ids, mask), hf.eval()(input_ids=ids, attention_mask=mask).logits,
+                               atol=1e-5, rtol=1e-4)
+
+
+def test_native_path_does_not_import_transformers(ckpts):
+    code = ("import sys; from xlt.models.checkpoint import load_native; m, r = load_native(sys.argv[1]); "
+            "assert 'transformers' not in sys.modules, 'transformers imported'; print(r)")
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    out = subprocess.run([sys.executable, "-c", code, str(ckpts["v3-cls"])], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1], env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "nothing newly initialised" in out.stdout
