@@ -37,6 +37,9 @@ def test_build_writes_a_self_contained_site(tmp_path):
     readme = (tmp_path / "site" / "README.md").read_text()
     assert "| XLM-R base | published, test | – | 85.8 | 79.7 |" in readme and "](xnli.svg)" in readme
     assert "| mDeBERTa-v3-base | **published, dev set** |" in readme
+    first = {p.name: p.read_bytes() for p in board.files}
+    build_leaderboard(tmp_path / "no-results", tmp_path / "site")   # rebuilding gives identical files
+    assert first == {p.name: p.read_bytes() for p in board.files}
     svg = (tmp_path / "site" / "xnli.svg").read_text()
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg and 'href="http' not in svg
 
@@ -75,6 +78,18 @@ def test_page_renders_in_headless_chromium(tmp_path):
     assert 'data-task="&lt;script&gt;alert(&quot;task&quot;)&lt;/script&gt;"' in html
     assert html.count("<table") == 3 and html.count("<script") == 1
     assert "&lt;script&gt;alert('model')&lt;/script&gt;" in html   # text, not an element
+    # Sorting: a copy of the page clicks the xnli table's avg header twice and reports the row order.
+    probe = out / "probe.html"
+    probe.write_text((out / "index.html").read_text().replace("</body>", """<script>
+    var table = document.querySelector('table[data-task="xnli"]');
+    var th = [].filter.call(table.tHead.rows[0].cells, function (c) { return c.textContent === "avg"; })[0];
+    function order() { return [].map.call(table.tBodies[0].rows, function (r) { return r.cells[0].textContent; }); }
+    th.click(); var first = order(); th.click();
+    document.title = first.join("|") + " // " + order().join("|") + " // " + th.getAttribute("aria-sort");
+    </script></body>"""))
+    sorted_dom = _chromium("--dump-dom", probe.resolve().as_uri(), tmp_path=tmp_path).stdout
+    assert ("<title>XLM-R large|mDeBERTa-v3-base|XLM-R base // XLM-R base|mDeBERTa-v3-base|XLM-R large"
+            " // ascending</title>") in sorted_dom
     shot = tmp_path / "shot.png"
     run = _chromium(f"--screenshot={shot}", "--window-size=1280,2000", url, tmp_path=tmp_path)
     assert run.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

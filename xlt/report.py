@@ -791,7 +791,7 @@ table.xlt-table tfoot td.sig { font-weight: 600; color: #1a7f37; }
 tr.measured .badge { background: #dafbe1; color: #1a7f37; border-color: #aceebb; }
 .badge-dev { background: #fff8c5 !important; color: #9a6700 !important; border-color: #eed888 !important; }
 figure { margin: 16px 0 0; }
-figure img { width: 100%; max-width: 1100px; height: auto; border: 1px solid #eaeef2; border-radius: 6px; }
+figure img { width: 100%; height: auto; border: 1px solid #eaeef2; border-radius: 6px; }
 figcaption { color: #57606a; font-size: 12px; margin-top: 4px; }
 footer { margin-top: 40px; color: #6e7781; font-size: 12px; }
 code { font: 12px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: #f6f8fa; padding: 1px 4px;
