@@ -267,3 +267,104 @@ def test_hub_unreachable_names_data_dir(monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(XltError, match=r"cannot reach the Hugging Face hub.*--data-dir.*xnli/validation-sw\.tsv"):
         load_split("xnli", "validation", "sw")
+
+
+# -- hub sources, with datasets.load_dataset replaced by a recorder (no network) ---------------------
+
+@pytest.fixture()
+def fake_hub(monkeypatch):
+    import datasets
+
+    calls = []
+
+    def load_dataset(path, name=None, split=None, revision=None, **kwargs):
+        calls.append({"path": path, "name": name, "split": split, "revision": revision, **kwargs})
+        if path == "google-research-datasets/paws-x":
+            return datasets.Dataset.from_dict({"id": [1, 2, 3], "sentence1": ["a", "b", "c"],
+                                               "sentence2": ["d", "e", "f"], "label": [1, -1, 0]})
+        return datasets.Dataset.from_dict({"premise": ["p1", "p2"], "hypothesis": ["h1", "h2"], "label": [2, 0]})
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    monkeypatch.delenv("XLT_DATA_DIR", raising=False)
+    return calls
+
+
+def test_hub_source_arguments_and_origin(fake_hub):
+    split = load_split("xnli", "test", "sw")
+    assert fake_hub[-1] == {"path": "facebook/xnli", "name": "sw", "split": "test",
+                            "revision": get_task("xnli").revision}
+    assert split.revision == get_task("xnli").revision and split.origin.startswith("hub:facebook/xnli@")
+    assert split.frame["label"].tolist() == [2, 0]
+
+
+def test_task_takes_train_split_from_another_dataset(fake_hub):
+    load_split("americasnli", "train", "en")
+    assert fake_hub[-1]["path"] == "facebook/xnli" and fake_hub[-1]["name"] == "en"
+    load_split("americasnli", "test", "quy")
+    call = fake_hub[-1]
+    assert call["path"] == "nala-cub/americas_nli" and call["data_files"] == {"test": "quy/test/*.parquet"}
+    load_split("indicxnli", "validation", "or")
+    assert fake_hub[-1]["data_files"] == {"validation": "or/validation/*.parquet"}
+
+
+def test_pawsx_drops_unlabelled_rows(fake_hub):
+    split = load_split("pawsx", "train", "en")
+    assert fake_hub[-1]["name"] == "en" and split.dropped == 1
+    assert split.frame["label"].tolist() == [1, 0] and split.frame["text_a"].tolist() == ["a", "c"]
+
+
+def test_hub_error_that_is_not_connectivity(monkeypatch):
+    import datasets
+
+    def broken(*args, **kwargs):
+        raise ValueError("BuilderConfig 'xx' not found. Available: ['en', 'fr']")
+
+    monkeypatch.setattr(datasets, "load_dataset", broken)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    monkeypatch.delenv("XLT_DATA_DIR", raising=False)
+    with pytest.raises(XltError, match=r"could not load facebook/xnli config sw.*BuilderConfig.*xnli\.yaml"):
+        load_split("xnli", "validation", "sw")
+
+
+def test_built_wheel_ships_the_task_files(tmp_path):
+    """`pip wheel .` packs tasks/*.yaml (through the xlt/_data symlinks) and the wheel finds them."""
+    import importlib.metadata
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "pyproject.toml").is_file():
+        pytest.skip("not a checkout")
+    try:
+        if int(importlib.metadata.version("setuptools").split(".")[0]) < 69:
+            pytest.skip("setuptools>=69 needed to build without isolation (no network)")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("setuptools not installed")
+    src = tmp_path / "src"
+    src.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("xlt", "tasks"):
+        shutil.copytree(root / name, src / name, symlinks=True, ignore=ignore)
+    shutil.copytree(root / "results" / "reference", src / "results" / "reference")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, src / name)
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                           "-w", str(tmp_path / "dist"), str(src)], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    wheel = next((tmp_path / "dist").glob("xlt-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    for task in BUILTIN:
+        assert f"xlt/_data/tasks/{task}.yaml" in names
+    assert "xlt/_data/reference/xnli.csv" in names
+    # installed from the wheel (no checkout around it), the registry still finds every task
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(tmp_path / "inst"),
+                    str(wheel)], check=True, timeout=180)
+    code = ("import xlt.tasks as t, xlt.paths as p; print(p.builtin_tasks_dir()); "
+            "print(sorted(s.name for s in t.list_tasks()))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                         env={"PYTHONPATH": str(tmp_path / "inst"), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert str(tmp_path / "inst") in out.stdout and "'xnli'" in out.stdout and "'indicxnli'" in out.stdout

@@ -234,6 +234,7 @@ class Source:
     format: str | None = None              # tsv|csv|jsonl|parquet for `files:` (default: the extension)
     columns: tuple[tuple[str, str], ...] = ()      # (role, source column), e.g. ("text_a", "premise")
     label_map: tuple[tuple[str, str], ...] = ()    # (source value as text, label name)
+    drop_labels: tuple[str, ...] = ()              # source label values whose rows are dropped (e.g. "-1")
     split_names: tuple[tuple[str, str], ...] = ()  # (xlt split, source split) where they differ
     lang_codes: tuple[tuple[str, str], ...] = ()   # (xlt language, source language code) where they differ
     languages: tuple[str, ...] | None = None       # only these languages (None: all)
@@ -278,13 +279,15 @@ class Source:
             ("hub", self.hub), ("config", self.config), ("revision", self.revision),
             ("data_files", self.data_files), ("files", self.files),
             ("format", self.format), ("columns", dict(self.columns)), ("label_map", dict(self.label_map)),
+            ("drop_labels", list(self.drop_labels)),
             ("split_names", dict(self.split_names)), ("lang_codes", dict(self.lang_codes)),
             ("languages", list(self.languages) if self.languages else None),
             ("splits", list(self.splits) if self.splits else None), ("data_dir_name", self.data_dir_name),
         ) if v not in (None, {}, [])}
 
 
-_SOURCE_KEYS = ("hub", "config", "revision", "data_files", "files", "format", "columns", "label_map", "split_names",
+_SOURCE_KEYS = ("hub", "config", "revision", "data_files", "files", "format", "columns", "label_map", "drop_labels",
+                "split_names",
                 "lang_codes", "languages", "splits", "data_dir_name")
 
 
@@ -344,6 +347,7 @@ def _build_source(ck: _Checker, raw: Any, path: tuple, yaml_dir: Path, type_: Ta
                 ck.add(path + ("label_map", key), f"label_map maps {key!r} to {value!r}, not one of the labels "
                        f"{label_names}", "map each source value to one of `labels:`")
             label_map.append((str(key), str(value)))
+    drop_labels = ck.str_list(raw, path, "drop_labels", required=False) or []
     pairs = {}
     for key in ("split_names", "lang_codes"):
         m = ck.mapping(raw, path, key, required=False) or {}
@@ -354,7 +358,8 @@ def _build_source(ck: _Checker, raw: Any, path: tuple, yaml_dir: Path, type_: Ta
     if len(ck.problems) > n_before:
         return None
     return Source(hub=hub, config=config, revision=revision, data_files=data_files, files=files, format=fmt, columns=tuple(cols),
-                  label_map=tuple(label_map), split_names=pairs["split_names"], lang_codes=pairs["lang_codes"],
+                  label_map=tuple(label_map), drop_labels=tuple(drop_labels), split_names=pairs["split_names"],
+                  lang_codes=pairs["lang_codes"],
                   languages=tuple(langs) if langs else None, splits=tuple(splits) if splits else None,
                   data_dir_name=data_dir_name)
 
@@ -647,6 +652,7 @@ class SplitData:
     revision: str | None                 # pinned hub revision, None for local files
     label_names: tuple[str, ...]
     source_key: str = field(repr=False, default="")   # identifies the exact bytes read (for feature caching)
+    dropped: int = 0                     # rows removed by the source's `drop_labels` (e.g. PAWS-X's -1)
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -843,6 +849,16 @@ def load_split(task: TaskSpec | str, split: str, lang: str, data_dir: str | Path
         if col.isna().any():
             col = col.fillna("")
         frame[role] = col.astype(str)
+    dropped = 0
+    if src.drop_labels:
+        raw_labels = frame["label"].map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer()
+                                        else str(v).strip())
+        keep = ~raw_labels.isin(src.drop_labels).to_numpy()
+        dropped = int((~keep).sum())
+        raw = raw.loc[keep].reset_index(drop=True)
+        frame = frame.loc[keep].reset_index(drop=True)
+        if len(frame) == 0:
+            raise XltError(f"empty split: every row of {where} has a label in drop_labels {list(src.drop_labels)}")
     labels = _labels_to_ids(frame["label"].tolist(), src, task.label_names)
     bad = labels < 0
     if bad.any():
@@ -856,7 +872,7 @@ def load_split(task: TaskSpec | str, split: str, lang: str, data_dir: str | Path
     key = hashlib.sha256(json.dumps([source_key, src.to_dict(), task.label_names, task.version],
                                     sort_keys=True, default=str).encode()).hexdigest()
     return SplitData(task=task.name, task_type=task.type, split=split, lang=lang, frame=frame, origin=origin,
-                     revision=revision, label_names=task.label_names, source_key=key)
+                     revision=revision, label_names=task.label_names, source_key=key, dropped=dropped)
 
 
 def describe_sources(task: TaskSpec, data_dir: str | Path | None = None) -> list[dict]:
