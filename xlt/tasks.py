@@ -528,7 +528,7 @@ def check_task_file(path: str | Path) -> tuple[TaskSpec | None, list[Problem]]:
         else:
             for i, raw in enumerate(raw_list):
                 p = base if "source" in data else base + (i,)
-                src = _build_source(ck, raw, p, path.parent, type_, labels)
+                src = _build_source(ck, raw, p, path.resolve().parent, type_, labels)
                 if src is None:
                     continue
                 if languages is not None:
