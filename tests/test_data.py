@@ -142,3 +142,15 @@ def test_bad_arguments(tokenizer, fr_split, tmp_path):
         featurize(fr_split, tokenizer, 2, cache_dir=tmp_path)
     with pytest.raises(XltError, match="batch size"):
         batch_order(np.array([3, 4]), 0, shuffle=False)
+
+
+def test_fingerprint_ignores_call_settings_but_not_the_vocabulary(tiny_deberta_v3, tiny_xlmr):
+    from xlt.data import _FINGERPRINTS, tokenizer_fingerprint
+
+    tok = AutoTokenizer.from_pretrained(tiny_deberta_v3)
+    before = tokenizer_fingerprint(tok)
+    tok("a b c", "d e", truncation="longest_first", max_length=5, padding="max_length")
+    _FINGERPRINTS.clear()
+    assert tokenizer_fingerprint(tok) == before
+    assert tokenizer_fingerprint(AutoTokenizer.from_pretrained(tiny_deberta_v3)) == before
+    assert tokenizer_fingerprint(AutoTokenizer.from_pretrained(tiny_xlmr)) != before

@@ -124,6 +124,22 @@ class Features:
 _FINGERPRINTS: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
 
 
+def _backend_state(backend: Any) -> str:
+    """The serialized tokenizers pipeline without `truncation` and `padding`: those are per-call settings the
+    last __call__ left behind, not part of the tokenizer. tokenizers writes the top-level keys in a fixed
+    order (version, truncation, padding, added_tokens, ...), so cutting at "added_tokens" avoids parsing a
+    vocabulary of 250k pieces; any other layout is parsed and cleaned as JSON."""
+    text = backend.to_str()
+    cut = text.find('"added_tokens":')
+    head = text[:cut]
+    if cut > 0 and head.count("{") - head.count("}") == 1 and '"truncation":' in head and '"padding":' in head:
+        return text[cut:]
+    state = json.loads(text)
+    state.pop("truncation", None)
+    state.pop("padding", None)
+    return json.dumps(state, sort_keys=True)
+
+
 def tokenizer_fingerprint(tokenizer: Any) -> str:
     """A hash of everything that decides a tokenizer's output ids (not its name or where it was loaded)."""
     try:
@@ -134,10 +150,7 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     h.update(type(tokenizer).__name__.encode())
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:   # fast tokenizer: vocab, normalizer, pre-tokenizer, post-processor, added tokens
-        state = json.loads(backend.to_str())
-        state.pop("truncation", None)   # per-call settings the last __call__ left behind, not the tokenizer
-        state.pop("padding", None)
-        h.update(json.dumps(state, sort_keys=True).encode())
+        h.update(_backend_state(backend).encode())
     else:                     # slow tokenizer: the vocabulary files' bytes
         for attr in sorted(getattr(tokenizer, "vocab_files_names", {}) or {}):
             path = getattr(tokenizer, attr, None)
