@@ -73,6 +73,10 @@ def test_user_task_end_to_end(user_tasks, tmp_path):
     assert all("(missing)" not in r["from"] for r in shown["splits"])
     res = runner.invoke(app, ["tasks", "validate", str(user_tasks / "toynli.yaml")])
     assert res.exit_code == 0 and "ok" in res.output
+    res = runner.invoke(app, ["tasks", "validate", str(user_tasks)])          # a folder: every file in it
+    assert res.exit_code == 0 and "toynli" in res.output
+    res = runner.invoke(app, ["tasks", "validate"])                            # default: every built-in task
+    assert res.exit_code == 0 and all(t in res.output for t in ("xnli", "pawsx", "americasnli", "indicxnli"))
     # ... and the library reads it, label words mapped through label_map
     from xlt.tasks import get_task, load_split
     split = load_split(get_task("toynli", user_tasks), "test", "xx")

@@ -78,13 +78,20 @@ def show_cmd(
 @tasks_app.command("validate")
 def validate_cmd(
     files: Annotated[Optional[list[Path]], typer.Argument(
-        help="Task YAML files to check (default: every registered task file).")] = None,
+        help="Task YAML files or folders of them (default: every registered task file).")] = None,
     tasks_dir: TasksDirOpt = None,
 ) -> None:
     """Build each task file through TaskSpec; print every problem with file, line and fix; exit 1 if any."""
+    from xlt.errors import XltError
     from xlt.tasks import task_files, validate_files
 
-    paths = list(files) if files else task_files(tasks_dir)
+    paths: list[Path] = []
+    for f in files or []:
+        paths.extend(sorted(p for p in f.glob("*.y*ml") if p.suffix in (".yaml", ".yml")) if f.is_dir() else [f])
+    if not files:
+        paths = task_files(tasks_dir)
+    elif not paths:
+        raise XltError(f"no task files (*.yaml) in {', '.join(map(str, files))}")
     specs, problems = validate_files(paths)
     for p in problems:
         err_console.print(f"[red]{p.file}{':' + str(p.line) if p.line else ''}[/]: {p.message}\n"
