@@ -1,0 +1,193 @@
+"""The training loop on the real pieces: a tiny native DeBERTa-v3, real XNLI pairs, xlt.data batches."""
+
+import dataclasses
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from xlt import data as xdata
+from xlt.errors import XltError
+from xlt.models import load_classifier
+from xlt.spec import Hyperparams
+from xlt.tasks import get_task, load_split
+from xlt.train import (Sift, TrainingDiverged, fit, param_groups, resolve_precision, symmetric_kl)
+
+
+@pytest.fixture(autouse=True)
+def one_thread(tmp_path, monkeypatch):
+    """One torch thread: on a shared, oversubscribed box OpenMP's spinning threads are 10x slower."""
+    monkeypatch.setenv("XLT_CACHE_DIR", str(tmp_path / "features"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _setup(checkpoint, shared_data, n=64, max_seq_len=48):
+    clf = load_classifier(str(checkpoint), num_labels=3)
+    task = get_task("xnli")
+    split = load_split(task, "train", "en", shared_data).head(n)
+    feats = xdata.featurize(split, clf.tokenizer, max_seq_len)
+    return clf, feats
+
+
+def _fit(clf, feats, hp, **kw):
+    per_step = hp.per_step_batch
+    return fit(clf.model, lambda epoch: xdata.batches(feats, per_step, shuffle=True, seed=epoch),
+               xdata.num_batches(feats, per_step), hp, seed=kw.pop("seed", 0), **kw)
+
+
+# 64 pairs, 4 batches an epoch, 8 epochs: enough for a tiny random model to start fitting its pairs.
+HP = Hyperparams(lr=5e-3, epochs=8, batch_size=16, max_seq_len=48, warmup_steps=2)
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop_at(k):
+    def on_step(step):
+        if step == k:
+            raise _Stop()
+    return on_step
+
+
+def _mean(values):
+    return sum(values) / len(values)
+
+
+@pytest.fixture(scope="module")
+def plain_run(tiny_deberta_v3, shared_data, tmp_path_factory):
+    torch.set_num_threads(1)
+    clf, feats = _setup(tiny_deberta_v3, shared_data)
+    return _fit(clf, feats, HP)
+
+
+def test_no_weight_decay_on_biases_and_layernorm(tiny_deberta_v3):
+    model = load_classifier(str(tiny_deberta_v3), num_labels=3).model
+    decay, no_decay = param_groups(model, 0.01)
+    names = {id(p): n for n, p in model.named_parameters()}
+    no_decay_names = {names[id(p)] for p in no_decay["params"]}
+    decay_names = {names[id(p)] for p in decay["params"]}
+    assert no_decay["weight_decay"] == 0.0 and decay["weight_decay"] == 0.01
+    assert all(n.endswith(".bias") or "LayerNorm" in n for n in no_decay_names)
+    assert any("LayerNorm.weight" in n for n in no_decay_names)
+    assert not any(n.endswith(".bias") or "LayerNorm" in n for n in decay_names)
+    assert len(no_decay_names) + len(decay_names) == len(names)
+
+
+def test_precision_auto_is_fp32_on_cpu_and_fp16_is_refused_for_mdeberta():
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == "fp32"
+    assert resolve_precision("auto", cpu, mdeberta=True) == "fp32"
+    assert resolve_precision("bf16", cpu) == "bf16"
+    assert resolve_precision("fp16", cpu) == "fp16"
+    with pytest.raises(XltError, match="fp16.*mDeBERTa.*diverge"):
+        resolve_precision("fp16", cpu, mdeberta=True)
+
+
+def test_symmetric_kl_is_a_divergence_with_the_reference_gradients():
+    a = torch.randn(5, 3, requires_grad=True)
+    b = torch.randn(5, 3, requires_grad=True)
+    assert torch.allclose(symmetric_kl(a, a.detach()), torch.zeros(5), atol=1e-6)
+    kl = symmetric_kl(a, b)
+    assert (kl > 0).all()
+    ls, lt = torch.log_softmax(a, -1), torch.log_softmax(b, -1)
+    exact = (lt.exp() * (lt - ls)).sum(-1) + (ls.exp() * (ls - lt)).sum(-1)
+    assert torch.allclose(kl, exact, atol=1e-6)
+    # gradients: cross-entropies against detached probabilities (DeBERTa's sift.py)
+    ref = (lt.exp().detach() * -ls).sum(-1) + (ls.exp().detach() * -lt).sum(-1)
+    ga = torch.autograd.grad(kl.sum(), (a, b))
+    gr = torch.autograd.grad(ref.sum(), (a, b))
+    assert all(torch.allclose(x, y, atol=1e-6) for x, y in zip(ga, gr))
+
+
+def test_sift_hook_perturbs_only_the_adversarial_passes():
+    torch.manual_seed(0)
+    norm = nn.LayerNorm(8)
+    head = nn.Linear(8, 3)
+    x = torch.randn(2, 4, 8)
+
+    def forward():
+        return head(norm(x).mean(1))
+
+    sift = Sift(norm, init=1e-2, lr=1e-1)
+    clean = forward()
+    assert torch.equal(clean, head(nn.functional.layer_norm(x, (8,), norm.weight, norm.bias).mean(1)))
+    adv = sift.loss(forward, clean)
+    assert adv.item() > 0 and adv.requires_grad
+    assert head.weight.grad is None and norm.weight.grad is None    # the ascent step touches no parameter grads
+    assert torch.equal(forward(), clean)                             # back to clean after the term
+    sift.remove()
+
+
+def test_training_is_deterministic_and_fits_its_pairs(tiny_deberta_v3, shared_data, plain_run):
+    assert plain_run.steps == 8 * 4
+    assert _mean(plain_run.losses[-4:]) < _mean(plain_run.losses[:4]) - 0.05   # it fits its training pairs
+    clf, feats = _setup(tiny_deberta_v3, shared_data)   # same seed, same data order: the same first steps
+    losses = []
+    with pytest.raises(_Stop):
+        _fit(clf, feats, HP, on_event=lambda e: losses.append(e["loss"]) if e["event"] == "step" else None,
+             on_step=_stop_at(4))
+    assert losses == plain_run.losses[:4]
+
+
+def test_gradient_accumulation_counts_optimizer_steps(tiny_deberta_v3, shared_data):
+    clf, feats = _setup(tiny_deberta_v3, shared_data, n=40)
+    hp = dataclasses.replace(HP, batch_size=16, grad_accum=4, epochs=1.5)   # 10 batches of 4 -> 3 steps an epoch, 5 in 1.5
+    result = _fit(clf, feats, hp)
+    assert result.steps == math.ceil(math.ceil(10 / 4) * 1.5) == 5
+    assert result.train_tokens > 0 and result.tokens_per_s > 0
+
+
+def test_dev_selection_keeps_the_best_state(tiny_deberta_v3, shared_data):
+    clf, feats = _setup(tiny_deberta_v3, shared_data, n=48)
+    values = iter([0.5, 0.9, 0.4, 0.3, 0.2, 0.1])
+    states = {}
+
+    def dev_eval(model):
+        v = next(values)
+        states[v] = {k: t.clone() for k, t in model.state_dict().items()}
+        return v
+
+    result = _fit(clf, feats, dataclasses.replace(HP, eval_every=1, epochs=0.75), dev_eval=dev_eval)
+    assert result.best_value == 0.9 and result.best_step == 2
+    assert [h["step"] for h in result.history] == [1, 2, 3]
+    assert all(torch.equal(t, states[0.9][k]) for k, t in clf.model.state_dict().items())
+
+
+def test_sift_changes_the_loss_and_still_trains(tiny_deberta_v3, shared_data, plain_run):
+    clf, feats = _setup(tiny_deberta_v3, shared_data)
+    hp = dataclasses.replace(HP, sift=True, sift_lambda=1.0, sift_init=1e-2, sift_lr=1e-2)
+    sift = _fit(clf, feats, hp, sift_layer=clf.embedding_layernorm)
+    assert len(sift.sift_losses) == sift.steps and all(v > 0 for v in sift.sift_losses)
+    assert sift.losses[0] != plain_run.losses[0]       # same clean pass, plus the adversarial term
+    assert sift.losses != plain_run.losses
+    assert _mean(sift.losses[-4:]) < _mean(sift.losses[:4]) - 0.05   # and it still fits its pairs
+    assert not clf.embedding_layernorm._forward_pre_hooks        # the hook is removed afterwards
+
+
+def test_nan_guard_stops_on_overflow_and_names_the_step(tiny_deberta_v3, shared_data):
+    clf, feats = _setup(tiny_deberta_v3, shared_data, n=48)
+    with pytest.raises(TrainingDiverged, match=r"at step \d+ of \d+.*--precision fp32") as info:
+        _fit(clf, feats, dataclasses.replace(HP, lr=1e30, warmup_steps=0, max_grad_norm=0.0))
+    assert info.value.step >= 2      # step 1 is finite; lr 1e30 makes the next forward overflow
+
+
+class _OOM(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(2, 3)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+def test_out_of_memory_names_the_batch_size_and_grad_accum(tiny_deberta_v3, shared_data):
+    _, feats = _setup(tiny_deberta_v3, shared_data, n=32)
+    hp = dataclasses.replace(HP, batch_size=16, grad_accum=1)
+    per_step = hp.per_step_batch
+    with pytest.raises(XltError, match="out of memory.*batch of 16.*--grad-accum 2"):
+        fit(_OOM(), lambda e: xdata.batches(feats, per_step, shuffle=True, seed=e), 2, hp, seed=0)
