@@ -670,7 +670,7 @@ def _data_dir(data_dir: str | Path | None) -> Path | None:
     if data_dir is None:
         env = os.environ.get("XLT_DATA_DIR")
         data_dir = env if env else None
-    return Path(data_dir) if data_dir is not None else None
+    return Path(data_dir).expanduser() if data_dir is not None else None
 
 
 def local_candidates(task: TaskSpec, split: str, lang: str, data_dir: str | Path | None) -> list[Path]:
@@ -782,7 +782,9 @@ def _load_hub(task: TaskSpec, src: Source, split: str, lang: str):
                            f"XLT_DATA_DIR) with the split as DIR/{local}") from None
         raise XltError(f"could not load {what} at revision {src.revision}: {type(exc).__name__}: {exc}; check "
                        f"the task file {task.path} (hub id, config, revision) or pass --data-dir DIR") from None
-    return ds.to_pandas(), f"hub:{src.hub}@{src.revision or 'main'}/{data_files or config or ''}/{hub_split}"
+    origin = f"hub:{src.hub}@{src.revision or 'main'}/{data_files or config or ''}/{hub_split}"
+    # datasets' fingerprint follows the files it read, so an unpinned revision that moves changes the key
+    return ds.to_pandas(), origin, f"{origin}#{getattr(ds, '_fingerprint', '')}"
 
 
 def _labels_to_ids(values, src: Source, label_names: tuple[str, ...]):
@@ -833,9 +835,8 @@ def load_split(task: TaskSpec | str, split: str, lang: str, data_dir: str | Path
         origin, revision = str(local.resolve()), None
         source_key = f"file:{origin}:{st.st_size}:{st.st_mtime_ns}"
     else:
-        raw, origin = _load_hub(task, src, split, lang)
+        raw, origin, source_key = _load_hub(task, src, split, lang)
         revision = src.revision or "main"
-        source_key = origin
     where = f"{task.name} {split}-{lang} ({origin})"
     if len(raw) == 0:
         raise XltError(f"empty split: {where} has no rows; check the file or the source's split name")
