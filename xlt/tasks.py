@@ -36,6 +36,7 @@ is an error, never skipped.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import os
@@ -661,7 +662,6 @@ class SplitData:
         """The first n rows (all if n is None): for `max_train_samples`-style limits."""
         if n is None or n >= len(self.frame):
             return self
-        import dataclasses
         return dataclasses.replace(self, frame=self.frame.iloc[:n].reset_index(drop=True),
                                    source_key=f"{self.source_key}|head={n}")
 
@@ -712,7 +712,7 @@ def available_splits(task: TaskSpec | str, data_dir: str | Path | None = None,
     """For each split (default: the task's eval_splits), the languages that can be read.
 
     Hub sources count as available (the hub has every declared split); local sources only where the file
-    exists. A runner evaluates what is here and records what is missing, e.g. with /work/shared/data, which
+    exists. A runner evaluates what is here and records what is missing, e.g. with ../shared/data, which
     has validation files but no test split.
     """
     task = get_task(task)
