@@ -104,7 +104,7 @@ def run_data_bench(task: str = "xnli", data_dir: str | Path | None = None, token
         "task": spec.name, "split": split, "languages": langs, "tokenizer": str(tok_name),
         "tokenizer_class": type(tok).__name__, "batch_size": batch_size, "max_seq_len": max_seq_len,
         "pairs": pairs, "tokens": n_tokens, "mean_tokens_per_pair": n_tokens / pairs,
-        "truncated_pairs": int(sum((f.lengths >= max_seq_len).sum() for f in feats)),
+        "pairs_at_max_len": int(sum((f.lengths >= max_seq_len).sum() for f in feats)),
         "read_s": read_s, "cold_s": cold_s, "cached_s": cached_s, "cached_s_all": cached_times,
         "cold_pairs_per_s": pairs / cold_s, "cached_pairs_per_s": pairs / cached_s,
         "cached_speedup": cold_s / cached_s,

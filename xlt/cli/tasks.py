@@ -137,7 +137,7 @@ def bench_data_cmd(
     table.add_row("cached featurize (median)", f"{res['cached_s']:.3f} s, {res['cached_pairs_per_s']:,.0f} pairs/s")
     table.add_row("cached speedup", f"{res['cached_speedup']:.0f}x")
     table.add_row("mean tokens per pair", f"{res['mean_tokens_per_pair']:.1f}")
-    table.add_row("pairs truncated at max len", f"{res['truncated_pairs']:,}")
+    table.add_row("pairs at max len (truncated or exactly full)", f"{res['pairs_at_max_len']:,}")
     table.add_row("padding efficiency: bucketed (train)", f"{res['padding_efficiency_bucketed']:.3f}")
     table.add_row("padding efficiency: sorted (eval)", f"{res['padding_efficiency_sorted']:.3f}")
     table.add_row("padding efficiency: random batches, dynamic", f"{res['padding_efficiency_random']:.3f}")
