@@ -299,3 +299,22 @@ def test_text_from_records_is_escaped_in_every_format(tmp_path):
     assert r"\textless{}script\textgreater{}" in render(tables, "latex")
     result = invoke("report", "tables", "--task", "toy", "--no-reference", "--results-dir", str(tmp_path))
     assert result.exit_code == 0 and "[bold]" in result.stdout   # printed literally, not read as markup
+
+
+def test_malformed_records_and_unreadable_predictions_never_crash(tmp_path):
+    rng = np.random.default_rng(0)
+    correct = {lang: rng.random(50) < 0.6 for lang in TOY_LANGS}
+    base = write_toy_run(tmp_path, "xlm-roberta-base", 1, {l: 0.6 for l in TOY_LANGS},
+                         predictions=predictions(correct))
+    other = write_toy_run(tmp_path, "other", 1, {l: 0.7 for l in TOY_LANGS}, predictions=predictions(correct))
+    other.with_name(other.name.replace(".json", ".predictions.parquet")).write_bytes(b"not parquet")
+    odd = base.with_name("odd.json")
+    odd.write_text(json.dumps({**json.loads(base.read_text()), "run_id": "0" * 12,
+                               "metrics": {"test": {"en": "high"}}}))
+    for args in (["report", "tables", "--task", "toy", "--format", "md"], ["report", "runs"]):
+        result = invoke(*args, "--results-dir", str(tmp_path))
+        assert result.exit_code == 0, result.output
+        assert "odd.json" in result.stderr and "malformed record" in result.stderr
+    md = invoke("report", "tables", "--task", "toy", "--format", "md", "--results-dir", str(tmp_path)).stdout
+    assert "unreadable" in md and "| Δ other | vs xlm-roberta-base |" in md
+    assert odd.exists()

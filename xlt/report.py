@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from xlt.errors import XltError
-from xlt.results import Records, load_predictions, load_records, metrics_frame
+from xlt.results import PREDICTION_COLUMNS, Records, load_predictions, load_records, metrics_frame
 
 DEFAULT_BASELINE = "xlm-roberta-base"
 DEFAULT_SPLIT = "test"
@@ -109,6 +109,45 @@ def load_reference(path: Path | str) -> pd.DataFrame:
             raise XltError(f"{path}:{line}: every reference row must cite its source")
         out.append(rec)
     return pd.DataFrame(out, columns=REFERENCE_COLUMNS)
+
+
+def _shape_problem(record: Mapping[str, Any]) -> str | None:
+    """What is wrong with the structure of a record that parsed and has the right schema version, if anything."""
+    spec = record.get("spec")
+    if not isinstance(spec, Mapping) or not all(k in spec for k in ("model", "task", "seed")):
+        return "its spec lacks model, task or seed"
+    if not isinstance(record.get("model") or {}, Mapping) or not isinstance(record.get("task") or {}, Mapping):
+        return "its model or task entry is not a mapping"
+    metrics = record.get("metrics")
+    if not isinstance(metrics, Mapping):
+        return "its metrics are not a mapping"
+    for split, by_lang in metrics.items():
+        if not isinstance(by_lang, Mapping):
+            return f"metrics[{split!r}] is not a mapping"
+        for lang, values in by_lang.items():
+            if not isinstance(values, Mapping) or not all(
+                    v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values.values()):
+                return f"metrics[{split!r}][{lang!r}] is not a mapping of metric names to numbers"
+    return None
+
+
+def usable_records(records: Records) -> Records:
+    """`records` without those whose structure is malformed (valid JSON, known schema version, but e.g.
+    metrics that are not numbers); each one dropped is added to `problems`, naming its file."""
+    out = Records(problems=list(records.problems))
+    for path, record in zip(records.paths, records.records):
+        problem = _shape_problem(record)
+        if problem:
+            out.problems.append(f"{path}: malformed record ({problem})")
+        else:
+            out.paths.append(path)
+            out.records.append(record)
+    return out
+
+
+def load_usable_records(results_dir: Path | str) -> Records:
+    """`results.load_records` plus the structural checks of `usable_records`: what reports read."""
+    return usable_records(load_records(results_dir))
 
 
 def runs_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
@@ -416,12 +455,21 @@ def _find_baseline(rows: list[Row], baseline: str, split: str) -> Row | None:
     return min(matches, key=rank) if matches else None
 
 
-def _correctness(run_ids: Sequence[str], paths: Mapping[str, Path], split: str) -> pd.DataFrame | None:
+def _correctness(run_ids: Sequence[str], paths: Mapping[str, Path], split: str,
+                 notes: list[str]) -> pd.DataFrame | None:
     """Per example (lang, idx) of `split`: the label and the correctness averaged over the runs (seeds)."""
     frames = []
     for run_id in run_ids:
-        preds = load_predictions(paths[run_id]) if run_id in paths else None
+        try:
+            preds = load_predictions(paths[run_id]) if run_id in paths else None
+        except (OSError, ValueError) as exc:   # pyarrow's errors derive from these
+            notes.append(f"predictions of run {run_id} are unreadable ({exc.__class__.__name__}); "
+                         "no significance test for it.")
+            return None
         if preds is None:
+            return None
+        if any(c not in preds.columns for c in PREDICTION_COLUMNS):
+            notes.append(f"predictions of run {run_id} lack columns {PREDICTION_COLUMNS}; no significance test.")
             return None
         preds = preds[preds["split"] == split]
         frames.append(preds.assign(correct=(preds["label"] == preds["pred"]).astype(float)))
@@ -433,8 +481,8 @@ def _correctness(run_ids: Sequence[str], paths: Mapping[str, Path], split: str) 
 
 def _significance(row: Row, base: Row, paths: Mapping[str, Path], languages: list[str], split: str,
                   n_resamples: int, seed: int, notes: list[str]) -> dict[str, Bootstrap]:
-    a = _correctness(row.run_ids, paths, split)
-    b = _correctness(base.run_ids, paths, split)
+    a = _correctness(row.run_ids, paths, split, notes)
+    b = _correctness(base.run_ids, paths, split, notes)
     if a is None or b is None:
         return {}
     joined = a.add_suffix("_a").join(b.add_suffix("_b"), how="inner")
@@ -523,7 +571,7 @@ def build_report(results_dir: Path | str, task: str | None = None, *, baseline: 
     """Tables for one task (or every task with runs or reference numbers) from the records under
     `results_dir` (or `records`, already loaded from it). Unreadable record files are skipped and listed in
     `Report.problems`."""
-    records = records if records is not None else load_records(results_dir)
+    records = usable_records(records if records is not None else load_records(results_dir))
     tasks = [task] if task else known_tasks(records, reference_dir if reference else None)
     tables = [build_table(t, records, baseline=baseline, split=split, reference=reference,
                           reference_dir=reference_dir, tasks_dir=tasks_dir, n_resamples=n_resamples, seed=seed)

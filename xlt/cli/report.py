@@ -14,7 +14,8 @@ from rich.table import Table as RichTable
 
 from xlt.cli.common import ResultsDirOpt, TasksDirOpt, console, err_console, leaderboard_app, report_app
 from xlt.errors import XltError
-from xlt.results import DEFAULT_RESULTS_DIR, load_records
+from xlt.report import load_usable_records
+from xlt.results import DEFAULT_RESULTS_DIR
 
 
 class Format(str, Enum):
@@ -70,7 +71,7 @@ def tables(
     """Per task: one row per model (runs: mean ± std over seeds; published rows with their split), Δ vs baseline."""
     from xlt.report import build_report, console_tables, render
 
-    records = load_records(results_dir)
+    records = load_usable_records(results_dir)
     _warn(records.problems)   # before anything can fail, so a skipped file is always named
     report = build_report(results_dir, task, baseline=baseline, split=split.value, reference=not no_reference,
                           tasks_dir=tasks_dir, n_resamples=resamples, records=records)
@@ -105,7 +106,7 @@ def runs(
     """Every run record: task, model, seed, status, average (primary metric, %), created."""
     from xlt.report import runs_table
 
-    records = load_records(results_dir)
+    records = load_usable_records(results_dir)
     _warn(records.problems)
     frame = runs_table(records)
     if task:
@@ -132,7 +133,7 @@ def show(
     """One run in full: spec, status, environment, selection and the per-language table."""
     from xlt.report import find_run, run_detail
 
-    records = load_records(results_dir)
+    records = load_usable_records(results_dir)
     _warn(records.problems)
     path, record = find_run(records, run_id)
     spec = record["spec"]
