@@ -318,3 +318,15 @@ def test_malformed_records_and_unreadable_predictions_never_crash(tmp_path):
     md = invoke("report", "tables", "--task", "toy", "--format", "md", "--results-dir", str(tmp_path)).stdout
     assert "unreadable" in md and "| Δ other | vs xlm-roberta-base |" in md
     assert odd.exists()
+
+
+def test_captions_point_at_the_other_split_and_at_reduced_runs(tmp_path):
+    spec = RunSpec.create("m1", "toy", seed=1, max_eval_samples=40)
+    write_run(tmp_path, new_record(spec, status="completed", task=TOY_TASK, model={"name": "m1"},
+                                   metrics={"validation": {l: {"accuracy": 0.5, "n": 40} for l in TOY_LANGS}}))
+    records = load_records(tmp_path)
+    with pytest.raises(XltError, match="no completed runs.*see --split validation"):
+        build_report(tmp_path, "toy", reference=False)
+    assert "see --split validation" in build_table("toy", records, reference=False).caption()
+    caption = build_table("toy", records, reference=False, split="validation").caption()
+    assert "on the dev set" in caption and "m1: a reduced run (max_eval_samples=40)" in caption

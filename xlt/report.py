@@ -353,8 +353,8 @@ class Table:
         n = len(self.languages)
         parts = [f"{self.task}: {self.metric} (%), zero-shot transfer from {self.source_lang}."]
         if any(r.kind == "measured" for r in self.rows):
-            parts.append(f"Measured rows (xlt): mean ± sample std over the seeds (Seeds column) on the "
-                         f"{split_label(self.split)} split.")
+            where = "the dev set" if self.split == "validation" else f"the {self.split} split"
+            parts.append(f"Measured rows (xlt): mean ± sample std over the seeds (Seeds column) on {where}.")
         if any(r.kind == "published" for r in self.rows):
             parts.append("Published rows are labelled with their split")
             if any(r.kind == "published" and r.is_dev for r in self.rows):
@@ -524,12 +524,22 @@ def build_table(task: str, records: Records | None = None, *, baseline: str | No
     task_records = [r for r in records.records if r["spec"]["task"] == task]
     frame = runs_frame(task_records)
     languages, source_lang, metric = _task_view(task, spec, ref, frame, task_records)
+    other_splits = sorted(set(frame["split"]) - {split})
     frame = frame[(frame["split"] == split) & (frame["metric"] == metric)]
     table = Table(task=task, metric=metric, split=split, languages=languages, source_lang=source_lang,
                   n_resamples=n_resamples)
     table.rows = _published_rows(ref, languages, source_lang, metric) + \
         _measured_rows(frame, languages, source_lang, split)
+    if frame.empty and other_splits:
+        table.notes.append(f"Runs of {task} have no {split} results (they have {', '.join(other_splits)}); "
+                           f"see --split {other_splits[0]}.")
     for row in table.rows:
+        if row.kind == "measured" and row.config:
+            spec = json.loads(row.config)
+            limits = [f"{k}={spec[k]}" for k in ("max_train_samples", "max_eval_samples") if spec.get(k)]
+            if limits:
+                table.notes.append(f"{row.model}: a reduced run ({', '.join(limits)}), not comparable with "
+                                   "full-data numbers.")
         if row.kind == "published" and AVG in row.cells:
             mean = macro_average({l: row.cells[l].mean for l in languages if l in row.cells}, languages)
             if mean is not None and abs(mean - row.cells[AVG].mean) >= 0.05 + 1e-9:
@@ -579,7 +589,8 @@ def build_report(results_dir: Path | str, task: str | None = None, *, baseline: 
     if task and not tables[0].rows:
         what = "no completed runs" + ("" if not reference else " and no reference numbers")
         raise XltError(f"{what} for task {task!r} on the {split} split under {Path(results_dir) / 'runs'}; "
-                       f"tasks with results: {', '.join(known_tasks(records, reference_dir)) or '(none)'}")
+                       f"tasks with results: {', '.join(known_tasks(records, reference_dir)) or '(none)'}"
+                       + "".join(f". {note.rstrip('.')}" for note in tables[0].notes))
     return Report([t for t in tables if t.rows], records.problems, len(records.records))
 
 
