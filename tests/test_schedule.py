@@ -280,11 +280,15 @@ def test_two_models_two_seeds_of_tiny_checkpoints_then_resume_skips_all(ray_clus
     assert {(Path(r["spec"]["model"]).name, r["spec"]["seed"]) for r in records.records} == {
         (tiny_deberta_v3.name, 1), (tiny_deberta_v3.name, 2), (tiny_xlmr.name, 1), (tiny_xlmr.name, 2)}
     assert all(load_predictions(p) is not None for p in records.paths)
+    for path, record in zip(records.paths, records.records):   # found again by its spec's run_id
+        assert path.stem == record["run_id"] == RunSpec.from_dict(record["spec"]).run_id
+        assert len(record["metrics"]["validation"]) == 15 and record["metrics"]["validation"]["sw"]["n"] == 8
     assert all(r["env"]["cuda_visible_devices"] in {"0", "1", "2", "3"} for r in records.records)
-    assert "4 completed" in first.output and "0 failed" in first.output
+    output = " ".join(first.output.split())
+    assert "4 completed" in output and "0 failed" in output and "note" not in output
 
     mtimes = [p.stat().st_mtime_ns for p in records.paths]
     second = CliRunner().invoke(app, args)
     assert second.exit_code == 0, second.output
-    assert "0 completed" in second.output and "4 skipped" in second.output
+    assert "0 completed, 0 failed, 4 skipped" in " ".join(second.output.split())
     assert [p.stat().st_mtime_ns for p in records.paths] == mtimes
