@@ -3,6 +3,7 @@
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -191,3 +192,15 @@ def test_out_of_memory_names_the_batch_size_and_grad_accum(tiny_deberta_v3, shar
     per_step = hp.per_step_batch
     with pytest.raises(XltError, match="out of memory.*batch of 16.*--grad-accum 2"):
         fit(_OOM(), lambda e: xdata.batches(feats, per_step, shuffle=True, seed=e), 2, hp, seed=0)
+
+
+def test_training_continues_after_a_dev_evaluation_on_the_same_lengths(tiny_deberta_v3, shared_data):
+    """Selection evaluations must not leave inference-mode tensors behind (the native model caches per length)."""
+    from xlt.evaluate import dev_score
+
+    clf, feats = _setup(tiny_deberta_v3, shared_data, n=200)
+    short = np.flatnonzero(feats.lengths < 48)[:32]      # untruncated pairs: batches of varied widths
+    feats = feats.select(short)
+    hp = dataclasses.replace(HP, epochs=2, eval_every=1)
+    result = _fit(clf, feats, hp, dev_eval=lambda m: dev_score(m, feats, "accuracy", batch_size=1))  # every length
+    assert result.steps == 4 and len(result.history) == 4

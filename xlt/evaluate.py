@@ -30,14 +30,20 @@ Event = dict[str, Any]
 
 
 def predict(model: nn.Module, feats: Features, *, batch_size: int = 64, device: torch.device | str = "cpu",
-            precision: str = "fp32", on_batch: Callable[[int], None] | None = None) -> np.ndarray:
-    """Argmax predictions for every example of `feats`, in source order (by `feats.index`)."""
+            precision: str = "fp32", on_batch: Callable[[int], None] | None = None,
+            inference: bool = True) -> np.ndarray:
+    """Argmax predictions for every example of `feats`, in source order (by `feats.index`).
+
+    inference=True runs under `torch.inference_mode` (final evaluation). Evaluations in the middle of
+    training pass False (`torch.no_grad`): a tensor a model caches while in inference mode (the native
+    DeBERTa caches its relative-position indices per length) could not be used by the next training step.
+    """
     device = torch.device(device)
     was_training = model.training
     model.eval()
     indices, preds = [], []
     try:
-        with torch.inference_mode():
+        with torch.inference_mode() if inference else torch.no_grad():
             for batch in batches(feats, batch_size, shuffle=False):
                 tt = batch.get("token_type_ids")
                 with autocast(device, precision):
@@ -60,6 +66,13 @@ def predict(model: nn.Module, feats: Features, *, batch_size: int = 64, device: 
     order_index = np.concatenate(indices)
     out = restore_order(order_index, np.concatenate(preds)).astype(np.int64)
     return out
+
+
+def dev_score(model: nn.Module, feats: Features, metric: str, *, batch_size: int = 64,
+              device: torch.device | str = "cpu", precision: str = "fp32") -> float:
+    """One metric on one split during training (model selection): `torch.no_grad`, not inference mode."""
+    preds = predict(model, feats, batch_size=batch_size, device=device, precision=precision, inference=False)
+    return float(score([metric], labels_in_order(feats), preds)[metric])
 
 
 def positions(feats: Features) -> np.ndarray:
@@ -120,5 +133,5 @@ def metrics_from_predictions(predictions: pd.DataFrame, metric_names: Sequence[s
     return out
 
 
-__all__ = ["predict", "evaluate_splits", "Evaluation", "metrics_from_predictions", "positions",
+__all__ = ["predict", "dev_score", "evaluate_splits", "Evaluation", "metrics_from_predictions", "positions",
            "labels_in_order"]

@@ -128,7 +128,6 @@ def _execute(spec: RunSpec, *, data_dir, results_dir, device, resume, emit, task
     from xlt import data as xdata
     from xlt import evaluate as xeval
     from xlt import train as xtrain
-    from xlt.metrics import score
     from xlt.models import load_classifier
     from xlt.tasks import available_splits, get_task, load_split
 
@@ -204,12 +203,11 @@ def _execute(spec: RunSpec, *, data_dir, results_dir, device, resume, emit, task
 
         # Training: selection sees the source-language dev set only.
         stage = "train"
-        dev_labels = xeval.labels_in_order(dev_feats)
         primary = task.primary_metric
 
         def dev_eval(model) -> float:
-            preds = xeval.predict(model, dev_feats, batch_size=hp.eval_batch_size, device=dev, precision=precision)
-            return float(score([primary], dev_labels, preds)[primary])
+            return xeval.dev_score(model, dev_feats, primary, batch_size=hp.eval_batch_size, device=dev,
+                                   precision=precision)
 
         per_step = hp.per_step_batch
 
