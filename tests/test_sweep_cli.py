@@ -88,13 +88,16 @@ def test_inline_sweep_exits_non_zero_when_a_job_failed(tmp_path):
     assert failed["status"] == "failed" and "ValueError" in failed["error"]["traceback_tail"]
 
 
-def test_ctrl_c_cancels_running_jobs_keeps_completed_records_and_says_how_to_resume(tmp_path):
+@pytest.mark.parametrize("target", ["driver", "process-group"])
+def test_ctrl_c_cancels_running_jobs_keeps_completed_records_and_says_how_to_resume(tmp_path, target):
+    """SIGINT to the driver only, and to the whole process group as a terminal's Ctrl-C does (workers too)."""
     results = tmp_path / "results"
     env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="200")
     env.pop("RAY_ADDRESS", None)
     cmd = [str(Path(sys.executable).with_name("xlt")), "sweep", "--models", "tiny", "--tasks", "xnli",
            "--seeds", "1-4", "--results-dir", str(results), "--job", "tests.test_sweep_cli:slow_job"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
     first = spec_record_path(results, RunSpec.create("tiny", "xnli", seed=1))
     try:
         deadline = time.monotonic() + 150
@@ -103,11 +106,14 @@ def test_ctrl_c_cancels_running_jobs_keeps_completed_records_and_says_how_to_res
             assert time.monotonic() < deadline, "the first record never landed"
             time.sleep(0.2)
         time.sleep(1.0)   # the other jobs are running now
-        proc.send_signal(signal.SIGINT)
+        if target == "driver":
+            proc.send_signal(signal.SIGINT)
+        else:
+            os.killpg(proc.pid, signal.SIGINT)
         output, _ = proc.communicate(timeout=90)
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
     assert proc.returncode == 130, output
     assert "interrupted" in output and "Resume" in output

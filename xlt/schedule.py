@@ -584,26 +584,21 @@ class RayExecutor:
                     outcome.state, outcome.started_at = "running", info.get("start")
                     emit("running", outcome)
 
-        def collect(ref: Any) -> None:
+        def collect(ref: Any, stopping: bool = False) -> None:
             outcome = inflight.pop(ref)
             try:
                 payload = ray.get(ref)
-            except ray.exceptions.TaskCancelledError:
-                outcome.state = "cancelled"
-                emit("cancelled", outcome)
-                return
-            except ray.exceptions.RayTaskError as exc:
-                # The worker-side wrapper itself failed (e.g. the job could not be imported): not retried.
-                payload = {"record": failed_record(outcome.spec, _ray_error(exc, outcome.attempts))}
-            except ray.exceptions.RayError as exc:
-                # A system failure: the worker process died (os._exit, kill -9, OOM killer) or its node went away.
-                if outcome.attempts <= self.retries:
-                    outcome.state = "retrying"
-                    outcome.note = f"worker died ({type(exc).__name__}); attempt {outcome.attempts + 1}"
-                    emit("retrying", outcome)
-                    submit(outcome)
+            except (ray.exceptions.TaskCancelledError, ray.exceptions.RayError) as exc:
+                # While stopping, a job that ended badly was most likely hit by the same Ctrl-C (a terminal
+                # sends SIGINT to the workers too): cancelled, neither retried nor recorded as failed.
+                if stopping or isinstance(exc, ray.exceptions.TaskCancelledError) or isinstance(
+                        getattr(exc, "cause", None), KeyboardInterrupt):
+                    outcome.state = "cancelled"
+                    emit("cancelled", outcome)
                     return
-                payload = {"record": failed_record(outcome.spec, _ray_error(exc, outcome.attempts))}
+                payload = self._failure(ray, exc, outcome, submit, emit)
+                if payload is None:
+                    return
             _store(results_dir, outcome, payload)
             emit(outcome.state, outcome)
 
@@ -624,7 +619,7 @@ class RayExecutor:
                         ready = ready + more
                     note_starts(timeout=0 if ready else 0.01)
                     for ref in ready:
-                        collect(ref)
+                        collect(ref, stopping=interrupt.requested)
             except KeyboardInterrupt:
                 interrupted = True
             if interrupted:
@@ -637,13 +632,26 @@ class RayExecutor:
             pass
         return interrupted
 
+    def _failure(self, ray: Any, exc: BaseException, outcome: JobOutcome, submit: Callable,
+                 emit: Callable) -> dict[str, Any] | None:
+        """A failed record for a Ray error, or None if the job was resubmitted."""
+        if not isinstance(exc, ray.exceptions.RayTaskError) and outcome.attempts <= self.retries:
+            # A system failure: the worker process died (os._exit, kill -9, OOM killer) or its node went away.
+            outcome.state = "retrying"
+            outcome.note = f"worker died ({type(exc).__name__}); attempt {outcome.attempts + 1}"
+            emit("retrying", outcome)
+            submit(outcome)
+            return None
+        # Out of retries, or the worker-side wrapper itself failed (e.g. the job could not be imported).
+        return {"record": failed_record(outcome.spec, _ray_error(exc, outcome.attempts))}
+
     def _stop(self, ray: Any, inflight: dict, collect: Callable, emit: Callable) -> None:
         """Keep whatever already finished, force-cancel the rest."""
         if inflight:
             done, _ = ray.wait(list(inflight), num_returns=len(inflight), timeout=0)
             for ref in done:
                 try:
-                    collect(ref)
+                    collect(ref, stopping=True)
                 except Exception:  # noqa: BLE001 - a result we cannot store now is simply re-run on resume
                     pass
         for ref, outcome in list(inflight.items()):
