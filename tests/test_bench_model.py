@@ -1,0 +1,104 @@
+"""`xlt bench model` on tiny local configs: behaviour and output shape only, never speed."""
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from tests import factories
+from xlt.bench.model import build_pair, forward_flops, parse_cells, step_flops
+from xlt.cli import app
+from xlt.errors import XltError
+from xlt.models import native_available
+
+runner = CliRunner()
+WIDE = {"COLUMNS": "200"}
+KEYS = {"impl", "mode", "dtype", "seq_len", "batch_size", "tokens_per_s", "peak_mem_bytes"}
+pytestmark = pytest.mark.skipif(not native_available(), reason="native DeBERTa not in this tree yet")
+
+
+@pytest.fixture(autouse=True)
+def small_matmul_peak(monkeypatch):
+    """The on-the-spot matmul peak at 2048^3 costs seconds on a busy 2-core box; 256^3 is enough here."""
+    import xlt.bench.model as bench
+
+    real = bench.matmul_peak
+    monkeypatch.setattr(bench, "matmul_peak", lambda dtype: real(dtype, n=256, repeats=2))
+
+
+@pytest.fixture()
+def config_dir(tmp_path):
+    """A directory holding only a config.json (no weights, no tokenizer): enough to benchmark."""
+    cfg = dict(factories.DEBERTA_V2)
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    return tmp_path
+
+
+def test_bench_writes_json_rows_for_both_implementations(config_dir, tmp_path):
+    out = tmp_path / "bench.json"
+    result = runner.invoke(app, ["bench", "model", "--model", str(config_dir), "--cells",
+                                 "infer:fp32:16,train:bf16:24", "--batch-size", "2", "--repeats", "2",
+                                 "--warmup", "0", "--no-memory", "--json", str(out)], env=WIDE)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())
+    assert len(rows) == 4
+    assert {(r["impl"], r["mode"], r["dtype"], r["seq_len"]) for r in rows} == {
+        (i, m, d, L) for i in ("native", "hf") for m, d, L in (("infer", "fp32", 16), ("train", "bf16", 24))}
+    for row in rows:
+        assert KEYS <= set(row) and row["batch_size"] == 2
+        assert row["tokens_per_s"] > 0 and len(row["step_s"]) == 2 and row["mfu"] > 0
+        assert row["peak_mem_bytes"] is None  # --no-memory
+    assert "native / transformers" in result.output and "speed ratio" in result.output
+
+
+def test_memory_probe_runs_in_a_fresh_process(config_dir):
+    from xlt.bench.model import measure_memory
+    from xlt.models.registry import resolve_model
+
+    config = resolve_model(str(config_dir)).config
+    mem = measure_memory(config, "native", "train", "fp32", seq_len=16, batch_size=2, threads=1)
+    assert mem["peak_mem_bytes"] > 50 * 2**20  # a Python process with torch loaded
+    assert 0 <= mem["step_mem_bytes"] <= mem["peak_mem_bytes"] and mem["mem_method"]
+
+
+def test_bench_pair_runs_identical_weights(config_dir):
+    from xlt.models.registry import resolve_model
+
+    config = resolve_model(str(config_dir)).config
+    models = build_pair(config, ["native", "hf"], seed=0)
+    ids = torch.randint(5, config["vocab_size"], (2, 20))
+    mask = torch.ones_like(ids)
+    for m in models.values():
+        m.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(models["native"](ids, mask), models["hf"](ids, mask), atol=1e-5, rtol=1e-4)
+
+
+def test_bench_transformers_only_for_non_deberta(tiny_xlmr, tmp_path):
+    out = tmp_path / "bench.json"
+    result = runner.invoke(app, ["bench", "model", "--model", str(tiny_xlmr), "--cells", "infer:fp32:16",
+                                 "--batch-size", "2", "--repeats", "1", "--warmup", "0", "--no-memory",
+                                 "--json", str(out)], env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert [r["impl"] for r in json.loads(out.read_text())] == ["hf"]
+
+
+def test_bench_rejects_bad_options(config_dir):
+    with pytest.raises(XltError, match="MODE:DTYPE:SEQ_LEN"):
+        parse_cells("train:fp16:128")
+    result = runner.invoke(app, ["bench", "model", "--model", str(config_dir), "--impl", "native,jax"])
+    assert isinstance(result.exception, XltError) and "jax" in str(result.exception)
+    result = runner.invoke(app, ["bench", "model", "--model", "mdeberta-v3-bse"])
+    assert isinstance(result.exception, XltError) and "mdeberta-v3-base" in str(result.exception)
+
+
+def test_model_flops_grow_with_length_and_train_is_three_forwards():
+    from xlt.models.registry import REGISTRY
+
+    cfg = REGISTRY["mdeberta-v3-base"].config
+    f128, f512 = forward_flops(cfg, 128, 8), forward_flops(cfg, 512, 8)
+    assert f512 > 4 * f128  # attention is quadratic
+    assert step_flops(cfg, "train", 128, 8) == 3 * step_flops(cfg, "infer", 128, 8)
+    # ~2 x 86M non-embedding parameters per token, plus attention
+    assert 2 * 85e6 * 1024 < f128 < 2 * 110e6 * 1024
