@@ -49,7 +49,8 @@ def overlap_stats(workers: list[dict[str, Any]]) -> tuple[int, int]:
     return peak, collisions
 
 
-def bench_schedule(jobs: int = 16, gpus: int = 4, job_seconds: float = 5.0) -> dict[str, Any]:
+def bench_schedule(jobs: int = 16, gpus: int = 4, job_seconds: float = 5.0, *, warmup: bool = True) -> dict[str, Any]:
+    """Run the benchmark; `warmup=False` leaves worker start-up inside the makespan."""
     import ray
 
     from xlt.schedule import RayExecutor, run_sweep
@@ -63,7 +64,8 @@ def bench_schedule(jobs: int = 16, gpus: int = 4, job_seconds: float = 5.0) -> d
     try:
         init_s = time.perf_counter() - start
         warm = time.perf_counter()
-        ray.get([ray.remote(_noop).options(num_gpus=1, num_cpus=0).remote() for _ in range(gpus)])
+        if warmup:
+            ray.get([ray.remote(_noop).options(num_gpus=1, num_cpus=0).remote() for _ in range(gpus)])
         warmup_s = time.perf_counter() - warm
         specs = [RunSpec.create(f"sleep-{i:03d}", "bench", seed=i) for i in range(jobs)]
         executor = RayExecutor(gpus_per_job=1, job="xlt.bench.schedule:sleep_job",
@@ -80,6 +82,6 @@ def bench_schedule(jobs: int = 16, gpus: int = 4, job_seconds: float = 5.0) -> d
     return {"jobs": jobs, "gpus": gpus, "job_seconds": job_seconds, "makespan_s": round(makespan, 3),
             "ideal_s": ideal, "overhead_ratio": round(makespan / ideal, 4) if ideal else None,
             "startup_s": round(init_s + warmup_s, 3), "ray_init_s": round(init_s, 3),
-            "worker_warmup_s": round(warmup_s, 3), "completed": result.count("completed"),
+            "worker_warmup_s": round(warmup_s, 3) if warmup else None, "completed": result.count("completed"),
             "failed": result.count("failed"), "max_concurrent_observed": peak,
             "device_collisions": collisions, "ray": ray.__version__}

@@ -208,21 +208,24 @@ def bench_schedule_command(
     jobs: Annotated[int, typer.Option("--jobs", help="Number of sleeping jobs.")] = 16,
     gpus: Annotated[int, typer.Option("--gpus", help="Logical GPUs of the local Ray instance.")] = 4,
     job_seconds: Annotated[float, typer.Option("--job-seconds", help="How long each job sleeps.")] = 5.0,
+    warmup: Annotated[bool, typer.Option(
+        "--warmup/--no-warmup", help="Start one worker per GPU before the clock starts (default) or count "
+                                     "worker start-up in the makespan.")] = True,
     json_path: JsonOpt = None,
 ) -> None:
     """Makespan of N sleeping one-GPU jobs on G logical GPUs against the ideal ceil(N/G) x S."""
     from xlt.bench.schedule import bench_schedule
 
     err_console.print(f"starting a local Ray instance with {gpus} logical GPU(s); {jobs} job(s) of {job_seconds:g}s")
-    out = bench_schedule(jobs=jobs, gpus=gpus, job_seconds=job_seconds)
+    out = bench_schedule(jobs=jobs, gpus=gpus, job_seconds=job_seconds, warmup=warmup)
     table = Table(title="xlt bench schedule", title_justify="left")
     table.add_column("measure")
     table.add_column("value", justify="right")
     rows = [("jobs x seconds on GPUs", f"{jobs} x {job_seconds:g}s on {gpus}"),
             ("makespan", f"{out['makespan_s']:.2f}s"), ("ideal ceil(N/G)*S", f"{out['ideal_s']:.2f}s"),
             ("ratio", f"{out['overhead_ratio']:.3f}" if out["overhead_ratio"] is not None else "-"),
-            ("Ray start-up (excluded)", f"{out['startup_s']:.2f}s (init {out['ray_init_s']:.2f}s + workers "
-                                        f"{out['worker_warmup_s']:.2f}s)"),
+            ("Ray start-up (excluded)", f"{out['startup_s']:.2f}s (init {out['ray_init_s']:.2f}s"
+             + (f" + workers {out['worker_warmup_s']:.2f}s)" if warmup else "; workers start inside the makespan)")),
             ("completed / failed", f"{out['completed']} / {out['failed']}"),
             ("max jobs at once", str(out["max_concurrent_observed"])),
             ("device collisions", str(out["device_collisions"]))]
