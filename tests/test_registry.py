@@ -130,3 +130,13 @@ def test_load_classifier_rejects_bad_impl_and_native_for_xlmr(tiny_xlmr):
         load_classifier(str(tiny_xlmr), 3, impl="fast")
     with pytest.raises(XltError, match="no native implementation"):
         load_classifier(str(tiny_xlmr), 3, impl="native")
+
+
+@pytest.mark.parametrize("impl", ["auto", "hf"])
+def test_load_classifier_gradient_checkpointing_still_trains(tiny_deberta_v3, impl):
+    clf = load_classifier(str(tiny_deberta_v3), num_labels=3, impl=impl, gradient_checkpointing=True)
+    clf.model.train()
+    ids = torch.randint(5, 1000, (2, 12))
+    loss = clf.model(ids, torch.ones_like(ids)).logsumexp(-1).mean()
+    loss.backward()
+    assert clf.embedding_layernorm.weight.grad is not None

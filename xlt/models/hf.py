@@ -120,8 +120,9 @@ def load_hf_classifier(source: str, num_labels: int,
     if body:
         raise XltError(f"checkpoint '{source}' does not match its own config: {_summarise(body)} have the wrong "
                        "shape; re-save the checkpoint or fix its config.json.")
-    if gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+    if gradient_checkpointing:  # renamed in transformers 5 (the old name warns and goes in v6)
+        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+        enable()
     report = load_report_line(source, "hf", list(info.get("missing_keys", [])),
                               list(info.get("unexpected_keys", [])), mismatched)
     return HFSequenceClassifier(model), report

@@ -158,6 +158,9 @@ def verify(name_or_path: str, seq_len: int = 128, batch_size: int = 4, num_label
     info = resolve_model(name_or_path)
     _require_deberta(info)
     _deberta_module()
+    max_len = info.config.get("max_position_embeddings", 512)
+    if info.config.get("position_biased_input", True) and seq_len > max_len:
+        raise XltError(f"--seq-len {seq_len} exceeds this model's {max_len} absolute positions; use <= {max_len}.")
     torch.manual_seed(seed)
     native, report = _load_native(info.hub_id, num_labels)
     hf_model, loading = _load_transformers(info.hub_id, num_labels)
@@ -172,9 +175,6 @@ def verify(name_or_path: str, seq_len: int = 128, batch_size: int = 4, num_label
             hf_state = hf_model.state_dict()
             for key in copied:
                 hf_state[key].copy_(native_state[key])
-    max_len = info.config.get("max_position_embeddings", 512)
-    if info.config.get("position_biased_input", True) and seq_len > max_len:
-        raise XltError(f"--seq-len {seq_len} exceeds this model's {max_len} absolute positions; use <= {max_len}.")
     batch = random_batch(info.config, batch_size, seq_len, seed)
     enc, logits = compare(native, hf_model, batch)
     return VerifyResult(info=info, seq_len=seq_len, batch_size=batch_size,
