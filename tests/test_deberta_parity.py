@@ -177,3 +177,60 @@ def test_relative_index_cached_per_length():
     nat(ids, mask)
     nat(ids[:, :10], mask[:, :10])
     assert sorted(k[0] for k in nat.encoder._rel_cache) == [10, 24]
+
+
+def _attention_inputs(seed=0, B=2, H=2, T=9, D=4, R=7):
+    g = torch.Generator().manual_seed(seed)
+    mk = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64).requires_grad_()  # noqa: E731
+    q, k, v, pos_k, pos_q = mk(B, H, T, D), mk(B, H, T, D), mk(B, H, T, D), mk(1, H, R, D), mk(1, H, R, D)
+    idx = torch.randint(0, R, (T, T), generator=g)
+    key_bias = torch.zeros(B, 1, 1, T, dtype=torch.float64)
+    key_bias[1, ..., -3:] = torch.finfo(torch.float64).min
+    return q, k, v, pos_k, pos_q, idx, key_bias
+
+
+def _reference_attention(q, k, v, pos_k, pos_q, idx, key_bias, scale, mask=None, p=0.0):
+    B, H, T, _ = q.shape
+    c2p = torch.gather(q @ pos_k.transpose(-1, -2), -1, idx.expand(B, H, T, T))
+    p2c = torch.gather(k @ pos_q.transpose(-1, -2), -1, idx.t().expand(B, H, T, T)).transpose(-1, -2)
+    probs = torch.softmax((q @ k.transpose(-1, -2) + c2p + p2c) * scale + key_bias, -1)
+    if mask is not None:
+        probs = probs * mask / (1 - p)
+    return probs @ v
+
+
+def test_fused_attention_gradcheck():
+    args = _attention_inputs()
+    fn = lambda q, k, v, pk, pq: nd.DisentangledAttention.apply(q, k, v, pk, pq, *args[5:], 0.3, 0.0)  # noqa
+    assert torch.autograd.gradcheck(fn, args[:5])
+    torch.testing.assert_close(fn(*args[:5]), _reference_attention(*args, 0.3))
+
+
+def test_fused_attention_dropout_matches_reference_with_the_same_mask():
+    args = _attention_inputs(1)
+    torch.manual_seed(5)
+    out = nd.DisentangledAttention.apply(*args, 0.3, 0.25)  # one batch chunk: one bernoulli_ draw
+    torch.manual_seed(5)
+    mask = torch.empty(out.shape[:3] + (out.shape[2],), dtype=torch.bool).bernoulli_(0.75)
+    assert 0 < mask.sum() < mask.numel()
+    ref = _reference_attention(*args, 0.3, mask, 0.25)
+    torch.testing.assert_close(out, ref)
+    w = torch.randn_like(out)
+    g1 = torch.autograd.grad((out * w).sum(), args[:5])
+    g2 = torch.autograd.grad((ref * w).sum(), args[:5])
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b)
+
+
+def test_bf16_autocast_runs_and_stays_close():
+    hf, nat = _pair(V3)
+    ids, mask, _ = _batch(24, V3["vocab_size"], False)
+    m = mask.bool()
+    ref = nat(ids, mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = nat(ids, mask)  # training-style (grad enabled): the fused fp32 attention
+        with torch.no_grad():
+            out_ng = nat(ids, mask)  # inference: one SDPA call
+    assert torch.isfinite(out).all() and torch.isfinite(out_ng).all()
+    assert (out.float() - ref)[m].abs().max() < 0.1 and (out_ng.float() - ref)[m].abs().max() < 0.1
+    out.float().sum().backward()

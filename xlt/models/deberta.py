@@ -364,22 +364,148 @@ class DisentangledSelfAttention(nn.Module):
         # x (B, T, C); key_bias (B, 1, 1, T) additive padding mask; rel (R, C) relative rows; idx (T, T)
         B, T, _ = x.shape
         q, k, v = self.qkv(x)  # (B, H, T, D)
-        bias = key_bias
+        pos_k = pos_q = None
         if self.c2p or self.p2c:
             pos_k, pos_q = self.position_projections(self.pos_dropout(rel))  # (1, H, R, D)
-            H = q.size(1)
-            pos = 0
-            if self.c2p:  # q_i . Pk[idx[i, j]]
-                c2p = torch.matmul(q, pos_k.transpose(-1, -2))  # (B, H, T, R)
-                pos = pos + torch.gather(c2p, -1, idx.expand(B, H, T, T))  # (B, H, T, T)
-            if self.p2c:  # k_j . Pq[idx[i, j]]
-                p2c = torch.matmul(k, pos_q.transpose(-1, -2))  # (B, H, T(j), R)
-                pos = pos + torch.gather(p2c, -1, idx.t().expand(B, H, T, T)).transpose(-1, -2)
-            bias = pos * self.scale + key_bias  # (B, H, T, T)
-        bias = bias.to(q.dtype)
-        out = F.scaled_dot_product_attention(q, k, v.to(q.dtype), attn_mask=bias,
-                                             dropout_p=self.dropout_p if self.training else 0.0, scale=self.scale)
+        dropout_p = self.dropout_p if self.training else 0.0
+        if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (q, k, v, pos_k, pos_q)):
+            # Training: fused forward/backward that recomputes the (T, T) scores per batch chunk in backward
+            # instead of keeping ~5 (B, H, T, T) tensors per layer (see DisentangledAttention).
+            out = DisentangledAttention.apply(q, k, v, pos_k, pos_q, idx, key_bias, self.scale, dropout_p)
+        else:
+            bias = disentangled_bias(q, k, pos_k, pos_q, idx, self.scale)  # (B, H, T, T) or None
+            if key_bias is not None:
+                bias = key_bias if bias is None else bias + key_bias
+            out = F.scaled_dot_product_attention(q, k, v.to(q.dtype), attn_mask=None if bias is None else bias.to(q.dtype),
+                                                 dropout_p=dropout_p, scale=self.scale)
         return out.transpose(1, 2).reshape(B, T, -1)  # (B, T, H*D)
+
+
+def disentangled_bias(q, k, pos_k, pos_q, idx, scale):
+    """(c2p + p2c) * scale: (B, H, T, T), or None without position terms. q, k (B, H, T, D); pos_* (1, H, R, D).
+
+    c2p[i, j] = q_i . pos_k[idx[i, j]]  (rows of q @ pos_k^T gathered along the last axis)
+    p2c[i, j] = pos_q[idx[i, j]] . k_j  (columns of pos_q @ k^T gathered along the row axis; transformers
+    gathers k @ pos_q^T with the negated index and transposes, which is the same number)
+    """
+    if pos_k is None and pos_q is None:
+        return None
+    B, H, T, _ = q.shape
+    bias = None
+    if pos_k is not None:
+        c2p = torch.matmul(q, pos_k.transpose(-1, -2).to(q.dtype))  # (B, H, T, R)
+        bias = torch.gather(c2p, -1, idx.expand(B, H, T, T))  # (B, H, T, T)
+    if pos_q is not None:
+        p2c = torch.matmul(pos_q.to(k.dtype), k.transpose(-1, -2))  # (B, H, R, T)
+        p2c = torch.gather(p2c, -2, idx.expand(B, H, T, T))  # (B, H, T, T)
+        bias = p2c if bias is None else bias.add_(p2c)
+    return bias.mul_(scale) if scale != 1.0 else bias
+
+
+class DisentangledAttention(torch.autograd.Function):
+    """softmax((q k^T + c2p + p2c) * scale + key_bias) v with dropout on the probabilities, fp32 inside.
+
+    Autograd through these ops keeps ~5 (B, H, T, T) tensors per layer (scores, gathered c2p/p2c, softmax
+    output, dropout output and mask) and allocates as many again in backward. This keeps exactly the
+    probabilities (fp32) and the dropout mask (bool), works chunk by chunk over the batch (each chunk's
+    (b, H, T, T) temporaries stay around 16 MB and are reused), folds the 1/(1-p) dropout scale into the
+    (T, D)-sized tensors, and turns the gather backward into one scatter_add per position term.
+    Gradients flow to q, k, v, pos_k, pos_q (not to the padding bias).
+    """
+
+    @staticmethod
+    def _chunks(B, H, T):  # batch slices keeping each (b, H, T, T) chunk around 16 MB
+        step = max(1, (4 * 2**20) // (H * T * T))
+        return [slice(i, min(B, i + step)) for i in range(0, B, step)]
+
+    @staticmethod
+    def forward(ctx, q, k, v, pos_k, pos_q, idx, key_bias, scale, dropout_p):
+        with torch.autocast(q.device.type, enabled=False):
+            return DisentangledAttention._forward(ctx, q, k, v, pos_k, pos_q, idx, key_bias, scale, dropout_p)
+
+    @staticmethod
+    def _forward(ctx, q, k, v, pos_k, pos_q, idx, key_bias, scale, dropout_p):
+        dt = q.dtype
+        ct = torch.float32 if dt in (torch.float16, torch.bfloat16) else dt  # fp32 scores/softmax under autocast
+        q = (q.to(ct) * scale).contiguous()  # the scale folded into q and pos_q: no (T, T) pass for it
+        k, v = k.to(ct).contiguous(), v.to(ct).contiguous()
+        pos_k = pos_k.to(ct) if pos_k is not None else None
+        pos_q = pos_q.to(ct) * scale if pos_q is not None else None
+        key_bias = key_bias.to(ct) if key_bias is not None else None
+        B, H, T, D = q.shape
+        out = q.new_empty(B, H, T, v.size(-1))
+        probs = q.new_empty(B, H, T, T)  # kept for backward
+        mask = torch.empty(B, H, T, T, dtype=torch.bool, device=q.device) if dropout_p > 0 else None
+        zero = q.new_zeros(())
+        for c in DisentangledAttention._chunks(B, H, T):
+            s = torch.matmul(q[c], k[c].transpose(-1, -2))  # (b, H, T, T)
+            b = s.size(0)
+            tmp = torch.empty_like(s) if pos_k is not None or pos_q is not None else None
+            if pos_k is not None:  # c2p[i, j] = q_i . pos_k[idx[i, j]]
+                c2p = torch.matmul(q[c], pos_k.transpose(-1, -2))  # (b, H, T, R)
+                s.add_(torch.gather(c2p, -1, idx.expand(b, H, T, T), out=tmp))
+            if pos_q is not None:  # p2c[i, j] = pos_q[idx[i, j]] . k_j, gathered along the row axis
+                p2c = torch.matmul(pos_q, k[c].transpose(-1, -2))  # (b, H, R, T)
+                s.add_(torch.gather(p2c, -2, idx.expand(b, H, T, T), out=tmp))
+            if key_bias is not None:
+                s.add_(key_bias[c])
+            torch.ops.aten._softmax.out(s, -1, False, out=probs[c])
+            if dropout_p > 0:
+                mask[c].bernoulli_(1.0 - dropout_p)
+                torch.matmul(torch.where(mask[c], probs[c], zero, out=s), v[c], out=out[c])
+            else:
+                torch.matmul(probs[c], v[c], out=out[c])
+        if dropout_p > 0:
+            out.mul_(1.0 / (1.0 - dropout_p))
+        ctx.save_for_backward(q, k, v, pos_k, pos_q, idx, out, probs, mask)
+        ctx.scale, ctx.dropout_p = scale, dropout_p
+        return out.to(dt)
+
+    @staticmethod
+    def backward(ctx, dout):
+        with torch.autocast(dout.device.type, enabled=False):
+            return DisentangledAttention._backward(ctx, dout)
+
+    @staticmethod
+    def _backward(ctx, dout):
+        q, k, v, pos_k, pos_q, idx, out, probs, mask = ctx.saved_tensors  # q, pos_q pre-scaled
+        scale, dropout_p = ctx.scale, ctx.dropout_p
+        dout = dout.to(q.dtype).contiguous()
+        B, H, T, D = q.shape
+        dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+        dpos_k = torch.zeros_like(pos_k) if pos_k is not None else None
+        dpos_q = torch.zeros_like(pos_q) if pos_q is not None else None
+        delta = (dout * out).sum(-1, keepdim=True)  # (B, H, T, 1) = rowsum(P * dP)
+        zero = q.new_zeros(())
+        if dropout_p > 0:
+            dout = dout * (1.0 / (1.0 - dropout_p))
+        for c in DisentangledAttention._chunks(B, H, T):
+            qc, kc, vc, doc, p = q[c], k[c], v[c], dout[c], probs[c]
+            b = qc.size(0)
+            dp = torch.matmul(doc, vc.transpose(-1, -2))  # (b, H, T, T) grad of the (dropped) probabilities
+            if dropout_p > 0:
+                pm = torch.where(mask[c], p, zero)
+                torch.matmul(pm.transpose(-1, -2), doc, out=dv[c])
+                ds = torch.where(mask[c], dp, zero, out=pm)
+                del dp
+            else:
+                torch.matmul(p.transpose(-1, -2), doc, out=dv[c])
+                ds = dp
+            ds = ds.sub_(delta[c]).mul_(p)  # (b, H, T, T) grad of the (scaled) scores
+            torch.matmul(ds, kc, out=dq[c])
+            torch.matmul(ds.transpose(-1, -2), qc, out=dk[c])
+            if pos_k is not None:  # c2p: scatter the score grads back onto the relative rows
+                g = ds.new_zeros(b, H, T, pos_k.size(2)).scatter_add_(-1, idx.expand(b, H, T, T), ds)
+                dq[c] += torch.matmul(g, pos_k)
+                dpos_k += torch.matmul(g.transpose(-1, -2), qc).sum(0, keepdim=True)
+            if pos_q is not None:  # p2c, scattered along the row axis
+                g = ds.new_zeros(b, H, pos_q.size(2), T).scatter_add_(-2, idx.expand(b, H, T, T), ds)
+                dk[c] += torch.matmul(g.transpose(-1, -2), pos_q)
+                dpos_q += torch.matmul(g, kc).sum(0, keepdim=True)
+        dq.mul_(scale)  # q was pre-scaled; d(q_scaled)/dq = scale
+        if dpos_q is not None:
+            dpos_q.mul_(scale)
+        return dq, dk, dv, dpos_k, dpos_q, None, None, None, None
 
 
 class DebertaSelfOutput(nn.Module):
@@ -477,8 +603,10 @@ class DebertaEncoder(nn.Module):
     def forward(self, x, mask):
         # x (B, T, C) embeddings; mask (B, T) 1 = token, 0 = padding
         B, T, _ = x.shape
-        key_bias = torch.zeros(B, 1, 1, T, dtype=torch.float32, device=x.device)
-        key_bias.masked_fill_(~mask.bool().view(B, 1, 1, T), torch.finfo(torch.float32).min)
+        key_bias = None  # additive padding mask (B, 1, 1, T); None when nothing is padded
+        if not bool(mask.bool().all()):
+            key_bias = torch.zeros(B, 1, 1, T, dtype=torch.float32, device=x.device)
+            key_bias.masked_fill_(~mask.bool().view(B, 1, 1, T), torch.finfo(torch.float32).min)
         rel = idx = None
         if self.cfg.relative_attention:
             idx, lo, hi = self.relative_index(T, x.device)
