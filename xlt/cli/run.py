@@ -84,9 +84,10 @@ def _footer(record: dict[str, Any], path: Path | None) -> str:
     skipped = (record.get("data") or {}).get("skipped") or {}
     for split, langs in skipped.items():
         lines.append(f"not evaluated: split {split} for {len(langs)} language(s) (no data found)")
-    for flag in record.get("flags") or []:
-        if flag.startswith("collapsed_predictions"):
-            lines.append(f"[yellow]warning:[/] {flag}")
+    collapsed = [f.split(":", 1)[1] for f in record.get("flags") or [] if f.startswith("collapsed_predictions:")]
+    if collapsed:
+        lines.append(f"[yellow]warning:[/] predictions collapsed to one class on {len(collapsed)} split/language(s): "
+                     f"{', '.join(collapsed[:6])}{' ...' if len(collapsed) > 6 else ''}")
     if path is not None:
         lines.append(f"record: {path}")
     return "\n".join(lines)
