@@ -1,5 +1,6 @@
 """runner.execute / runner.run on the real pieces: tiny checkpoints, the real XNLI files in ../shared/data."""
 
+import hashlib
 import json
 import os
 import signal
@@ -136,6 +137,8 @@ def test_resume_skips_a_completed_run_and_continues_a_killed_one(tiny_deberta_v3
     assert resumed.record["selection"]["history"] == whole.record["selection"]["history"]
     assert resumed.record["metrics"] == whole.record["metrics"]
     pd.testing.assert_frame_equal(load_predictions(resumed.path), load_predictions(whole.path))
+    parquet = resumed.path.with_name(resumed.path.stem + ".predictions.parquet").read_bytes()
+    assert resumed.record["predictions"] == {"sha256": hashlib.sha256(parquet).hexdigest(), "rows": 15 * 24}
     assert not runner.checkpoint_dir(b, spec).exists()  # checkpoints go once the record is written
 
     again = runner.run(spec, data_dir=shared_data, results_dir=b, quiet=True)

@@ -21,6 +21,8 @@ Record schema (version 1):
                     (optional, added by the runner; {} when absent)
     flags           list of warnings about the run, e.g. "collapsed_predictions:validation/en",
                     "split_not_evaluated:test/en,fr,...", "resumed_from_step:40"
+    predictions     {sha256, rows} of the parquet file written beside the record (optional, added by
+                    runner.run; a mismatch means the predictions belong to a later, interrupted write)
     error           null | {type, message, traceback_tail} (the runner adds stage: setup|train|evaluate,
                     and step for a diverged loss)
     created_at      ISO 8601 UTC

@@ -36,7 +36,8 @@ from typing import Any, Callable
 import pandas as pd
 
 from xlt.errors import XltError
-from xlt.results import DEFAULT_RESULTS_DIR, completed_record, environment, new_record, spec_record_path, write_run
+from xlt.results import (DEFAULT_RESULTS_DIR, completed_record, environment, new_record, predictions_to_bytes,
+                         spec_record_path, write_run)
 from xlt.spec import RunSpec
 
 Event = dict[str, Any]
@@ -264,7 +265,12 @@ def run(spec: RunSpec, *, data_dir: Path | str | None = None, results_dir: Path 
     record = outcome.record
     if record["status"] == "failed" and (record["error"].get("stage") == "setup" or existing is not None):
         return RunResult(None, record, predictions=None)
-    path = write_run(results_dir, record, outcome.predictions)
+    data = None
+    if outcome.predictions is not None:
+        data = predictions_to_bytes(outcome.predictions)
+        # lets a reader check that the parquet beside a record is the one it was written with
+        record["predictions"] = {"sha256": hashlib.sha256(data).hexdigest(), "rows": len(outcome.predictions)}
+    path = write_run(results_dir, record, data)
     if record["status"] == "completed":
         shutil.rmtree(checkpoint_dir(results_dir, spec), ignore_errors=True)
     return RunResult(path, record, predictions=outcome.predictions)
