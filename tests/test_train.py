@@ -239,3 +239,19 @@ def test_learning_is_real(tmp_path_factory, spm_model, shared_data, capsys):
               f"{[round(h['value'], 4) for h in result.history]})")
     assert accuracy == result.best_value            # the model left behind is the selected one
     assert accuracy >= 0.40
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_autocast_precisions_train(tiny_deberta_v3, shared_data, precision):
+    """bf16 autocast, and fp16 with its GradScaler, run on CPU too (what a GPU run would use)."""
+    clf, feats = _setup(tiny_deberta_v3, shared_data, n=32)
+    result = _fit(clf, feats, dataclasses.replace(HP, epochs=1), precision=precision)
+    assert result.steps == 2 and all(math.isfinite(v) for v in result.losses)
+
+
+def test_gradient_checkpointing_trains_the_same(tiny_deberta_v3, shared_data):
+    plain, feats = _setup(tiny_deberta_v3, shared_data, n=32)
+    ckpt = load_classifier(str(tiny_deberta_v3), num_labels=3, gradient_checkpointing=True)
+    hp = dataclasses.replace(HP, epochs=1)
+    a, b = _fit(plain, feats, hp), _fit(ckpt, feats, hp)
+    assert b.losses == pytest.approx(a.losses, rel=1e-5)
