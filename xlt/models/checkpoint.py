@@ -119,7 +119,8 @@ def resolve_dir(name_or_path: str | Path) -> Path:
                        "is network (huggingface-cli download " + name + " --local-dir DIR) and pass that local "
                        "directory instead.") from None
     except (OSError, ValueError) as exc:  # connection errors, invalid repo ids
-        raise XltError(f"cannot fetch '{name}' from the hub ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise XltError(f"cannot fetch '{name}' from the hub ({first}); "
                        "check the id and your network, or pass a local checkpoint directory.") from None
     return local
 

@@ -18,9 +18,18 @@ forward, cached per (length, device)):
 
     score[i, j] = (q_i.k_j + q_i.Pk_r + k_j.Pq_r) / sqrt(head_dim * (1 + number of position terms))
 
-c2p (q.Pk) and p2c (k.Pq) are matmuls of q/k against the relative rows (1, H, R, D), broadcast over the
-batch, followed by one gather each with the same index map (p2c with its transpose). The position terms
-and the padding mask form one additive bias for a single `scaled_dot_product_attention` call.
+c2p (q.Pk) and p2c (Pq.k) are matmuls of q/k against the relative rows (1, H, R, D), broadcast over the
+batch (never repeated), followed by one gather each with the same index map (c2p along keys, p2c along
+rows). Only the rows the index map reads are projected (R = 255 instead of 512 at T = 128 for mDeBERTa);
+with share_att_key the token and relative-row projections are one fused q|k|v matmul.
+  - Inference (no grad): the position terms * scale plus the padding mask are one additive bias for a single
+    `scaled_dot_product_attention(..., scale=1/sqrt(head_dim * scale_factor))` call.
+  - Training: SDPA's CPU backward cannot give a gradient to its mask (and dropout forces its math path), so
+    it would autograd through ~5 (B, H, T, T) tensors per layer. `DisentangledAttention` is a hand-written
+    autograd Function instead: fp32 scores/softmax (also under bf16 autocast), chunks of the batch, keeps only
+    the probabilities and a bool dropout mask, index_add_ for the gather backward.
+Gradient checkpointing (torch.utils.checkpoint per layer): `model.gradient_checkpointing_enable()` or the
+constructor's `gradient_checkpointing=True`.
 
 Masking. Padded keys are masked for every query. transformers also masks padded *query* rows (they then
 attend uniformly to everything); outputs at padded positions are therefore not comparable and carry no
@@ -395,15 +404,16 @@ class DisentangledSelfAttention(nn.Module):
                 pos_k, pos_q = self.position_projections(self.pos_dropout(rel))  # (1, H, R, D)
         dropout_p = self.dropout_p if self.training else 0.0
         if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (q, k, v, pos_k, pos_q)):
-            # Training: fused forward/backward that recomputes the (T, T) scores per batch chunk in backward
-            # instead of keeping ~5 (B, H, T, T) tensors per layer (see DisentangledAttention).
+            # Training: the hand-written forward/backward keeps only probabilities and the dropout mask
+            # instead of autograd's ~5 (B, H, T, T) tensors per layer (see DisentangledAttention).
             out = DisentangledAttention.apply(q, k, v, pos_k, pos_q, idx, key_bias, self.scale, dropout_p)
         else:
             bias = disentangled_bias(q, k, pos_k, pos_q, idx, self.scale)  # (B, H, T, T) or None
             if key_bias is not None:
                 bias = key_bias if bias is None else bias + key_bias
-            out = F.scaled_dot_product_attention(q, k, v.to(q.dtype), attn_mask=None if bias is None else bias.to(q.dtype),
-                                                 dropout_p=dropout_p, scale=self.scale)
+            bias = None if bias is None else bias.to(q.dtype)
+            out = F.scaled_dot_product_attention(q, k, v.to(q.dtype), attn_mask=bias, dropout_p=dropout_p,
+                                                 scale=self.scale)
         return out.transpose(1, 2).reshape(B, T, -1)  # (B, T, H*D)
 
 
@@ -435,7 +445,8 @@ class DisentangledAttention(torch.autograd.Function):
     output, dropout output and mask) and allocates as many again in backward. This keeps exactly the
     probabilities (fp32) and the dropout mask (bool), works chunk by chunk over the batch (each chunk's
     (b, H, T, T) temporaries stay around 16 MB and are reused), folds the 1/(1-p) dropout scale into the
-    (T, D)-sized tensors, and turns the gather backward into one flat index_add_ per position term (3-4x faster than scatter_add_).
+    (T, D)-sized tensors, and turns the gather backward into one flat index_add_ per position term
+    (3-4x faster than scatter_add_ on CPU).
     Gradients flow to q, k, v, pos_k, pos_q (not to the padding bias).
     """
 
