@@ -179,6 +179,17 @@ def test_relative_index_cached_per_length():
     assert sorted(k[0] for k in nat.encoder._rel_cache) == [10, 24]
 
 
+def test_training_after_an_inference_mode_forward_of_the_same_length():
+    # Evaluate-then-train is the fine-tuning loop's rhythm; the cached index must not be an inference tensor.
+    _, nat = _pair(V3)
+    ids, mask, _ = _batch(24, V3["vocab_size"], False)
+    with torch.inference_mode():
+        nat(ids, mask)
+    nat.train()
+    nat(ids, mask).sum().backward()
+    assert all(p.grad is not None for p in nat.encoder.layer[0].parameters())
+
+
 def _attention_inputs(seed=0, B=2, H=2, T=9, D=4, R=7):
     g = torch.Generator().manual_seed(seed)
     mk = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64).requires_grad_()  # noqa: E731

@@ -641,7 +641,10 @@ class DebertaEncoder(nn.Module):
     def relative_index(self, length: int, device: torch.device):
         key = (length, str(device))
         if key not in self._rel_cache:
-            self._rel_cache[key] = relative_index(length, self.cfg, device)
+            # Built as a normal tensor even under inference_mode: an inference tensor in the cache would
+            # make the next training step fail ("Inference tensors cannot be saved for backward").
+            with torch.inference_mode(False):
+                self._rel_cache[key] = relative_index(length, self.cfg, device)
         return self._rel_cache[key]
 
     def forward(self, x, mask):
