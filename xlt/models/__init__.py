@@ -1,4 +1,4 @@
-"""Models: resolve a name to a checkpoint and load it as a classifier (see docs/CONTRACTS.md).
+"""Models: resolve a name to a checkpoint and load it as a classifier.
 
 ```python
 from xlt.models import load_classifier, resolve_model
@@ -27,7 +27,7 @@ IMPLS = ("auto", "native", "hf")
 
 @dataclass
 class Classifier:
-    """A sequence classifier ready to train: model, tokenizer and what was loaded."""
+    """A sequence classifier.eady to train: model, tokenizer and what was loaded."""
 
     model: nn.Module  # model(input_ids, attention_mask, token_type_ids=None) -> logits (B, C)
     tokenizer: object  # a transformers tokenizer (fast where one exists)
@@ -91,7 +91,7 @@ def load_tokenizer(source: str):
 
 def load_classifier(name_or_path: str, num_labels: int, impl: str = "auto",
                     gradient_checkpointing: bool = False) -> Classifier:
-    """Load a registry name, hub id or local checkpoint directory as a `num_labels`-way classifier (fp32)."""
+    """Load a registry name, hub id or local checkpoint directory as a `num_labels`-way classifier.fp32)."""
     info = resolve_model(name_or_path)
     chosen = choose_impl(info, impl)
     source = info.hub_id
