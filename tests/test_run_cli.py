@@ -99,7 +99,7 @@ def test_a_diverging_run_exits_non_zero_with_a_failed_record(tiny_deberta_v3, sh
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--set", "nonsense"], "key=value"),
+    (["--set", "nonsense"], "NAME=VALUE"),
     (["--set", "learning_rate=1"], "unknown hyperparameter 'learning_rate'"),
     (["--precision", "fp8"], "unknown precision"),
     (["--batch-size", "30", "--grad-accum", "4"], "multiple of --grad-accum"),

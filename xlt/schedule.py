@@ -42,7 +42,7 @@ import pandas as pd
 
 from xlt.errors import XltError
 from xlt.results import (completed_record, new_record, predictions_to_bytes, spec_record_path, write_run)
-from xlt.spec import RunSpec, coerce_hparams
+from xlt.spec import RunSpec, coerce_hparams, parse_sets
 
 DEFAULT_JOB = "xlt.schedule:run_spec_job"
 TRACEBACK_TAIL_LINES = 25
@@ -107,17 +107,6 @@ def parse_seeds(text: str | int | Sequence[Any] | None) -> tuple[int, ...]:
         except ValueError:
             raise XltError(f"seed {part!r} is not an integer or a range like 1-3") from None
     return tuple(dict.fromkeys(seeds))
-
-
-def parse_sets(items: Iterable[str]) -> dict[str, str]:
-    """['lr=2e-5', 'epochs=3'] -> {'lr': '2e-5', 'epochs': '3'} (values are coerced by the spec)."""
-    out: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise XltError(f"--set {item!r} is not NAME=VALUE, e.g. --set lr=2e-5")
-        out[name.strip()] = value.strip()
-    return out
 
 
 def load_sweep_file(path: Path | str) -> SweepConfig:

@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from xlt.errors import XltError
 
@@ -95,6 +95,17 @@ def coerce_hparams(overrides: Mapping[str, Any]) -> dict[str, Any]:
         except (TypeError, ValueError):
             raise XltError(f"hyperparameter {name}={value!r} is not a valid {kind}") from None
         out[name] = value
+    return out
+
+
+def parse_sets(items: Iterable[str]) -> dict[str, str]:
+    """['lr=2e-5', 'epochs=3'] -> {'lr': '2e-5', 'epochs': '3'} (values are coerced by coerce_hparams)."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise XltError(f"--set {item!r} is not NAME=VALUE, e.g. --set lr=2e-5")
+        out[name.strip()] = value.strip()
     return out
 
 

@@ -16,17 +16,7 @@ from rich.table import Table
 from xlt.cli.common import DataDirOpt, ResultsDirOpt, TasksDirOpt, app, console, err_console
 from xlt.errors import XltError
 from xlt.results import DEFAULT_RESULTS_DIR
-from xlt.spec import PRECISIONS, RunSpec
-
-
-def _parse_sets(items: list[str]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise XltError(f"--set expects key=value (e.g. --set weight_decay=0.0), got {item!r}")
-        out[key.strip()] = value.strip()
-    return out
+from xlt.spec import PRECISIONS, RunSpec, parse_sets
 
 
 def build_spec(model: str, task: str, seed: int, *, data_dir: Path | None, overrides: dict[str, Any],
@@ -136,7 +126,7 @@ def run_command(
     from xlt import runner
 
     try:
-        overrides: dict[str, Any] = _parse_sets(set_ or [])
+        overrides: dict[str, Any] = parse_sets(set_ or [])
         for name, value in [("epochs", epochs), ("lr", lr), ("batch_size", batch_size), ("grad_accum", grad_accum),
                             ("max_seq_len", max_seq_len), ("warmup_steps", warmup), ("sift", sift),
                             ("sift_lambda", sift_lambda), ("sift_lr", sift_lr), ("sift_init", sift_init),
