@@ -24,7 +24,6 @@ import hashlib
 import itertools
 import json
 import os
-import tempfile
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from xlt.atomic import atomic_path
 from xlt.errors import XltError
 from xlt.tasks import SplitData
 
@@ -96,20 +96,13 @@ class Features:
     # -- cache file ----------------------------------------------------------------------------------
     def save(self, path: Path) -> None:
         """Write atomically: a temp file in the same folder, then rename."""
-        path.parent.mkdir(parents=True, exist_ok=True)
         arrays = dict(input_ids=self.input_ids, offsets=self.offsets, labels=self.labels, index=self.index,
                       pad_token_id=np.array(self.pad_token_id, dtype=np.int64),
                       meta=np.array(json.dumps(self.meta, sort_keys=True)))
         if self.token_type_ids is not None:
             arrays["token_type_ids"] = self.token_type_ids
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
 
     @classmethod
     def load(cls, path: Path) -> "Features":

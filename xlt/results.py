@@ -33,16 +33,15 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import json
-import os
 import platform
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
 
+from xlt.atomic import atomic_path
 from xlt.spec import RunSpec
 
 SCHEMA_VERSION = 1
@@ -63,17 +62,8 @@ def predictions_path(record_file: Path) -> Path:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def predictions_to_bytes(predictions: pd.DataFrame) -> bytes:

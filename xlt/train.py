@@ -29,7 +29,6 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xlt.atomic import atomic_path
 from xlt.errors import XltError
 from xlt.spec import Hyperparams
 
@@ -225,14 +225,8 @@ BEST_FILE = "best.pt"
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:

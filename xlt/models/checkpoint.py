@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from xlt.atomic import atomic_path
 from xlt.errors import XltError
 from xlt.models import deberta as nd
 
@@ -276,8 +277,7 @@ def save_native(model: nn.Module, out_dir: str | Path) -> Path:
     hf = cfg.to_hf()
     hf["architectures"] = [("Deberta" if cfg.version == 1 else "DebertaV2") + kind]
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    tmp = out / "model.safetensors.tmp"
-    save_file(state, str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, out / "model.safetensors")
+    with atomic_path(out / "model.safetensors") as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt"})
     (out / "config.json").write_text(json.dumps(hf, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return out
