@@ -220,9 +220,9 @@ def test_fused_attention_gradcheck():
 def test_fused_attention_dropout_matches_reference_with_the_same_mask():
     args = _attention_inputs(1)
     torch.manual_seed(5)
-    out = nd.DisentangledAttention.apply(*args, 0.3, 0.25)  # one batch chunk: one bernoulli_ draw
+    out = nd.DisentangledAttention.apply(*args, 0.3, 0.25)  # one batch chunk: one dropout_mask draw
     torch.manual_seed(5)
-    mask = torch.empty(out.shape[:3] + (out.shape[2],), dtype=torch.bool).bernoulli_(0.75)
+    mask = ~nd.dropout_mask(out.shape[:3] + (out.shape[2],), 0.25)
     assert 0 < mask.sum() < mask.numel()
     ref = _reference_attention(*args, 0.3, mask, 0.25)
     torch.testing.assert_close(out, ref)
@@ -231,6 +231,29 @@ def test_fused_attention_dropout_matches_reference_with_the_same_mask():
     g2 = torch.autograd.grad((ref * w).sum(), args[:5])
     for a, b in zip(g1, g2):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_dropout_mask_drops_with_probability_p_and_follows_the_seed(p):
+    torch.manual_seed(0)
+    drop = nd.dropout_mask((1000, 1001), p)  # odd size: the last int64 word is half used
+    assert drop.shape == (1000, 1001) and drop.dtype == torch.bool
+    assert abs(drop.float().mean().item() - p) < 5 * (p * (1 - p) / drop.numel()) ** 0.5
+    torch.manual_seed(0)
+    assert torch.equal(nd.dropout_mask((1000, 1001), p), drop)
+    assert not nd.dropout_mask((10000,), 0.0).any()
+
+
+def test_dropout_module_zeroes_scales_and_passes_gradients_through_the_kept_elements():
+    layer = nd.Dropout(0.25)
+    x = torch.randn(64, 64, requires_grad=True)
+    y = layer(x)
+    kept = y != 0
+    assert 0.6 < kept.float().mean() < 0.9
+    torch.testing.assert_close(y[kept], x[kept] / 0.75)
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, kept.float() / 0.75)
+    assert layer.eval()(x) is x
 
 
 def test_bf16_autocast_runs_and_stays_close():
