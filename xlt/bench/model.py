@@ -11,6 +11,11 @@ What is measured, and how
   cross-entropy loss on random labels in train mode (dropout on), gradients dropped (`set_to_none`) after each
   step. No optimizer step (identical for both implementations and not what the issue's targets measure).
 * dtypes: `fp32` = plain fp32; `bf16` = fp32 weights under `torch.autocast("cpu", dtype=torch.bfloat16)`.
+* Allocator: by default glibc's own behaviour, as transformers runs in any plain process: blocks over 32 MB
+  are unmapped on free and page-faulted in again by the next step, which on this project's VMs costs a large
+  share of a step (transformers' (B, H, T, T) temporaries at L=512, the 768 MB embedding gradient).
+  `keep_memory=True` (`--keep-freed-memory`) times and probes both implementations under
+  `xlt.allocator.keep_freed_memory`, the setting `xlt run` trains with; the rows say which was used.
 * Fairness on a noisy shared machine: `warmup` untimed steps per implementation, then `repeats` timed steps
   interleaved native/hf with the order alternating each repeat (ABBA), and the median is reported.
 * Peak memory: torch has no CPU allocator statistics, so each (impl, mode, dtype, seq_len) cell runs in a
@@ -39,6 +44,7 @@ from typing import Callable, Iterable
 import torch
 import torch.nn.functional as F
 
+from xlt.allocator import keep_freed_memory
 from xlt.errors import XltError
 from xlt.models.registry import ModelInfo, param_count, resolve_model
 
@@ -190,7 +196,7 @@ def _reset_hwm() -> bool:
 
 
 def _memory_probe(config: dict, impl: str, mode: str, dtype: str, seq_len: int, batch_size: int,
-                  threads: int, seed: int) -> dict:
+                  threads: int, seed: int, keep_memory: bool = False) -> dict:
     """Runs in a fresh process: build one implementation, one step, return peak RSS in bytes."""
     torch.set_num_threads(threads)
     from transformers.utils import logging as hf_logging
@@ -211,24 +217,26 @@ def _memory_probe(config: dict, impl: str, mode: str, dtype: str, seq_len: int, 
     batch = bench_batch(config, batch_size, seq_len, seed)
     gc.collect()
     base_kb = _status_kb("VmRSS")
-    if _reset_hwm() and base_kb is not None:
-        run_step(model, batch, mode, dtype)
-        peak_kb = _status_kb("VmHWM")
-        method = "VmHWM after clear_refs, fresh process"
-    else:
-        base_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        run_step(model, batch, mode, dtype)
-        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        method = "ru_maxrss, fresh process (includes build transients)"
+    with keep_freed_memory(keep_memory):  # the allocator setting of the timed steps
+        if _reset_hwm() and base_kb is not None:
+            run_step(model, batch, mode, dtype)
+            peak_kb = _status_kb("VmHWM")
+            method = "VmHWM after clear_refs, fresh process"
+        else:
+            base_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            run_step(model, batch, mode, dtype)
+            peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            method = "ru_maxrss, fresh process (includes build transients)"
     return {"peak_mem_bytes": peak_kb * 1024, "step_mem_bytes": max(0, peak_kb - base_kb) * 1024,
             "mem_method": method}
 
 
 def measure_memory(config: dict, impl: str, mode: str, dtype: str, seq_len: int, batch_size: int,
-                   threads: int, seed: int = 0) -> dict:
+                   threads: int, seed: int = 0, keep_memory: bool = False) -> dict:
     ctx = mp.get_context("spawn")
     with ctx.Pool(1) as pool:
-        return pool.apply(_memory_probe, (config, impl, mode, dtype, seq_len, batch_size, threads, seed))
+        return pool.apply(_memory_probe,
+                          (config, impl, mode, dtype, seq_len, batch_size, threads, seed, keep_memory))
 
 
 def _strip_labels(config: dict) -> dict:
@@ -257,10 +265,38 @@ def _check(values: Iterable[str], allowed: tuple[str, ...], what: str) -> list[s
     return values
 
 
+def _time_cells(models: dict, config: dict, cells: list[tuple[str, str, int]], batch_size: int, repeats: int,
+                warmup: int, peak: dict[str, float], seed: int, say: Callable[[str], None]) -> list[dict]:
+    """Warm-up, then `repeats` timed steps per implementation, interleaved ABBA; one row per (impl, cell)."""
+    rows = []
+    for mode, dtype, seq_len in cells:
+        batch = bench_batch(config, batch_size, seq_len, seed)
+        say(f"{mode} {dtype} L={seq_len}: {warmup} warm-up + {repeats} timed steps per implementation")
+        for _ in range(warmup):
+            for impl in models:
+                run_step(models[impl], batch, mode, dtype)
+        times: dict[str, list[float]] = {impl: [] for impl in models}
+        for r in range(repeats):
+            order = list(models) if r % 2 == 0 else list(reversed(models))
+            for impl in order:
+                t0 = time.perf_counter()
+                run_step(models[impl], batch, mode, dtype)
+                times[impl].append(time.perf_counter() - t0)
+        flops = step_flops(config, mode, seq_len, batch_size)
+        for impl in models:
+            med = statistics.median(times[impl])
+            rows.append({
+                "impl": impl, "mode": mode, "dtype": dtype, "seq_len": seq_len, "batch_size": batch_size,
+                "tokens_per_s": batch_size * seq_len / med, "step_s_median": med, "step_s": times[impl],
+                "model_flops_per_step": flops, "mfu": flops / med / peak[dtype],
+                "peak_mem_bytes": None, "step_mem_bytes": None, "mem_method": None})
+    return rows
+
+
 def run_model_bench(model: str, impls: Iterable[str] = IMPLS, modes: Iterable[str] = MODES,
                     dtypes: Iterable[str] = DTYPES, seq_lens: Iterable[int] = (128, 512), batch_size: int = 8,
                     repeats: int = 3, warmup: int = 1, memory: bool = True,
-                    cells: list[tuple[str, str, int]] | None = None, seed: int = 0,
+                    cells: list[tuple[str, str, int]] | None = None, seed: int = 0, keep_memory: bool = False,
                     progress: Callable[[str], None] | None = None) -> BenchResult:
     """Time (and measure the memory of) each requested cell for each implementation; see the module doc."""
     say = progress or (lambda msg: None)
@@ -287,37 +323,18 @@ def run_model_bench(model: str, impls: Iterable[str] = IMPLS, modes: Iterable[st
     say(f"measuring matmul peak ({threads} threads)")
     peak = {d: matmul_peak(d) for d in sorted({c[1] for c in cells})}
     say(f"building {info.name} at its real size ({param_count(config, NUM_LABELS) / 1e6:.0f}M parameters)")
-    models = build_pair(config, impls, seed)
-
-    rows = []
-    for mode, dtype, seq_len in cells:
-        batch = bench_batch(config, batch_size, seq_len, seed)
-        say(f"{mode} {dtype} L={seq_len}: {warmup} warm-up + {repeats} timed steps per implementation")
-        for _ in range(warmup):
-            for impl in impls:
-                run_step(models[impl], batch, mode, dtype)
-        times: dict[str, list[float]] = {impl: [] for impl in impls}
-        for r in range(repeats):
-            order = impls if r % 2 == 0 else list(reversed(impls))
-            for impl in order:
-                t0 = time.perf_counter()
-                run_step(models[impl], batch, mode, dtype)
-                times[impl].append(time.perf_counter() - t0)
-        flops = step_flops(config, mode, seq_len, batch_size)
-        for impl in impls:
-            med = statistics.median(times[impl])
-            rows.append({
-                "model": info.name, "impl": impl, "mode": mode, "dtype": dtype, "seq_len": seq_len,
-                "batch_size": batch_size, "tokens_per_s": batch_size * seq_len / med, "step_s_median": med,
-                "step_s": times[impl], "model_flops_per_step": flops, "mfu": flops / med / peak[dtype],
-                "peak_mem_bytes": None, "step_mem_bytes": None, "mem_method": None, "threads": threads})
-    del models
-    gc.collect()
+    # Both implementations under the same allocator setting (xlt.allocator; `fit` always trains with it).
+    with keep_freed_memory(keep_memory) as kept:
+        models = build_pair(config, impls, seed)
+        rows = [dict(row, model=info.name, threads=threads, keep_freed_memory=kept)
+                for row in _time_cells(models, config, cells, batch_size, repeats, warmup, peak, seed, say)]
+        del models
+        gc.collect()
     if memory:
         for row in rows:
             say(f"peak memory: {row['impl']} {row['mode']} {row['dtype']} L={row['seq_len']} (fresh process)")
             row.update(measure_memory(config, row["impl"], row["mode"], row["dtype"], row["seq_len"],
-                                      batch_size, threads, seed))
+                                      batch_size, threads, seed, keep_memory))
     return BenchResult(info=info, rows=rows, matmul_peak_flops=peak, threads=threads, notes=notes)
 
 

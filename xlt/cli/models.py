@@ -86,6 +86,10 @@ def bench_model(
                         "train:fp32:512,train:fp32:128,infer:bf16:128.")] = None,
     memory: Annotated[bool, typer.Option("--memory/--no-memory",
                                          help="Measure peak RSS per cell in a fresh subprocess.")] = True,
+    keep_memory: Annotated[bool, typer.Option(
+        "--keep-freed-memory/--release-freed-memory",
+        help="Run every step with freed memory kept in the process for reuse, as `xlt run` trains "
+             "(xlt/allocator.py); the default is glibc's plain behaviour, as transformers runs elsewhere.")] = False,
     json_path: JsonOpt = None,
 ) -> None:
     """Tokens/s, peak memory and MFU of native DeBERTa vs transformers at NAME's real size (random weights)."""
@@ -98,6 +102,7 @@ def bench_model(
         raise XltError(f"--seq-len takes comma-separated integers, got '{seq_len}'.") from None
     res = run_model_bench(model, impls=_csv(impl), modes=_csv(mode), dtypes=_csv(dtype), seq_lens=lens,
                           batch_size=batch_size, repeats=repeats, warmup=warmup, memory=memory,
+                          keep_memory=keep_memory,
                           cells=parse_cells(cells) if cells else None,
                           progress=lambda msg: err_console.print(f"[dim]{msg}[/]", highlight=False))
     for note in res.notes:
