@@ -49,7 +49,19 @@ def test_bench_writes_json_rows_for_both_implementations(config_dir, tmp_path):
         assert KEYS <= set(row) and row["batch_size"] == 2
         assert row["tokens_per_s"] > 0 and len(row["step_s"]) == 2 and row["mfu"] > 0
         assert row["peak_mem_bytes"] is None  # --no-memory
+        assert row["keep_freed_memory"] is False  # glibc's default unless asked
     assert "native / transformers" in result.output and "speed ratio" in result.output
+
+
+def test_bench_keep_freed_memory_is_recorded(config_dir, tmp_path):
+    from xlt.allocator import _glibc
+
+    out = tmp_path / "bench.json"
+    result = runner.invoke(app, ["bench", "model", "--model", str(config_dir), "--cells", "train:fp32:16",
+                                 "--batch-size", "2", "--repeats", "1", "--warmup", "0", "--no-memory",
+                                 "--keep-freed-memory", "--json", str(out)], env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert {r["keep_freed_memory"] for r in json.loads(out.read_text())} == {_glibc() is not None}
 
 
 def test_memory_probe_runs_in_a_fresh_process(config_dir):

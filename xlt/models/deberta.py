@@ -28,6 +28,9 @@ with share_att_key the token and relative-row projections are one fused q|k|v ma
     it would autograd through ~5 (B, H, T, T) tensors per layer. `DisentangledAttention` is a hand-written
     autograd Function instead: fp32 scores/softmax (also under bf16 autocast), chunks of the batch, keeps only
     the probabilities and a bool dropout mask, index_add_ for the gather backward.
+The feed-forward block is one autograd Function too (`FeedForward`): it keeps its input and the
+pre-activation and recomputes the activation in backward. Dropout masks come from `dropout_mask` (int64 words
+instead of bernoulli_, 2.5x faster on CPU).
 Gradient checkpointing (torch.utils.checkpoint per layer): `model.gradient_checkpointing_enable()` or the
 constructor's `gradient_checkpointing=True`.
 
