@@ -233,6 +233,34 @@ def test_fused_attention_dropout_matches_reference_with_the_same_mask():
         torch.testing.assert_close(a, b)
 
 
+def test_fused_attention_gradcheck_with_fewer_queries_than_keys():
+    q, k, v, pos_k, pos_q, idx, key_bias = _attention_inputs(2)
+    q2 = q.detach()[:, :, :3].clone().requires_grad_()  # the first 3 of 9 positions attend
+    fn = lambda q, k, v, pk, pq: nd.DisentangledAttention.apply(q, k, v, pk, pq, idx[:3], key_bias, 0.3, 0.0)  # noqa
+    assert torch.autograd.gradcheck(fn, (q2, k, v, pos_k, pos_q))
+    full = nd.DisentangledAttention.apply(q, k, v, pos_k, pos_q, idx, key_bias, 0.3, 0.0)
+    torch.testing.assert_close(fn(q2, k, v, pos_k, pos_q), full[:, :, :3])
+
+
+@pytest.mark.parametrize("name", ["v1", "v2-conv", "v3", "v3-no-relative"])
+def test_last_layer_queries_gives_the_same_cls_row(name):
+    cfg = dict(VARIANTS[name])
+    _, nat = _pair(cfg)
+    ids, mask, tt = _batch(cfg.get("_T", 24), cfg["vocab_size"], cfg.get("type_vocab_size", 0) > 0)
+    with torch.no_grad():  # inference: the SDPA path
+        full = nat(ids, mask, tt)
+        cls = nat(ids, mask, tt, last_layer_queries=1)
+    assert cls.shape == (3, 1, full.size(-1))
+    torch.testing.assert_close(cls[:, 0], full[:, 0], atol=1e-5, rtol=1e-5)
+    cls = nat(ids, mask, tt, last_layer_queries=1)  # training path (grad enabled): the autograd Function
+    torch.testing.assert_close(cls[:, 0], full[:, 0], atol=1e-5, rtol=1e-5)
+    one_layer = dict(cfg, num_hidden_layers=1)  # v2: the conv after layer 0 needs every position
+    _, nat1 = _pair(one_layer)
+    with torch.no_grad():
+        torch.testing.assert_close(nat1(ids, mask, tt, last_layer_queries=1)[:, 0], nat1(ids, mask, tt)[:, 0],
+                                   atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
 def test_dropout_mask_drops_with_probability_p_and_follows_the_seed(p):
     torch.manual_seed(0)
