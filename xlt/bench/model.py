@@ -29,6 +29,8 @@ What is measured, and how
 * MFU: model FLOPs (matmuls only, counted from the config: projections, FFN, QK^T and AV, DeBERTa's c2p/p2c
   against the 2k relative rows and the position projections, nGiE conv, pooler; train = 3x forward) per second,
   divided by a matmul peak measured on the spot (best of several 2048^3 matmuls in that dtype, same threads).
+  The count is the full model's for both implementations, so the native classifier, whose last layer
+  computes [CLS] only, is credited with work it skips: read its MFU as effective throughput.
 """
 
 from __future__ import annotations
