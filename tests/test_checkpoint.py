@@ -132,9 +132,22 @@ def test_save_qa_and_token_heads(ckpts, tmp_path):
         torch.testing.assert_close(model.eval()(ids, mask)[m], ref[m], atol=1e-5, rtol=1e-4)
 
 
-def test_shape_mismatch_names_tensor_and_shapes(ckpts):
-    with pytest.raises(XltError, match=r"classifier\.weight: checkpoint \(3, 32\), model \(5, 32\)"):
-        ck.load_native(ckpts["v3-cls"], num_labels=5)
+def test_classifier_for_another_label_count_is_reinitialised(ckpts):
+    fine_tuned, _ = ck.load_native(ckpts["v3-cls"], num_labels=3)
+    model, report = ck.load_native(ckpts["v3-cls"], num_labels=5)
+    assert [k for k, _, _ in report.reinitialised] == ["classifier.weight", "classifier.bias"]
+    assert "re-initialised for a different label count: classifier.weight (3, 32) -> (5, 32), " \
+           "classifier.bias (3,) -> (5,)" in str(report)
+    assert "classifier" not in " ".join(k for k, _ in report.ignored)  # counted once, not also as unused
+    w = model.classifier.weight
+    assert w.shape == (5, 32) and torch.all(model.classifier.bias == 0) and 0.01 < w.std() < 0.03
+    # encoder and pooler are the fine-tuned ones
+    torch.testing.assert_close(model.pooler.dense.weight, fine_tuned.pooler.dense.weight, rtol=0, atol=0)
+    torch.testing.assert_close(model.deberta.encoder.layer[0].attention.self.query_proj.weight,
+                               fine_tuned.deberta.encoder.layer[0].attention.self.query_proj.weight, rtol=0, atol=0)
+
+
+def test_encoder_shape_mismatch_names_tensor_and_shapes():
     model = nd.DebertaModel(nd.DebertaConfig.from_hf(factories.DEBERTA_V3))
     state = dict(model.state_dict())
     state["encoder.rel_embeddings.weight"] = torch.zeros(10, 32)

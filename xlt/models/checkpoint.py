@@ -13,9 +13,10 @@ weights and the tokenizer files only; HF_HUB_OFFLINE=1 means the local cache onl
 Key mapping is the identity (the native modules carry transformers' names), with or without the `deberta.`
 prefix. Every encoder tensor must be in the checkpoint with the right shape; head tensors (pooler, classifier,
 qa_outputs) the checkpoint lacks, as pretrained checkpoints do, are newly initialised like transformers
-(normal(0, initializer_range), zero bias). Checkpoint tensors the model does not use are allowed only when
-they match IGNORED below (MLM/RTD heads, position_ids buffers, ...); anything else, and any shape mismatch,
-is an XltError naming the tensor. Imports torch, safetensors and huggingface_hub only (no transformers).
+(normal(0, initializer_range), zero bias); so is a classifier trained for a different label count (reported
+with both shapes). Checkpoint tensors the model does not use are allowed only when they match IGNORED below
+(MLM/RTD heads, position_ids buffers, ...); anything else, and any other shape mismatch, is an XltError
+naming the tensor and both shapes. Imports torch, safetensors and huggingface_hub only (no transformers).
 """
 
 from __future__ import annotations
@@ -67,11 +68,17 @@ class LoadReport:
     weights: str  # file name(s) read
     initialised: tuple[str, ...]  # model tensors newly initialised (head only)
     ignored: tuple[tuple[str, str], ...]  # (checkpoint key, reason) knowingly unused
+    # classifier tensors re-initialised because the checkpoint's head has another label count:
+    # (checkpoint key, checkpoint shape, model shape)
+    reinitialised: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...] = ()
 
     def __str__(self) -> str:
         parts = [f"loaded {self.source} (native, {self.weights})"]
         parts.append(f"newly initialised: {', '.join(self.initialised)}" if self.initialised
                      else "nothing newly initialised")
+        if self.reinitialised:
+            parts.append("re-initialised for a different label count: " + ", ".join(
+                f"{key} {tuple(old)} -> {tuple(new)}" for key, old, new in self.reinitialised))
         if self.ignored:
             groups: dict[str, int] = {}
             for key, why in self.ignored:
@@ -216,7 +223,7 @@ def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str = "
         norm = _strip(k)
         ckpt_by_norm.setdefault(norm, k)
     loaded: dict[str, torch.Tensor] = {}
-    initialised, missing = [], []
+    initialised, missing, reinitialised = [], [], []
     used: set[str] = set()
     for mk, t in want.items():
         norm = _strip(mk) if has_prefix else mk
@@ -226,11 +233,14 @@ def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str = "
             (initialised if is_head else missing).append(mk)
             continue
         if tuple(state[ck].shape) != tuple(t.shape):
-            hint = (" (the checkpoint's head was trained for a different number of labels; pass num_labels to "
-                    "match it, or start from the pretrained encoder)" if is_head else
-                    "; the checkpoint does not match its own config.json, re-save it")
+            # A classifier fine-tuned for another label count (an MNLI checkpoint started on PAWS-X) gets a
+            # fresh classifier, as transformers' ignore_mismatched_sizes does; anything else is an error.
+            if is_head and mk.startswith("classifier."):
+                reinitialised.append((ck, tuple(state[ck].shape), tuple(t.shape)))
+                used.add(ck)
+                continue
             raise XltError(f"shape mismatch for {ck}: checkpoint {tuple(state[ck].shape)}, model {tuple(t.shape)}"
-                           f"{hint}.")
+                           "; the checkpoint does not match its own config.json, re-save it.")
         loaded[mk] = state[ck]
         used.add(ck)
     if missing:
@@ -257,7 +267,8 @@ def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str = "
         params.update(dict(model.named_buffers()))
         for mk, t in loaded.items():
             params[mk].copy_(t)
-    return LoadReport(source=source, weights=weights, initialised=tuple(initialised), ignored=tuple(ignored))
+    return LoadReport(source=source, weights=weights, initialised=tuple(initialised), ignored=tuple(ignored),
+                      reinitialised=tuple(reinitialised))
 
 
 # ----------------------------------------------------------------------------------------------------------
