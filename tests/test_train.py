@@ -9,7 +9,9 @@ import torch
 from torch import nn
 
 from tests import factories
+from tests.test_allocator import SIZE, allocate_touch_free
 from xlt import data as xdata
+from xlt.allocator import _glibc
 from xlt.errors import XltError
 from xlt.models import load_classifier
 from xlt.spec import Hyperparams
@@ -257,3 +259,16 @@ def test_gradient_checkpointing_trains_the_same(tiny_deberta_v3, shared_data):
     hp = dataclasses.replace(HP, epochs=1)
     a, b = _fit(plain, feats, hp), _fit(ckpt, feats, hp)
     assert b.losses == pytest.approx(a.losses, rel=1e-5)
+
+
+@pytest.mark.skipif(_glibc() is None, reason="needs Linux with glibc")
+@pytest.mark.parametrize("env, kept", [("1", True), ("0", False)])
+def test_fit_trains_with_freed_memory_kept(tiny_deberta_v3, shared_data, monkeypatch, env, kept):
+    """fit runs under xlt.allocator.keep_freed_memory (XLT_KEEP_FREED_MEMORY=0 turns it off) and leaves it."""
+    monkeypatch.setenv("XLT_KEEP_FREED_MEMORY", env)
+    clf, feats = _setup(tiny_deberta_v3, shared_data, n=16)
+    left_resident = []
+    _fit(clf, feats, dataclasses.replace(HP, epochs=1),
+         on_step=lambda step: left_resident.append(allocate_touch_free()))
+    assert left_resident and all((grown > SIZE * 3 // 4) == kept for grown in left_resident)
+    assert allocate_touch_free() < SIZE // 4  # glibc's defaults are back after fit

@@ -253,6 +253,7 @@ def oom_error(batch_size: int, grad_accum: int, effective: int, where: str = "tr
                     f"effective batch with smaller steps, or a shorter --max-seq-len")
 
 
+@keep_freed_memory()  # large blocks reused step to step, not page-faulted in again (xlt/allocator.py)
 def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], batches_per_epoch: int, hp: Hyperparams, *,
         seed: int, device: torch.device | str = "cpu", precision: str = "fp32",
         dev_eval: Callable[[nn.Module], float] | None = None, sift_layer: nn.Module | None = None,
@@ -368,50 +369,49 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], batches_per
 
     emit({"event": "train_start", "total_steps": total_steps, "steps_per_epoch": steps_per_epoch,
           "step": result.steps, "precision": precision, "device": str(device)})
-    with keep_freed_memory():  # large blocks reused step to step, not re-faulted (xlt/allocator.py)
-        try:
-            while result.steps < total_steps:
-                group: list[Batch] = []
-                tic = time.perf_counter()
-                for batch in itertools.islice(batches(epoch), position, None):
-                    position += 1
-                    group.append(batch)
-                    if len(group) < hp.grad_accum and position < batches_per_epoch:
-                        continue
-                    step_on(group)
-                    group = []
-                    result.steps += 1
-                    result.train_s += time.perf_counter() - tic
-                    emit({"event": "step", "step": result.steps, "total_steps": total_steps,
-                          "loss": result.losses[-1], "lr": scheduler.get_last_lr()[0],
-                          "tokens_per_s": result.tokens_per_s})
-                    end_of_epoch = position >= batches_per_epoch
-                    last = result.steps >= total_steps
-                    if end_of_epoch:
-                        epoch, position = epoch + 1, 0
-                    evaluated = False
-                    if dev_eval is not None and (last or (hp.eval_every > 0 and result.steps % hp.eval_every == 0)
-                                                 or (hp.eval_every <= 0 and end_of_epoch)):
-                        evaluate_dev()
-                        evaluated = True
-                    if not last and (evaluated or (checkpoint_every > 0 and result.steps % checkpoint_every == 0)):
-                        save_checkpoint()
-                    if on_step is not None:
-                        on_step(result.steps)
-                    tic = time.perf_counter()
-                    if last or end_of_epoch:
-                        break
-                else:
-                    if position == 0:   # an epoch that yielded nothing: avoid looping forever
-                        raise XltError("the training batches of an epoch came back empty; check the training data")
+    try:
+        while result.steps < total_steps:
+            group: list[Batch] = []
+            tic = time.perf_counter()
+            for batch in itertools.islice(batches(epoch), position, None):
+                position += 1
+                group.append(batch)
+                if len(group) < hp.grad_accum and position < batches_per_epoch:
+                    continue
+                step_on(group)
+                group = []
+                result.steps += 1
+                result.train_s += time.perf_counter() - tic
+                emit({"event": "step", "step": result.steps, "total_steps": total_steps,
+                      "loss": result.losses[-1], "lr": scheduler.get_last_lr()[0],
+                      "tokens_per_s": result.tokens_per_s})
+                end_of_epoch = position >= batches_per_epoch
+                last = result.steps >= total_steps
+                if end_of_epoch:
                     epoch, position = epoch + 1, 0
-        except Exception as exc:
-            if is_out_of_memory(exc):
-                raise oom_error(hp.per_step_batch, hp.grad_accum, hp.batch_size) from None
-            raise
-        finally:
-            if sift is not None:
-                sift.remove()
+                evaluated = False
+                if dev_eval is not None and (last or (hp.eval_every > 0 and result.steps % hp.eval_every == 0)
+                                             or (hp.eval_every <= 0 and end_of_epoch)):
+                    evaluate_dev()
+                    evaluated = True
+                if not last and (evaluated or (checkpoint_every > 0 and result.steps % checkpoint_every == 0)):
+                    save_checkpoint()
+                if on_step is not None:
+                    on_step(result.steps)
+                tic = time.perf_counter()
+                if last or end_of_epoch:
+                    break
+            else:
+                if position == 0:   # an epoch that yielded nothing: avoid looping forever
+                    raise XltError("the training batches of an epoch came back empty; check the training data")
+                epoch, position = epoch + 1, 0
+    except Exception as exc:
+        if is_out_of_memory(exc):
+            raise oom_error(hp.per_step_batch, hp.grad_accum, hp.batch_size) from None
+        raise
+    finally:
+        if sift is not None:
+            sift.remove()
 
     if best_state is not None:
         model.load_state_dict(best_state)
