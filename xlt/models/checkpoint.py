@@ -78,7 +78,7 @@ class LoadReport:
                      else "nothing newly initialised")
         if self.reinitialised:
             parts.append("re-initialised for a different label count: " + ", ".join(
-                f"{key} {tuple(old)} -> {tuple(new)}" for key, old, new in self.reinitialised))
+                f"{key} {old} -> {new}" for key, old, new in self.reinitialised))
         if self.ignored:
             groups: dict[str, int] = {}
             for key, why in self.ignored:

@@ -27,7 +27,7 @@ with share_att_key the token and relative-row projections are one fused q|k|v ma
   - Training: SDPA's CPU backward cannot give a gradient to its mask (and dropout forces its math path), so
     it would autograd through ~5 (B, H, T, T) tensors per layer. `DisentangledAttention` is a hand-written
     autograd Function instead: fp32 scores/softmax (also under bf16 autocast), chunks of the batch, keeps only
-    the probabilities and a bool dropout mask, index_add_ for the gather backward.
+    the probabilities (with the dropout mask in their sign bit), index_add_ for the gather backward.
 The feed-forward block is one autograd Function too (`FeedForward`): it keeps its input and the
 pre-activation and recomputes the activation in backward. Dropout masks come from `dropout_mask` (int64 words
 instead of bernoulli_, 2.5x faster on CPU).
@@ -562,7 +562,7 @@ class DisentangledAttention(torch.autograd.Function):
             kept = probs[c].clamp(min=0) if dropout_p > 0 else probs[c]
             torch.matmul(kept.transpose(-1, -2), doc, out=dv[c])
             ds = torch.matmul(doc, vc.transpose(-1, -2)).mul_(kept)  # (b, H, Q, T) p * dp
-            delta = ds.sum(-1, keepdim=True)  # (b, H, T, 1)
+            delta = ds.sum(-1, keepdim=True)  # (b, H, Q, 1)
             p = torch.abs(probs[c], out=kept) if dropout_p > 0 else probs[c]
             ds = torch.addcmul(ds, p, delta, value=-1, out=ds)  # grad of the (scaled) scores
             torch.matmul(ds, kc, out=dq[c])
@@ -591,7 +591,10 @@ class DebertaSelfOutput(nn.Module):
         self.dropout = Dropout(cfg.hidden_dropout_prob)
 
     def forward(self, x, residual):
-        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+        return self.add_norm(self.dense(x), residual)
+
+    def add_norm(self, h, residual):  # dropout, residual, LayerNorm: what follows the dense
+        return self.LayerNorm(self.dropout(h) + residual)
 
 
 class DebertaAttention(nn.Module):
@@ -615,7 +618,7 @@ class DebertaIntermediate(nn.Module):  # parameters only: DebertaLayer runs them
         self.act = ACTIVATIONS[cfg.hidden_act]
 
 
-class DebertaOutput(DebertaSelfOutput):  # dense (run by FeedForward), dropout, LayerNorm
+class DebertaOutput(DebertaSelfOutput):  # its dense is run by FeedForward, then add_norm
     def __init__(self, cfg: DebertaConfig):
         super().__init__(cfg)
         self.dense = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
@@ -674,7 +677,7 @@ class DebertaLayer(nn.Module):
         a = self.attention(x, key_bias, rel, idx, queries)  # (B, T or queries, C)
         up, down = self.intermediate.dense, self.output.dense
         h = FeedForward.apply(a, up.weight, up.bias, down.weight, down.bias, self.intermediate.act)
-        return self.output.LayerNorm(self.output.dropout(h) + a)
+        return self.output.add_norm(h, a)
 
 
 class ConvLayer(nn.Module):
@@ -742,7 +745,7 @@ class DebertaEncoder(nn.Module):
                 x = checkpoint(layer, x, key_bias, rel, idx, queries, use_reentrant=False)
             else:
                 x = layer(x, key_bias, rel, idx, queries)
-            if i == 0 and self.cfg.conv_kernel_size > 0:
+            if conv_next:
                 x = self.conv(emb, x, mask)
         return x
 
