@@ -1,0 +1,130 @@
+"""The task-type interface: one subclass per kind of task owns everything that differs between kinds.
+
+A task file's `type:` names a registered `TaskType` (`xlt.tasktypes.get_task_type`). The runner, the training
+loop, evaluation, records and reports call these methods and never ask which type they hold, so adding a kind
+of task is one module (see docs/task-types.md). For one (split, language) the data flows:
+
+    read_file(path, fmt)                    raw rows of a local file (hub rows come from `datasets`)
+    prepare(raw, source, task, where)       rows in the type's schema (`columns`), validated
+    featurize(frame, tokenizer, task, params)  Features: model rows (one per example, or several windows)
+    collate(feats, rows, train)             a batch of tensors; the model maps it to logits of `head`
+    loss(logits, batch)                     the training loss
+    decode(logits, batch, feats)            what to keep of a batch's outputs (numpy, on the CPU)
+    predictions(frame, feats, decoded)      one row per example: idx + `prediction_columns`
+    score(predictions)                      {metric: value, "n": examples, "n_<unit>": other counts}
+    statistics(predictions)                 per-example numbers whose sums give every metric
+    metric_from_totals(metric, totals, n)   a metric from summed statistics (the paired bootstrap resamples)
+
+Metric values are fractions (0..1) in records; reports show percent.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from xlt.errors import XltError
+
+
+class TaskType:
+    """Base class. Subclasses set the class attributes and implement the methods that raise here."""
+
+    name: ClassVar[str]                          # the `type:` of a task file
+    columns: ClassVar[tuple[str, ...]]           # roles a source maps with `columns:` (row schema)
+    extensions: ClassVar[Mapping[str, str]]      # local file extension -> format read by `read_file`
+    head: ClassVar[str]                          # model head: "classification" | "token" | "qa"
+    metrics: ClassVar[tuple[str, ...]]           # metric names `score` can compute
+    default_metrics: ClassVar[tuple[str, ...]]   # when a task file lists none; the first is the primary
+    report_metrics: ClassVar[tuple[str, ...]]    # shown in a table cell ("74.2 / 62.8"); the first ranks rows
+    uses_labels: ClassVar[bool] = True           # a task file must list `labels:`
+    prediction_columns: ClassVar[tuple[str, ...]] = ("label", "pred")   # after split, lang, idx
+    option_keys: ClassVar[tuple[str, ...]] = ()  # keys of a task file's `options:` block this type reads
+    feature_keys: ClassVar[tuple[str, ...]] = ("max_seq_len",)   # hyperparameters that change features
+
+    # -- rows ---------------------------------------------------------------------------------------------
+    def read_file(self, path, fmt: str) -> pd.DataFrame:
+        """Raw rows of a local file in format `fmt` (one of `extensions`' values)."""
+        from xlt.tasks.formats import read_table
+
+        return read_table(path, fmt)
+
+    def prepare(self, raw: pd.DataFrame, source: Any, task: Any, where: str) -> pd.DataFrame:
+        """Rows in this type's `columns` from the source's columns (`source.column(role)`), validated.
+        Raise XltError naming `where` and the fix for anything wrong. May drop rows (return `dropped`
+        in `frame.attrs["dropped"]`)."""
+        raise NotImplementedError
+
+    def num_outputs(self, task: Any) -> int:
+        """Width of the head: label count for classification and tagging, 2 for span extraction."""
+        return len(task.label_names)
+
+    def check_options(self, options: Mapping[str, Any]) -> list[str]:
+        """Problems with a task file's `options:` block (one message each); empty when fine."""
+        return [f"unknown option {k!r} for type {self.name} (known: {', '.join(self.option_keys) or 'none'})"
+                for k in options if k not in self.option_keys]
+
+    # -- features and training ------------------------------------------------------------------------------
+    def featurize(self, frame: pd.DataFrame, tokenizer: Any, task: Any, params: Mapping[str, Any]):
+        """Tokenise `frame` into `xlt.data.Features`; `params` holds the `feature_keys` hyperparameters."""
+        raise NotImplementedError
+
+    def collate(self, feats, rows: np.ndarray, train: bool) -> dict:
+        """A padded batch of the model rows `rows`: input_ids, attention_mask (token_type_ids), `row`
+        (the rows) and, for training, the targets `loss` reads."""
+        from xlt.data import collate
+
+        return collate(feats, rows, keys=self.target_keys if train else ())
+
+    target_keys: ClassVar[tuple[str, ...]] = ()  # Features arrays the loss needs in a training batch
+
+    def loss(self, logits, batch: dict):
+        raise NotImplementedError
+
+    def sift_logits(self, logits, batch: dict):
+        """(N, C) logits of the distributions SiFT's symmetric KL compares (default: the logits as given)."""
+        return logits.reshape(-1, logits.shape[-1])
+
+    # -- evaluation -----------------------------------------------------------------------------------------
+    def decode(self, logits, batch: dict, feats) -> Any:
+        """What `predictions` needs of one batch's outputs, as numpy arrays."""
+        raise NotImplementedError
+
+    def predictions(self, frame: pd.DataFrame, feats, decoded: Sequence[Any]) -> pd.DataFrame:
+        """One row per example of `frame`, in source order: `idx` (position in the split) and the
+        `prediction_columns`."""
+        raise NotImplementedError
+
+    def score(self, predictions: pd.DataFrame, metrics: Sequence[str]) -> dict[str, float | int]:
+        """The named metrics over one (split, language)'s predictions, with "n" (examples) and any other
+        counts as "n_<unit>" (e.g. n_words)."""
+        stats = self.statistics(predictions)
+        if len(stats) == 0:
+            raise XltError("cannot score zero examples; the split is empty")
+        totals = {c: np.asarray(stats[c].sum(), dtype=float) for c in stats.columns}
+        out: dict[str, float | int] = {}
+        for m in metrics:
+            if m not in self.metrics:
+                raise XltError(f"unknown metric {m!r} for type {self.name}; known: {', '.join(self.metrics)}")
+            out[m] = float(self.metric_from_totals(m, totals, len(stats)))
+        out["n"] = int(len(stats))
+        return out
+
+    def statistics(self, predictions: pd.DataFrame) -> pd.DataFrame:
+        """Per example (same order as `predictions`), numeric columns whose column sums give every metric
+        through `metric_from_totals`: correct (pairs); tp, fp, fn (spans); em, f1 (QA)."""
+        raise NotImplementedError
+
+    def metric_from_totals(self, metric: str, totals: Mapping[str, np.ndarray], n: int | np.ndarray) -> np.ndarray:
+        """`metric` from column sums of `statistics` over n examples. Vectorised: each total may be an array
+        (one entry per bootstrap resample)."""
+        raise NotImplementedError
+
+    def collapsed(self, predictions: pd.DataFrame) -> bool:
+        """True when the predictions are degenerate (e.g. one class for every example): flagged in the record."""
+        return False
+
+    def metric_caption(self, task_info: Mapping[str, Any]) -> str:
+        """How the primary metric is computed, for table captions (e.g. "seqeval entity-level micro F1")."""
+        return str(task_info.get("primary_metric", self.default_metrics[0]))
