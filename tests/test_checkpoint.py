@@ -86,8 +86,8 @@ def test_pretrained_mlm_checkpoint_gets_a_fresh_head(ckpts):
 
 
 def test_unprefixed_base_checkpoint_into_every_head(ckpts):
-    for head, n_new in [("base", 0), ("sequence-classification", 4), ("token-classification", 2),
-                        ("question-answering", 2)]:
+    for head, n_new in [("base", 0), ("classification", 4), ("token", 2),
+                        ("qa", 2)]:
         model, report = ck.load_native(ckpts["v3-base"], head=head)
         assert len(report.initialised) == n_new and report.ignored == ()
     # a classification checkpoint loaded as the bare encoder: its head is knowingly ignored
@@ -119,15 +119,15 @@ def test_save_round_trip_through_transformers(ckpts, tmp_path, name):
 
 
 def test_save_qa_and_token_heads(ckpts, tmp_path):
-    for head, auto in [("question-answering", transformers.AutoModelForQuestionAnswering),
-                       ("token-classification", transformers.AutoModelForTokenClassification)]:
+    for head, auto in [("qa", transformers.AutoModelForQuestionAnswering),
+                       ("token", transformers.AutoModelForTokenClassification)]:
         model, _ = ck.load_native(ckpts["v3-base"], head=head, num_labels=2)
         out = ck.save_native(model, tmp_path / head)
         hf, info = auto.from_pretrained(out, output_loading_info=True)
         assert not info["missing_keys"] and not info["unexpected_keys"]
         ids, mask = _batch()
         o = hf.eval()(input_ids=ids, attention_mask=mask)
-        ref = o.logits if head == "token-classification" else torch.stack([o.start_logits, o.end_logits], -1)
+        ref = o.logits if head == "token" else torch.stack([o.start_logits, o.end_logits], -1)
         m = mask.bool()
         torch.testing.assert_close(model.eval()(ids, mask)[m], ref[m], atol=1e-5, rtol=1e-4)
 

@@ -105,7 +105,7 @@ def test_failures_come_back_as_failed_records(tiny_deberta_v3, shared_data, tmp_
                      data_dir=shared_data, results_dir=tmp_path, quiet=True)
     err = nan.record["error"]
     assert nan.record["status"] == "failed" and err["type"] == "TrainingDiverged" and err["stage"] == "train"
-    assert f"at step {err['step']} of 8" in err["message"] and "--precision fp32" in err["message"]
+    assert f"at step {err['step']} of 8" in err["message"] and "lower --lr" in err["message"]
     assert "Traceback" in err["traceback_tail"] or "TrainingDiverged" in err["traceback_tail"]
     assert json.loads(nan.path.read_text())["status"] == "failed"     # a failed run leaves its record
 

@@ -6,7 +6,7 @@ import pytest
 
 from xlt.errors import XltError
 from xlt.paths import builtin_tasks_dir
-from xlt.tasks import (TASK_TYPES, TaskFileError, TaskSpec, available_splits, check_task_file, get_task,
+from xlt.tasks import (TaskFileError, TaskSpec, available_splits, check_task_file, get_task,
                        list_tasks, load_split, task_files)
 
 BUILTIN = ("xnli", "pawsx", "americasnli", "indicxnli")
@@ -185,11 +185,13 @@ def test_every_schema_problem_reported_with_line(tmp_path):
                 assert text_lines[p.line - 1].lstrip().startswith(k), (p, text_lines[p.line - 1])
 
 
-def test_unimplemented_type_is_a_clear_error(tmp_path):
-    path = write_task(tmp_path, MY_TASK.replace("pair-classification", "token-classification"))
+def test_unknown_type_is_a_clear_error(tmp_path):
+    from xlt import tasktypes
+
+    path = write_task(tmp_path, MY_TASK.replace("pair-classification", "sentence-ranking"))
     _, problems = check_task_file(path)
-    assert any("declared but not implemented" in p.message and p.line == 2 for p in problems)
-    assert set(TASK_TYPES) == {"pair-classification", "token-classification", "extractive-qa"}
+    assert any("unknown type 'sentence-ranking'" in p.message and p.line == 2 for p in problems)
+    assert all(name in problems[0].fix for name in tasktypes.names())
 
 
 def test_broken_or_duplicate_user_task_is_an_error_not_skipped(tmp_path):

@@ -1,33 +1,37 @@
-"""Featurisation: the model's own tokenizer, an on-disk feature cache, length-bucketed dynamic padding.
+"""Features: tokenised model rows as named ragged arrays, an on-disk cache, length-bucketed dynamic padding.
 
-    feats = featurize(split, tokenizer, max_seq_len=128)          # Features, cached on disk
+    feats = featurize(split, tokenizer, {"max_seq_len": 128})      # Features, cached on disk
     for batch in batches(feats, 32, shuffle=True, seed=1): ...    # dict of torch tensors
 
-Features are ragged: all token ids of a split in one flat array plus offsets, so a split of 400k pairs is
-a few arrays, not 400k Python lists, and loads from the cache with one `np.load`.
+A task type turns a split into model rows (xlt.tasktypes): one row per sentence pair, or several overlapping
+windows per long sentence or QA context. Features hold them type-agnostically: every per-token array
+(input_ids, token_type_ids, a tagger's labels, a QA window's character offsets) in one flat array cut by
+`offsets`, and every per-row array (index = the example the row comes from, a pair's label, a QA window's
+answer positions) in `rows`. A split of 400k pairs is a few arrays, not 400k Python lists, and loads from the
+cache with one `np.load`.
 
 The cache (default ~/.cache/xlt/features, or XLT_CACHE_DIR, or `cache_dir=`) is keyed by the tokenizer's
 fingerprint (class, vocabulary / serialized backend, special tokens, and the kwargs that change its output),
-the task, split, language, task type, max length and the exact source read (hub revision, or a local file's
-path, size and mtime). Files are written to a temp name and renamed, so a reader never sees half a file.
+the task, split, language, task type, the feature parameters (max length, document stride, ...) and the exact
+source read (hub revision, or a local file's path, size and mtime). Files are written to a temp name and
+renamed, so a reader never sees half a file.
 
 Batches: evaluation sorts by length (longest first, so an out-of-memory shows up at once) and each batch
-carries `index` (positions in the split) so predictions go back to source order. Training shuffles, sorts
-within chunks of `bucket_batches` batches, cuts batches there and shuffles the batch order: similar lengths
-share a batch, but the order stays random and is fixed by the seed.
+carries `row` (positions in the Features) and `index` (the example) so outputs go back to source order.
+Training shuffles, sorts within chunks of `bucket_batches` batches, cuts batches there and shuffles the batch
+order: similar lengths share a batch, but the order stays random and is fixed by the seed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import itertools
 import json
 import os
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -35,8 +39,9 @@ from xlt.atomic import atomic_path
 from xlt.errors import XltError
 from xlt.tasks import SplitData
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 DEFAULT_CACHE_DIR = Path("~/.cache/xlt/features")
+MODEL_INPUTS = ("input_ids", "token_type_ids")
 
 
 def cache_root(cache_dir: str | Path | None = None) -> Path:
@@ -52,43 +57,71 @@ def cache_root(cache_dir: str | Path | None = None) -> Path:
 
 @dataclass(frozen=True)
 class Features:
-    """Tokenised examples of one split, ragged: example i is input_ids[offsets[i]:offsets[i+1]]."""
+    """Model rows of one split, ragged: row i's tokens are tokens[name][offsets[i]:offsets[i+1]]."""
 
-    input_ids: np.ndarray            # (total_tokens,) int32
-    offsets: np.ndarray              # (n + 1,) int64
-    token_type_ids: np.ndarray | None   # (total_tokens,) int8, only if the tokenizer produces them
-    labels: np.ndarray               # (n,) int64
-    index: np.ndarray                # (n,) int64, position of each example in the split
-    pad_token_id: int
-    meta: dict = dataclasses.field(default_factory=dict, compare=False)   # task, split, lang, key, ...
+    offsets: np.ndarray                              # (rows + 1,) int64
+    tokens: dict[str, np.ndarray]                    # per token, (total_tokens,): input_ids, token_type_ids, ...
+    rows: dict[str, np.ndarray]                      # per row, (rows,): index (the example it comes from), ...
+    pad: dict[str, int]                              # the pad value of each token array
+    meta: dict = field(default_factory=dict, compare=False)   # task, split, lang, examples, ...
+
+    def __post_init__(self) -> None:
+        if "input_ids" not in self.tokens or "index" not in self.rows:
+            raise ValueError("Features need tokens['input_ids'] and rows['index']")
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.offsets) - 1
 
     @property
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 
+    @property
+    def input_ids(self) -> np.ndarray:
+        return self.tokens["input_ids"]
+
+    @property
+    def token_type_ids(self) -> np.ndarray | None:
+        return self.tokens.get("token_type_ids")
+
+    @property
+    def index(self) -> np.ndarray:
+        return self.rows["index"]
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        """Per-row labels (sentence-level tasks), None when the type has none."""
+        return self.rows.get("labels")
+
+    @property
+    def pad_token_id(self) -> int:
+        return self.pad["input_ids"]
+
+    @property
+    def num_examples(self) -> int:
+        """Examples of the split these rows come from (rows may be windows of fewer examples)."""
+        return int(self.meta.get("examples", len(np.unique(self.index)) if len(self) else 0))
+
     def example(self, i: int) -> dict[str, Any]:
         s, e = int(self.offsets[i]), int(self.offsets[i + 1])
-        out = {"input_ids": self.input_ids[s:e].tolist(), "label": int(self.labels[i]), "index": int(self.index[i])}
-        if self.token_type_ids is not None:
-            out["token_type_ids"] = self.token_type_ids[s:e].tolist()
+        out: dict[str, Any] = {name: arr[s:e].tolist() for name, arr in self.tokens.items()}
+        out.update({name: arr[i].item() for name, arr in self.rows.items()})
+        if "labels" in self.rows:
+            out["label"] = out["labels"]
         return out
 
     def select(self, rows: np.ndarray | list[int]) -> "Features":
-        """The examples at `rows` (in that order); `index` keeps their positions in the split."""
+        """The rows at `rows` (in that order); `index` keeps the examples they come from."""
         rows = np.asarray(rows, dtype=np.int64)
         lengths = self.lengths[rows]
         offsets = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         gather = (np.repeat(self.offsets[rows] - offsets[:-1], lengths) + np.arange(offsets[-1])).astype(np.int64)
-        return Features(self.input_ids[gather], offsets,
-                        None if self.token_type_ids is None else self.token_type_ids[gather],
-                        self.labels[rows], self.index[rows], self.pad_token_id, dict(self.meta))
+        return Features(offsets, {k: v[gather] for k, v in self.tokens.items()},
+                        {k: v[rows] for k, v in self.rows.items()}, dict(self.pad), dict(self.meta))
 
     def subset(self, n: int | None) -> "Features":
-        """The first n examples in source order (all if n is None): `max_train_samples`."""
+        """The first n rows in source order (all if n is None)."""
         if n is None or n >= len(self):
             return self
         return self.select(np.arange(n))
@@ -96,19 +129,36 @@ class Features:
     # -- cache file ----------------------------------------------------------------------------------
     def save(self, path: Path) -> None:
         """Write atomically: a temp file in the same folder, then rename."""
-        arrays = dict(input_ids=self.input_ids, offsets=self.offsets, labels=self.labels, index=self.index,
-                      pad_token_id=np.array(self.pad_token_id, dtype=np.int64),
-                      meta=np.array(json.dumps(self.meta, sort_keys=True)))
-        if self.token_type_ids is not None:
-            arrays["token_type_ids"] = self.token_type_ids
+        arrays = {"offsets": self.offsets, "pad": np.array(json.dumps(self.pad, sort_keys=True)),
+                  "meta": np.array(json.dumps(self.meta, sort_keys=True, default=str))}
+        arrays.update({f"tok.{k}": v for k, v in self.tokens.items()})
+        arrays.update({f"row.{k}": v for k, v in self.rows.items()})
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
 
     @classmethod
     def load(cls, path: Path) -> "Features":
         with np.load(path, allow_pickle=False) as z:
-            return cls(z["input_ids"], z["offsets"], z["token_type_ids"] if "token_type_ids" in z.files else None,
-                       z["labels"], z["index"], int(z["pad_token_id"]), json.loads(str(z["meta"])))
+            tokens = {k[4:]: z[k] for k in z.files if k.startswith("tok.")}
+            rows = {k[4:]: z[k] for k in z.files if k.startswith("row.")}
+            return cls(z["offsets"], tokens, rows, json.loads(str(z["pad"])), json.loads(str(z["meta"])))
+
+
+def ragged(sequences, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """(flat values, offsets) of a list of sequences: the layout of every Features token array."""
+    lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+    offsets = np.zeros(len(sequences) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    flat = np.fromiter((v for s in sequences for v in s), dtype=dtype, count=int(offsets[-1]))
+    return flat, offsets
+
+
+def pad_id(tokenizer: Any) -> int:
+    pad = getattr(tokenizer, "pad_token_id", None)
+    if pad is None:
+        raise XltError(f"tokenizer {getattr(tokenizer, 'name_or_path', tokenizer)!r} has no pad token; "
+                       "dynamic padding needs one (set tokenizer.pad_token)")
+    return int(pad)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -167,73 +217,43 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     return fp
 
 
-def cache_path(split: SplitData, tokenizer: Any, max_seq_len: int, cache_dir: str | Path | None = None) -> Path:
+def feature_params(params: int | Mapping[str, Any]) -> dict[str, Any]:
+    """{"max_seq_len": n, ...}; a bare int is a max length (the sentence-pair tasks' only parameter)."""
+    return {"max_seq_len": int(params)} if isinstance(params, (int, np.integer)) else dict(params)
+
+
+def cache_path(split: SplitData, tokenizer: Any, params: int | Mapping[str, Any],
+               cache_dir: str | Path | None = None) -> Path:
+    params = feature_params(params)
     key = json.dumps({"format": CACHE_FORMAT, "tokenizer": tokenizer_fingerprint(tokenizer), "task": split.task,
-                      "type": split.task_type, "split": split.split, "lang": split.lang,
-                      "max_seq_len": int(max_seq_len), "source": split.source_key, "revision": split.revision},
-                     sort_keys=True)
+                      "type": split.task_type, "split": split.split, "lang": split.lang, "params": params,
+                      "options": dict(split.options), "source": split.source_key, "revision": split.revision},
+                     sort_keys=True, default=str)
     digest = hashlib.sha256(key.encode()).hexdigest()[:20]
-    return cache_root(cache_dir) / split.task / f"{split.split}-{split.lang}-{max_seq_len}-{digest}.npz"
+    return cache_root(cache_dir) / split.task / f"{split.split}-{split.lang}-{params.get('max_seq_len')}-{digest}.npz"
 
 
-# --------------------------------------------------------------------------------------------------
-# Featurisation per task type
-
-
-def _featurize_pairs(split: SplitData, tokenizer: Any, max_seq_len: int, chunk: int = 2048) -> Features:
-    frame = split.frame
-    a, b = frame["text_a"].tolist(), frame["text_b"].tolist()
-    ids_parts, tt_parts, lengths = [], [], []
-    has_tt = None
-    for start in range(0, len(a), chunk):
-        enc = tokenizer(a[start:start + chunk], b[start:start + chunk], truncation="longest_first",
-                        max_length=max_seq_len, padding=False, return_attention_mask=False)
-        ids = enc["input_ids"]
-        if has_tt is None:
-            has_tt = "token_type_ids" in enc and enc["token_type_ids"] is not None
-        chunk_lengths = [len(x) for x in ids]
-        lengths.extend(chunk_lengths)
-        total = sum(chunk_lengths)
-        ids_parts.append(np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int32, count=total))
-        if has_tt:
-            tt_parts.append(np.fromiter(itertools.chain.from_iterable(enc["token_type_ids"]), dtype=np.int8,
-                                        count=total))
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(np.asarray(lengths, dtype=np.int64), out=offsets[1:])
-    pad = tokenizer.pad_token_id
-    if pad is None:
-        raise XltError(f"tokenizer {getattr(tokenizer, 'name_or_path', tokenizer)!r} has no pad token; "
-                       "dynamic padding needs one (set tokenizer.pad_token)")
-    return Features(
-        input_ids=np.concatenate(ids_parts) if ids_parts else np.zeros(0, np.int32), offsets=offsets,
-        token_type_ids=(np.concatenate(tt_parts) if tt_parts else np.zeros(0, np.int8)) if has_tt else None,
-        labels=frame["label"].to_numpy(dtype=np.int64), index=np.arange(len(frame), dtype=np.int64),
-        pad_token_id=int(pad))
-
-
-FEATURIZERS = {"pair-classification": _featurize_pairs}
-
-
-def featurize(split: SplitData, tokenizer: Any, max_seq_len: int, cache_dir: str | Path | None = None,
+def featurize(split: SplitData, tokenizer: Any, params: int | Mapping[str, Any], cache_dir: str | Path | None = None,
               use_cache: bool = True) -> Features:
-    """Tokenise a split with the model's tokenizer, or load the same features from the disk cache."""
-    if split.task_type not in FEATURIZERS:
-        raise XltError(f"featurisation for task type {split.task_type!r} is not implemented yet; "
-                       f"implemented: {', '.join(FEATURIZERS)}")
-    if max_seq_len < 8:
-        raise XltError(f"max_seq_len {max_seq_len} is too short for a sentence pair; use e.g. 128")
-    path = cache_path(split, tokenizer, max_seq_len, cache_dir) if use_cache else None
+    """Tokenise a split with the model's tokenizer through its task type, or load the same features from
+    the disk cache. `params`: the type's feature parameters, or a max length."""
+    from xlt.tasktypes import get_task_type
+
+    params = feature_params(params)
+    if params.get("max_seq_len", 0) < 8:
+        raise XltError(f"max_seq_len {params.get('max_seq_len')} is too short; use e.g. 128")
+    path = cache_path(split, tokenizer, params, cache_dir) if use_cache else None
     if path is not None and path.is_file():
         try:
             feats = Features.load(path)
-            if len(feats) == len(split):
+            if feats.meta.get("examples") == len(split):
                 return feats
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache file is rebuilt below
-    feats = FEATURIZERS[split.task_type](split, tokenizer, max_seq_len)
+    feats = get_task_type(split.task_type).featurize(split, tokenizer, params)
     feats = dataclasses.replace(feats, meta={"task": split.task, "split": split.split, "lang": split.lang,
                                              "origin": split.origin, "revision": split.revision,
-                                             "max_seq_len": max_seq_len})
+                                             "examples": len(split), **params})
     if path is not None:
         try:
             feats.save(path)
@@ -267,33 +287,32 @@ def batch_order(lengths: np.ndarray, batch_size: int, shuffle: bool, seed: int =
 
 
 def collate(feats: Features, rows: np.ndarray) -> dict:
-    """Pad the examples at `rows` to their longest one with the tokenizer's pad id."""
+    """Pad the rows at `rows` to their longest one: every token array with its pad value, an attention mask,
+    every row array as it is, and `row` (the rows themselves)."""
     import torch
 
+    rows = np.asarray(rows, dtype=np.int64)
     lengths = feats.lengths[rows]
     width = int(lengths.max()) if len(rows) else 0
-    ids = np.full((len(rows), width), feats.pad_token_id, dtype=np.int64)
-    mask = np.zeros((len(rows), width), dtype=np.int64)
-    tt = np.zeros((len(rows), width), dtype=np.int64) if feats.token_type_ids is not None else None
-    for j, (r, length) in enumerate(zip(rows, lengths)):
-        s = feats.offsets[r]
-        ids[j, :length] = feats.input_ids[s:s + length]
-        mask[j, :length] = 1
-        if tt is not None:
-            tt[j, :length] = feats.token_type_ids[s:s + length]
-    batch = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask),
-             "labels": torch.from_numpy(feats.labels[rows].astype(np.int64)),
-             "index": torch.from_numpy(feats.index[rows].astype(np.int64))}
-    if tt is not None:
-        batch["token_type_ids"] = torch.from_numpy(tt)
+    pos = feats.offsets[rows][:, None] + np.arange(width)[None, :]           # (B, W) flat positions
+    mask = np.arange(width)[None, :] < lengths[:, None]
+    pos = np.where(mask, pos, 0)
+    batch = {"attention_mask": torch.from_numpy(mask.astype(np.int64))}
+    for name, values in feats.tokens.items():
+        padded = np.where(mask, values[pos] if len(values) else 0, feats.pad.get(name, 0)).astype(np.int64)
+        batch[name] = torch.from_numpy(padded)
+    for name, values in feats.rows.items():
+        batch[name] = torch.from_numpy(np.ascontiguousarray(values[rows]).astype(np.int64))
+    batch["row"] = torch.from_numpy(rows)
     return batch
 
 
-def batches(feats: Features, batch_size: int, shuffle: bool = False, seed: int = 0,
-            bucket_batches: int = 50) -> Iterator[dict]:
+def batches(feats: Features, batch_size: int, shuffle: bool = False, seed: int = 0, bucket_batches: int = 50,
+            collate_fn: Callable[[Features, np.ndarray], dict] | None = None) -> Iterator[dict]:
     """Length-bucketed, dynamically padded batches (see the module docstring)."""
+    make = collate_fn or collate
     for rows in batch_order(feats.lengths, batch_size, shuffle, seed, bucket_batches):
-        yield collate(feats, rows)
+        yield make(feats, rows)
 
 
 def num_batches(feats: Features, batch_size: int) -> int:

@@ -1,13 +1,14 @@
-"""Batched prediction and per-language scoring.
+"""Batched prediction and per-language scoring; decoding and metrics come from the task type.
 
-    preds = predict(model, feats, batch_size=64, device="cpu")          # (n,) in the split's order
-    ev = evaluate_splits(model, {("validation", "fr"): feats, ...}, ["accuracy", "macro_f1"], ...)
-    ev.metrics["validation"]["fr"]   -> {"accuracy": 0.61, "macro_f1": 0.60, "n": 2490}
-    ev.predictions                   -> DataFrame(split, lang, idx, label, pred), idx = position in the split
+    decoded = predict(model, feats, task_type=tt, batch_size=64, device="cpu")   # tt.decode per batch
+    ev = evaluate_splits(model, {("validation", "fr"): (split, feats), ...}, tt, ["accuracy"], ...)
+    ev.metrics["validation"]["fr"]   -> {"accuracy": 0.61, "n": 2490}
+    ev.predictions                   -> DataFrame(split, lang, idx, <the type's prediction columns>)
 
-Prediction runs under `torch.inference_mode` in eval mode, over length-bucketed batches (`xlt.data.batches`
-with shuffle=False: longest first, so an out-of-memory shows at once), and puts the predictions back in
-source order by each batch's `index`. Nothing here prints; progress goes to `on_event`.
+Prediction runs under `torch.inference_mode` in eval mode over length-bucketed batches (`xlt.data.batches`
+with shuffle=False: longest first, so an out-of-memory shows at once); the type's `decode` keeps what it
+needs of each batch and its `predictions` puts examples back in source order. Nothing here prints; progress
+goes to `on_event`. Without a `task_type`, the sentence-pair type is assumed (the first round's API).
 """
 
 from __future__ import annotations
@@ -21,117 +22,119 @@ import pandas as pd
 import torch
 from torch import nn
 
-from xlt.data import Features, batches, num_batches, restore_order
-from xlt.metrics import score
-from xlt.results import PREDICTION_COLUMNS
-from xlt.train import autocast, is_out_of_memory
+from xlt.data import Features, batches
+from xlt.device import autocast, is_out_of_memory
+from xlt.errors import XltError
 
 Event = dict[str, Any]
 
 
-def predict(model: nn.Module, feats: Features, *, batch_size: int = 64, device: torch.device | str = "cpu",
-            precision: str = "fp32", on_batch: Callable[[int], None] | None = None,
-            inference: bool = True) -> np.ndarray:
-    """Argmax predictions for every example of `feats`, in source order (by `feats.index`).
+def _type(task_type):
+    from xlt.tasktypes import default_type
+
+    return task_type if task_type is not None else default_type()
+
+
+def predict(model: nn.Module, feats: Features, *, task_type=None, batch_size: int = 64,
+            device: torch.device | str = "cpu", precision: str = "fp32",
+            on_batch: Callable[[int], None] | None = None, inference: bool = True) -> list[Any]:
+    """The type's `decode` of every batch over all rows of `feats`.
 
     inference=True runs under `torch.inference_mode` (final evaluation). Evaluations in the middle of
     training pass False (`torch.no_grad`): a tensor a model caches while in inference mode (the native
     DeBERTa caches its relative-position indices per length) could not be used by the next training step.
     """
+    tt = _type(task_type)
     device = torch.device(device)
     was_training = model.training
     model.eval()
-    indices, preds = [], []
+    decoded = []
     try:
         with torch.inference_mode() if inference else torch.no_grad():
-            for batch in batches(feats, batch_size, shuffle=False):
-                tt = batch.get("token_type_ids")
+            for batch in batches(feats, batch_size, shuffle=False, collate_fn=tt.collate):
+                tt_ids = batch.get("token_type_ids")
                 with autocast(device, precision):
                     logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device),
-                                   tt.to(device) if tt is not None else None)
-                preds.append(logits.argmax(-1).cpu().numpy())
-                indices.append(batch["index"].numpy())
+                                   tt_ids.to(device) if tt_ids is not None else None)
+                decoded.append(tt.decode(logits.float(), batch, feats))
                 if on_batch is not None:
-                    on_batch(len(batch["index"]))
+                    on_batch(len(batch["row"]))
     except Exception as exc:
         if is_out_of_memory(exc):
-            from xlt.errors import XltError
-            raise XltError(f"out of memory during evaluation at an eval batch of {batch_size} examples; lower it "
+            raise XltError(f"out of memory during evaluation at an eval batch of {batch_size} rows; lower it "
                            f"with --set eval_batch_size={max(1, batch_size // 2)}") from None
         raise
     finally:
         model.train(was_training)
-    if not preds:
-        return np.zeros(0, dtype=np.int64)
-    order_index = np.concatenate(indices)
-    out = restore_order(order_index, np.concatenate(preds)).astype(np.int64)
-    return out
+    return decoded
 
 
-def dev_score(model: nn.Module, feats: Features, metric: str, *, batch_size: int = 64,
+def predictions_for(model: nn.Module, feats: Features, split=None, *, task_type=None, **kw) -> pd.DataFrame:
+    """One row per example: idx and the type's prediction columns, in source order."""
+    tt = _type(task_type)
+    return tt.predictions(split, feats, predict(model, feats, task_type=tt, **kw))
+
+
+def dev_score(model: nn.Module, feats: Features, metric: str, *, split=None, task_type=None, batch_size: int = 64,
               device: torch.device | str = "cpu", precision: str = "fp32") -> float:
     """One metric on one split during training (model selection): `torch.no_grad`, not inference mode."""
-    preds = predict(model, feats, batch_size=batch_size, device=device, precision=precision, inference=False)
-    return float(score([metric], labels_in_order(feats), preds)[metric])
-
-
-def positions(feats: Features) -> np.ndarray:
-    """Each example's position in its split, ascending (the order `predict` returns)."""
-    return np.sort(np.asarray(feats.index, dtype=np.int64))
-
-
-def labels_in_order(feats: Features) -> np.ndarray:
-    return np.asarray(feats.labels)[np.argsort(feats.index, kind="stable")].astype(np.int64)
+    tt = _type(task_type)
+    preds = predictions_for(model, feats, split, task_type=tt, batch_size=batch_size, device=device,
+                            precision=precision, inference=False)
+    return float(tt.score(preds, [metric])[metric])
 
 
 @dataclass
 class Evaluation:
     metrics: dict[str, dict[str, dict[str, float | int]]] = field(default_factory=dict)  # split -> lang -> ...
-    predictions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PREDICTION_COLUMNS))
+    predictions: pd.DataFrame | None = None
     seconds: float = 0.0
     examples: int = 0
-    collapsed: list[str] = field(default_factory=list)   # "split/lang" whose predictions are all one class
+    rows: int = 0                                         # model rows (windows) predicted
+    collapsed: list[str] = field(default_factory=list)   # "split/lang" whose predictions are degenerate
 
     @property
     def examples_per_s(self) -> float:
         return self.examples / self.seconds if self.seconds > 0 else 0.0
 
 
-def evaluate_splits(model: nn.Module, feats_by_split: Mapping[tuple[str, str], Features],
+def evaluate_splits(model: nn.Module, data: Mapping[tuple[str, str], tuple[Any, Features]], task_type,
                     metric_names: Sequence[str], *, batch_size: int = 64, device: torch.device | str = "cpu",
                     precision: str = "fp32", on_event: Callable[[Event], None] | None = None) -> Evaluation:
-    """Predict and score every (split, lang); predictions come back as one frame in the given order."""
+    """Predict and score every (split, lang) of `data` ({key: (SplitData, Features)}); predictions come back
+    as one frame in the given order."""
+    tt = _type(task_type)
     emit = on_event or (lambda event: None)
     ev = Evaluation()
     frames = []
     tic = time.perf_counter()
-    for (split, lang), feats in feats_by_split.items():
-        emit({"event": "eval_start", "split": split, "lang": lang, "total": len(feats)})
-        preds = predict(model, feats, batch_size=batch_size, device=device, precision=precision,
-                        on_batch=lambda n, s=split, l=lang: emit({"event": "eval_batch", "split": s, "lang": l,
-                                                                  "n": n}))
-        labels = labels_in_order(feats)
-        values = score(metric_names, labels, preds)
-        ev.metrics.setdefault(split, {})[lang] = values
-        ev.examples += len(feats)
-        if len(preds) > 1 and len(np.unique(preds)) == 1:
-            ev.collapsed.append(f"{split}/{lang}")
-        frames.append(pd.DataFrame({"split": split, "lang": lang, "idx": positions(feats), "label": labels,
-                                    "pred": preds}))
-        emit({"event": "eval_end", "split": split, "lang": lang, "metrics": values})
+    for (split_name, lang), (split, feats) in data.items():
+        emit({"event": "eval_start", "split": split_name, "lang": lang, "total": len(feats)})
+        preds = predictions_for(model, feats, split, task_type=tt, batch_size=batch_size, device=device,
+                                precision=precision,
+                                on_batch=lambda n, s=split_name, l=lang: emit({"event": "eval_batch", "split": s,
+                                                                               "lang": l, "n": n}))
+        values = tt.score(preds, metric_names)
+        ev.metrics.setdefault(split_name, {})[lang] = values
+        ev.examples += int(values["n"])
+        ev.rows += len(feats)
+        if tt.collapsed(preds):
+            ev.collapsed.append(f"{split_name}/{lang}")
+        frames.append(preds.assign(split=split_name, lang=lang))
+        emit({"event": "eval_end", "split": split_name, "lang": lang, "metrics": values})
     ev.seconds = time.perf_counter() - tic
-    if frames:
-        ev.predictions = pd.concat(frames, ignore_index=True)[PREDICTION_COLUMNS]
+    columns = ["split", "lang", "idx", *tt.prediction_columns]
+    ev.predictions = pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
     return ev
 
 
-def metrics_from_predictions(predictions: pd.DataFrame, metric_names: Sequence[str]) -> dict:
+def metrics_from_predictions(predictions: pd.DataFrame, metric_names: Sequence[str], task_type=None) -> dict:
     """Recompute `metrics[split][lang]` from a predictions frame (what a reader of the parquet file gets)."""
+    tt = _type(task_type)
     out: dict[str, dict[str, dict]] = {}
     for (split, lang), group in predictions.groupby(["split", "lang"], sort=False):
-        out.setdefault(split, {})[lang] = score(metric_names, group["label"].to_numpy(), group["pred"].to_numpy())
+        out.setdefault(split, {})[lang] = tt.score(group.reset_index(drop=True), metric_names)
     return out
 
 
-__all__ = ["predict", "dev_score", "evaluate_splits", "Evaluation", "metrics_from_predictions", "positions",
-           "labels_in_order"]
+__all__ = ["predict", "predictions_for", "dev_score", "evaluate_splits", "Evaluation", "metrics_from_predictions"]

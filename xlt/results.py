@@ -1,7 +1,8 @@
 """RunRecords: the interface between running and reporting.
 
 One JSON file per run at `<results_dir>/runs/<task>/<model_slug>/<run_id>.json`, its predictions beside it
-as `<run_id>.predictions.parquet` (columns split, lang, idx, label, pred). Files are written atomically
+as `<run_id>.predictions.parquet` (columns split, lang, idx and the task type's prediction columns: label,
+pred for pairs and tagging; id, label, pred for QA). Files are written atomically
 (temp file in the same folder, fsync, rename): a reader never sees half a file and a crash never loses an
 earlier record. Readers skip a corrupt file with a warning naming it; they never delete it.
 
@@ -12,7 +13,7 @@ Record schema (version 1):
     spec            RunSpec.to_dict()
     model           {name, hub_id, family, impl}
     task            {name, version, type, source_lang, languages, primary_metric, metrics}
-    metrics         {split: {lang: {<metric>: value, "n": example count}}}
+    metrics         {split: {lang: {<metric>: value, "n": example count, "n_<unit>": other counts}}}
     selection       {criterion, best_step, best_value, history: [{step, value}]}
     timing          {train_s, eval_s, train_tokens_per_s, eval_examples_per_s}
     env             {xlt, torch, transformers, datasets, python, platform, device, git_sha, data_revision}
@@ -45,7 +46,8 @@ from xlt.atomic import atomic_path
 from xlt.spec import RunSpec
 
 SCHEMA_VERSION = 1
-PREDICTION_COLUMNS = ["split", "lang", "idx", "label", "pred"]
+PREDICTION_KEYS = ["split", "lang", "idx"]          # every type's predictions start with these
+PREDICTION_COLUMNS = PREDICTION_KEYS + ["label", "pred"]   # sentence-pair classification's full set
 DEFAULT_RESULTS_DIR = Path("results")
 
 
@@ -67,11 +69,11 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def predictions_to_bytes(predictions: pd.DataFrame) -> bytes:
-    missing = [c for c in PREDICTION_COLUMNS if c not in predictions.columns]
+    missing = [c for c in PREDICTION_KEYS if c not in predictions.columns]
     if missing:
         raise ValueError(f"predictions lack columns {missing}")
     buf = io.BytesIO()
-    predictions[PREDICTION_COLUMNS].to_parquet(buf, index=False)
+    predictions.to_parquet(buf, index=False)
     return buf.getvalue()
 
 
@@ -160,7 +162,7 @@ def metrics_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
         for split, by_lang in (r.get("metrics") or {}).items():
             for lang, values in by_lang.items():
                 for metric, value in values.items():
-                    if metric == "n":
+                    if is_count(metric):
                         continue
                     rows.append(dict(run_id=r["run_id"], task=spec["task"], model=r.get("model", {}).get("name")
                                      or spec["model"], seed=spec["seed"], status=r["status"], split=split,
@@ -168,6 +170,11 @@ def metrics_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                                      created_at=r.get("created_at")))
     columns = ["run_id", "task", "model", "seed", "status", "split", "lang", "metric", "value", "n", "created_at"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def is_count(key: str) -> bool:
+    """Keys of a per-language metrics dict that are counts, not metrics: "n" and "n_<unit>"."""
+    return key == "n" or key.startswith("n_")
 
 
 def _version(package: str) -> str | None:

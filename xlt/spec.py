@@ -1,18 +1,18 @@
-"""RunSpec: the frozen description of one run, its hyperparameter presets, and its run_id.
+"""RunSpec: the frozen description of one run, and its run_id.
 
 The same spec always maps to the same `run_id` (a hash of its canonical JSON), which is how records are
 found again for resume and de-duplication. Everything that changes a run's numbers is in the spec; where it
-ran (device, paths, worker) is not, and goes into the record's `env` instead.
+ran (device, paths, worker) is not, and goes into the record's `env` instead. Where each hyperparameter
+comes from (xlt's default, the task file, a model rule, the user) is `xlt.recipes`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from xlt.errors import XltError
@@ -31,10 +31,12 @@ class Hyperparams:
     max_seq_len: int = 128
     warmup_steps: int = 0
     weight_decay: float = 0.01    # never applied to biases and LayerNorm weights
-    max_grad_norm: float = 1.0
+    max_grad_norm: float = 1.0    # 0 = no clipping
     adam_eps: float = 1e-6
     eval_every: int = 0           # steps between source-dev evaluations; 0 = once per epoch
     eval_batch_size: int = 64
+    window_step: int = 128        # tokens between the starts of consecutive windows over a long text
+    #                               (XTREME's `doc_stride`; NOT transformers' tokenizer `stride`, an overlap)
     gradient_checkpointing: bool = False
     sift: bool = False            # scale-invariant fine-tuning (DeBERTa paper, section 3.5)
     sift_lambda: float = 1.0      # weight of the symmetric-KL term
@@ -48,58 +50,60 @@ class Hyperparams:
 
 HPARAM_NAMES = tuple(f.name for f in dataclasses.fields(Hyperparams))
 
-# Presets: (model-name pattern, task pattern, values). Later rules override earlier ones that also match.
-# Patterns match the registry short name, or the folder name of a local checkpoint.
-PRESETS: list[tuple[str, str, dict[str, Any]]] = [
-    # XTREME (Hu et al., 2020), scripts/train_xnli.sh and train_pawsx.sh: lr 2e-5, batch 8 x grad-acc 4 = 32,
-    # 5 epochs, max length 128, no warmup.
-    ("*", "*", dict(lr=2e-5, batch_size=32, epochs=5, max_seq_len=128, warmup_steps=0)),
-    # XTREME uses lr 3e-5 for XLM-R large on XNLI/PAWS-X.
-    ("*xlm-roberta-large*", "*", dict(lr=3e-5)),
-    # DeBERTa-v3 English MNLI recipe (microsoft/DeBERTa experiments/glue/mnli.sh, base):
-    # lr 1.5e-5, batch 64, 3 epochs, warmup 1000, max length 256.
-    ("*deberta-v3-*", "*", dict(lr=1.5e-5, batch_size=64, epochs=3, warmup_steps=1000, max_seq_len=256)),
-    # mDeBERTa-v3-base XNLI zero-shot recipe (microsoft/DeBERTa README, experiments/xnli):
-    # lr 2e-5, batch 32, 6 epochs, warmup 3000 steps, max length 256.
-    ("*mdeberta-v3-*", "*", dict(lr=2e-5, batch_size=32, epochs=6, warmup_steps=3000, max_seq_len=256)),
-]
+# The range each numeric hyperparameter must lie in: (lowest, lowest allowed?, highest).
+_RANGES: dict[str, tuple[float, bool, float]] = {
+    "lr": (0, False, 1e300), "epochs": (0, False, 10_000), "batch_size": (1, True, 1 << 20),
+    "grad_accum": (1, True, 1 << 20), "max_seq_len": (8, True, 1 << 16), "warmup_steps": (0, True, 1 << 40),
+    "weight_decay": (0, True, 10.0), "max_grad_norm": (0, True, 1e9), "adam_eps": (0, False, 1.0),
+    "eval_every": (0, True, 1 << 40), "eval_batch_size": (1, True, 1 << 20), "window_step": (1, True, 1 << 16),
+    "sift_lambda": (0, True, 1e6), "sift_lr": (0, True, 1e3), "sift_init": (0, True, 1e3),
+}
 
 
-def preset_for(model: str, task: str) -> dict[str, Any]:
-    key = Path(model).name if ("/" in model and Path(model).exists()) else model.split("/")[-1]
-    values: dict[str, Any] = {}
-    for model_pat, task_pat, rule in PRESETS:
-        if fnmatch.fnmatch(key.lower(), model_pat) and fnmatch.fnmatch(task, task_pat):
-            values.update(rule)
-    return values
-
-
-def coerce_hparams(overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Check names and convert string values (from the CLI or a sweep file) to each field's type."""
+def check_hparams(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Check names and ranges and convert values (strings from the CLI, a sweep or a task file) to each
+    field's type. Anything wrong is an XltError naming the hyperparameter and what it accepts."""
     types = {f.name: f.type for f in dataclasses.fields(Hyperparams)}
     out: dict[str, Any] = {}
     for name, value in overrides.items():
-        name = name.replace("-", "_")
+        name = str(name).replace("-", "_")
         if name not in types:
             raise XltError(f"unknown hyperparameter {name!r}; valid names: {', '.join(HPARAM_NAMES)}")
         kind = types[name]
         try:
-            if kind == "bool" and isinstance(value, str):
-                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            if kind == "bool":
+                if isinstance(value, str):
+                    if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                        raise ValueError(value)
+                    value = value.lower() in ("true", "1", "yes")
+                elif not isinstance(value, bool):
                     raise ValueError(value)
-                value = value.lower() in ("true", "1", "yes")
             elif kind == "int":
-                value = int(float(value)) if float(value).is_integer() else int(value)
+                number = float(value)
+                if not math.isfinite(number) or not number.is_integer():
+                    raise ValueError(value)
+                value = int(number)
             elif kind == "float":
                 value = float(value)
-        except (TypeError, ValueError):
+                if not math.isfinite(value):
+                    raise ValueError(value)
+        except (TypeError, ValueError, OverflowError):
             raise XltError(f"hyperparameter {name}={value!r} is not a valid {kind}") from None
+        if name in _RANGES:
+            low, inclusive, high = _RANGES[name]
+            if value < low or (value == low and not inclusive) or value > high:
+                bound = f">= {low:g}" if inclusive else f"> {low:g}"
+                raise XltError(f"hyperparameter {name}={value!r} is out of range; it must be {bound} and "
+                               f"<= {high:g}")
         out[name] = value
     return out
 
 
+coerce_hparams = check_hparams   # the name the first round used
+
+
 def parse_sets(items: Iterable[str]) -> dict[str, str]:
-    """['lr=2e-5', 'epochs=3'] -> {'lr': '2e-5', 'epochs': '3'} (values are coerced by coerce_hparams)."""
+    """['lr=2e-5', 'epochs=3'] -> {'lr': '2e-5', 'epochs': '3'} (values are checked by check_hparams)."""
     out: dict[str, str] = {}
     for item in items:
         name, sep, value = item.partition("=")
@@ -122,6 +126,7 @@ class RunSpec:
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     hparams: Hyperparams = field(default_factory=Hyperparams)
+    languages: tuple[str, ...] | None = None   # evaluate only these (the source language always); None = all
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -130,6 +135,14 @@ class RunSpec:
             raise XltError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if self.impl not in IMPLS:
             raise XltError(f"unknown implementation {self.impl!r}; choose one of {', '.join(IMPLS)}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise XltError(f"seed {self.seed!r} must be an integer from 0 to {2**32 - 1}")
+        for name in ("max_train_samples", "max_eval_samples"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise XltError(f"{name.replace('_', '-')} {value!r} must be a positive integer (or unset for all)")
+        if self.languages is not None and not isinstance(self.languages, tuple):
+            object.__setattr__(self, "languages", tuple(self.languages))
         h = self.hparams
         if h.batch_size < 1 or h.grad_accum < 1 or h.batch_size % h.grad_accum:
             raise XltError(f"batch size {h.batch_size} must be a positive multiple of --grad-accum {h.grad_accum}")
@@ -138,24 +151,42 @@ class RunSpec:
 
     @classmethod
     def create(cls, model: str, task: str, seed: int = 1, overrides: Mapping[str, Any] | None = None,
-               **fields: Any) -> "RunSpec":
-        """The preset for (model, task), then `overrides` (hyperparameter name -> value) on top."""
-        values = preset_for(model, task)
-        values.update(coerce_hparams(overrides or {}))
-        return cls(model=model, task=task, seed=seed, hparams=Hyperparams(**values), **fields)
+               tasks_dir: Any = None, **fields: Any) -> "RunSpec":
+        """The recipe for (model, task) (`xlt.recipes`: task defaults, model rules), then `overrides` on top.
+
+        An unknown task or a model whose config.json is not at hand gets xlt's defaults for what they would
+        have set; `xlt run --dry-run` shows where every value came from."""
+        from xlt.recipes import effective_hparams
+
+        hparams, _ = effective_hparams(model, find_task(task, tasks_dir), overrides)
+        return cls(model=model, task=task, seed=seed, hparams=hparams, **fields)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out["languages"] = list(self.languages) if self.languages is not None else None
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "RunSpec":
         data = dict(data)
         data["hparams"] = Hyperparams(**data.get("hparams", {}))
+        if data.get("languages") is not None:
+            data["languages"] = tuple(data["languages"])
         return cls(**data)
+
+    def identity(self) -> dict[str, Any]:
+        """What the run_id hashes: the spec, minus fields added later while they hold their "unset" value and
+        hyperparameters at a default that older specs did not have, so older run ids stay valid."""
+        out = self.to_dict()
+        if out["languages"] is None:
+            del out["languages"]
+        if out["hparams"].get("window_step") == Hyperparams.window_step:
+            del out["hparams"]["window_step"]
+        return out
 
     @property
     def run_id(self) -> str:
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        canonical = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     @property
@@ -166,3 +197,13 @@ class RunSpec:
 
     def label(self) -> str:
         return f"{self.model_slug}/{self.task}/seed{self.seed}"
+
+
+def find_task(task: Any, tasks_dir: Any = None) -> Any | None:
+    """The TaskSpec for a name (or task file), None when no task file defines it."""
+    from xlt.tasks import get_task
+
+    try:
+        return get_task(task, tasks_dir)
+    except XltError:
+        return None

@@ -1,4 +1,4 @@
-"""The fine-tuning loop: fit a classifier on the source language, select the best step on its dev set.
+"""The fine-tuning loop: fit a model on the source language, select the best step on its dev set.
 
 `fit(model, batches, batches_per_epoch, hp, ...)` runs AdamW (no decay on biases and LayerNorm weights) with
 transformers' linear warmup/decay schedule, gradient accumulation, gradient clipping, optional autocast
@@ -13,20 +13,18 @@ atomically at every dev evaluation and every `checkpoint_every` steps) holds the
 scaler, every RNG state, the step and the data position (epoch, batches consumed), so `resume=True`
 continues a killed run where the checkpoint left it; on CPU the continued run equals an uninterrupted one.
 
-Precision: `resolve_precision("auto", device, ...)` is bf16 on a CUDA device that supports it and fp32
-otherwise. CPU autocast in bf16 is slower than fp32 for training on most CPUs and changes the numbers, so
-"auto" keeps CPU runs in fp32; ask for `bf16` explicitly to get it. "auto" never picks fp16, and fp16 is
-refused outright for mDeBERTa, whose fp16 training is known to diverge.
+The loss comes from the task type (`loss_fn`); precision, autocast and seeding from `xlt.device`. A
+checkpoint holds tensors and plain values only and is loaded with `weights_only=True`.
 
-Guards: a non-finite loss raises `TrainingDiverged` (an `XltError`) naming the step and suggesting
-`--precision fp32`; running out of memory raises an `XltError` naming the per-step batch size and the
+Guards: a non-finite loss (NaN or +-inf) raises `TrainingDiverged` (an `XltError`) naming the step (and
+suggesting `--precision fp32` when the run was not fp32 already); a warmup longer than the run is a warning
+event and a flag; running out of memory raises an `XltError` naming the per-step batch size and the
 `--grad-accum` that keeps the effective batch. This module never imports ray or typer and never prints:
 progress goes to the `on_event` callback.
 """
 
 from __future__ import annotations
 
-import copy
 import itertools
 import math
 import random
@@ -42,6 +40,8 @@ from torch import nn
 
 from xlt.allocator import keep_freed_memory
 from xlt.atomic import atomic_path
+from xlt.device import (autocast, count_parameters, is_mdeberta, is_out_of_memory, oom_error,  # noqa: F401
+                        resolve_device, resolve_precision, seed_everything)
 from xlt.errors import XltError
 from xlt.spec import Hyperparams
 
@@ -57,67 +57,40 @@ class TrainingDiverged(XltError):
         self.step = step
 
 
-# --- device, precision, seeding ----------------------------------------------------------------------------
+# --- RNG state ---------------------------------------------------------------------------------------------
 
-def resolve_device(device: str | None = None) -> torch.device:
-    """None/"auto" -> cuda if available, else cpu. An explicit device that is absent is a user error."""
-    if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise XltError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise XltError(f"--device {device} asked for CUDA but torch sees no GPU here; use --device cpu")
-    return dev
-
-
-def is_mdeberta(model_name: str, family: str | None = None, vocab_size: int | None = None) -> bool:
-    """mDeBERTa: by name, or a DeBERTa-v2/v3 with mDeBERTa's 250k multilingual vocabulary."""
-    if "mdeberta" in model_name.lower():
-        return True
-    return bool(family and family.startswith("deberta-v") and family != "deberta-v1"
-                and vocab_size and vocab_size >= 250_000)
-
-
-def resolve_precision(precision: str, device: torch.device, *, mdeberta: bool = False) -> str:
-    """The precision actually used: "fp32", "bf16" or "fp16" (see the module docstring for "auto")."""
-    if precision == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return "bf16"
-        return "fp32"
-    if precision == "fp16" and mdeberta:
-        raise XltError("fp16 training of mDeBERTa is known to diverge (NaN losses); use --precision bf16 on a "
-                       "GPU that supports it, or --precision fp32")
-    if precision not in ("fp32", "bf16", "fp16"):
-        raise XltError(f"unknown precision {precision!r}; choose auto, fp32, bf16 or fp16")
-    return precision
-
-
-def autocast(device: torch.device, precision: str):
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    return torch.autocast(device_type=device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
+# Every RNG state as tensors and plain values, so a checkpoint loads with torch.load(weights_only=True):
+# loading never runs code from the file (a pickle could).
 
 def _rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    version, words, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": [version, torch.tensor(words, dtype=torch.int64), gauss],
+             "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+             "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, words, gauss = state["python"]
+    random.setstate((version, tuple(int(w) for w in words.tolist()), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A training checkpoint, loaded with weights_only=True; one that needs more is refused, not run."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - pickle errors come in many types
+        raise XltError(f"cannot load the training checkpoint {path} safely ({type(exc).__name__}: "
+                       f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); it was not written by this xlt or "
+                       "was tampered with. Delete its folder and run without --resume") from None
 
 
 # --- optimizer ---------------------------------------------------------------------------------------------
@@ -179,8 +152,11 @@ class Sift:
         base = F.layer_norm(self.clean_input.float(), self.clean_input.shape[-1:], eps=1e-7)
         return ((base + self.delta).to(x.dtype),) + tuple(args[1:])
 
-    def loss(self, forward: Callable[[], torch.Tensor], clean_logits: torch.Tensor) -> torch.Tensor:
-        """The adversarial term for the batch whose clean pass produced `clean_logits` (mean over examples)."""
+    def loss(self, forward: Callable[[], torch.Tensor], clean_logits: torch.Tensor,
+             project: Callable[[torch.Tensor], torch.Tensor] = lambda x: x) -> torch.Tensor:
+        """The adversarial term for the batch whose clean pass produced `clean_logits` (mean over the
+        distributions `project` picks out of the logits: examples, tagged words, span starts/ends)."""
+        clean_logits = project(clean_logits)
         if self.clean_input is None:
             raise RuntimeError("SiFT: no clean pass recorded before the adversarial term")
         delta = torch.empty(self.clean_input.shape, device=self.clean_input.device, dtype=torch.float32)
@@ -188,13 +164,13 @@ class Sift:
         self.mode = "perturbed"
         try:
             self.delta = delta.requires_grad_(True)
-            ascent = symmetric_kl(forward(), clean_logits.detach()).sum()
+            ascent = symmetric_kl(project(forward()), clean_logits.detach()).sum()
             (grad,) = torch.autograd.grad(ascent, self.delta)   # parameters' .grad untouched
             with torch.no_grad():
                 if torch.isfinite(grad).all():
                     delta = delta + self.lr * grad / (1e-6 + grad.abs().amax(-1, keepdim=True))
             self.delta = delta.detach()
-            return symmetric_kl(forward(), clean_logits).mean()
+            return symmetric_kl(project(forward()), clean_logits).mean()
         finally:
             self.mode, self.delta, self.clean_input = "clean", None, None
 
@@ -215,6 +191,7 @@ class TrainResult:
     train_s: float = 0.0                        # wall time in the loop (dev evaluations excluded)
     train_tokens: int = 0                       # non-padding tokens seen
     resumed_from_step: int | None = None
+    warnings: list[str] = field(default_factory=list)   # flags for the record, e.g. a warmup longer than the run
 
     @property
     def tokens_per_s(self) -> float:
@@ -234,39 +211,24 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
-def is_out_of_memory(exc: BaseException) -> bool:
-    oom_types = tuple(t for t in (getattr(torch, "OutOfMemoryError", None),
-                                  getattr(torch.cuda, "OutOfMemoryError", None)) if t is not None)
-    if oom_types and isinstance(exc, oom_types):
-        return True
-    text = str(exc).lower()
-    return isinstance(exc, (RuntimeError, MemoryError)) and (
-        "out of memory" in text or "can't allocate memory" in text or isinstance(exc, MemoryError))
-
-
-def oom_error(batch_size: int, grad_accum: int, effective: int, where: str = "training") -> XltError:
-    hint = grad_accum * 2
-    while effective % hint and hint < effective:
-        hint += 1
-    return XltError(f"out of memory during {where} at a per-step batch of {batch_size} examples "
-                    f"(batch size {effective} / grad-accum {grad_accum}); try --grad-accum {hint} to keep the "
-                    f"effective batch with smaller steps, or a shorter --max-seq-len")
-
-
 @keep_freed_memory()  # large blocks reused step to step, not page-faulted in again (xlt/allocator.py)
 def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], batches_per_epoch: int, hp: Hyperparams, *,
         seed: int, device: torch.device | str = "cpu", precision: str = "fp32",
         dev_eval: Callable[[nn.Module], float] | None = None, sift_layer: nn.Module | None = None,
         checkpoint_dir: Path | None = None, checkpoint_every: int = 0, resume: bool = False,
-        on_event: Callable[[Event], None] | None = None,
-        on_step: Callable[[int], None] | None = None) -> TrainResult:
+        on_event: Callable[[Event], None] | None = None, on_step: Callable[[int], None] | None = None,
+        loss_fn: Callable[[torch.Tensor, Batch], torch.Tensor] | None = None,
+        sift_logits: Callable[[torch.Tensor, Batch], torch.Tensor] | None = None) -> TrainResult:
     """Fine-tune `model` in place and leave it holding the best state (by `dev_eval`, higher is better).
 
-    batches(epoch) yields the training batches of that epoch (dicts with input_ids, attention_mask, labels and
-    optionally token_type_ids), the same ones for the same epoch every time it is called; batches_per_epoch is
-    their count. `precision` must be resolved already (fp32 | bf16 | fp16). `on_step(step)` runs after each
-    optimizer step (and its evaluation/checkpoint) and may raise to stop the run.
+    batches(epoch) yields the training batches of that epoch (dicts with input_ids, attention_mask, optionally
+    token_type_ids, and the targets `loss_fn` reads), the same ones for the same epoch every time it is called;
+    batches_per_epoch is their count. loss_fn(logits, batch) is the task type's loss (default: cross-entropy
+    against batch["labels"]); sift_logits(logits, batch) the (N, C) logits SiFT compares. `precision` must be
+    resolved already (fp32 | bf16 | fp16). `on_step(step)` runs after each optimizer step (and its
+    evaluation/checkpoint) and may raise to stop the run.
     """
+    loss_fn = loss_fn or (lambda logits, batch: F.cross_entropy(logits.float(), batch["labels"]))
     device = torch.device(device)
     emit = on_event or (lambda event: None)
     if batches_per_epoch < 1:
@@ -274,7 +236,12 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], batches_per
     steps_per_epoch = math.ceil(batches_per_epoch / hp.grad_accum)
     total_steps = max(1, math.ceil(steps_per_epoch * hp.epochs))
     warmup = min(hp.warmup_steps, total_steps)
-
+    warnings: list[str] = []
+    if hp.warmup_steps > total_steps:
+        warnings.append(f"warmup_longer_than_run:{hp.warmup_steps}>{total_steps}")
+        emit({"event": "warning", "message": f"warmup of {hp.warmup_steps} steps is longer than the whole run "
+              f"({total_steps} steps): the learning rate only rises, to {hp.lr * total_steps / hp.warmup_steps:.3g} "
+              f"of --lr {hp.lr:g} at the last step. Lower --warmup (XTREME uses 0)"})
     from transformers import get_linear_schedule_with_warmup
 
     seed_everything(seed)
@@ -286,13 +253,13 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], batches_per
     if hp.sift and sift_layer is None:
         raise XltError("SiFT needs the model's embedding LayerNorm; this model exposes none, run without --sift")
 
-    result = TrainResult(steps=0, best_step=None, best_value=None)
+    result = TrainResult(steps=0, best_step=None, best_value=None, warnings=warnings)
     best_state: dict[str, torch.Tensor] | None = None
     epoch, position = 0, 0          # data position: batches of `epoch` already consumed
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir else None
 
     if resume and ckpt_path is not None and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        ckpt = load_checkpoint(ckpt_path)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
@@ -343,16 +310,19 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], batches_per
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
             with autocast(device, precision):
                 logits = forward(batch)
-                loss = F.cross_entropy(logits.float(), batch["labels"])
+                loss = loss_fn(logits, batch)
                 if sift is not None:
-                    adv = sift.loss(lambda: forward(batch), logits)
+                    project = (lambda x: sift_logits(x, batch)) if sift_logits is not None else \
+                        (lambda x: x.reshape(-1, x.shape[-1]))
+                    adv = sift.loss(lambda: forward(batch), logits, project)
                     step_sift += float(adv.detach()) / len(group)
                     loss = loss + hp.sift_lambda * adv
             if not torch.isfinite(loss.detach()):
+                fix = "Try --precision fp32 and/or a lower --lr" if precision != "fp32" else "Try a lower --lr"
                 raise TrainingDiverged(
                     f"the training loss became {float(loss.detach())} at step {result.steps + 1} of {total_steps} "
-                    f"(epoch {epoch + 1}, precision {precision}); the run stopped. Try --precision fp32 and/or "
-                    f"a lower --lr (now {hp.lr:g})", step=result.steps + 1)
+                    f"(epoch {epoch + 1}, precision {precision}); the run stopped. {fix} (now {hp.lr:g})",
+                    step=result.steps + 1)
             scaler.scale(loss / len(group)).backward()
             step_loss += float(loss.detach()) / len(group)
             result.train_tokens += int(batch["attention_mask"].sum())
@@ -418,10 +388,6 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], batches_per
     model.eval()
     emit({"event": "train_end", "step": result.steps, "best_step": result.best_step})
     return result
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 __all__ = ["fit", "TrainResult", "TrainingDiverged", "Sift", "symmetric_kl", "param_groups", "resolve_device",

@@ -36,12 +36,10 @@ def load_bench_tokenizer(name_or_path: str):
     if path.is_dir():
         source = str(path)
     else:
-        try:
-            from xlt.models.registry import REGISTRY
-            if source in REGISTRY:
-                source = REGISTRY[source].hub_id
-        except ImportError:  # pragma: no cover - registry absent in a partial checkout
-            pass
+        from xlt.models.registry import REGISTRY
+
+        if source in REGISTRY:
+            source = REGISTRY[source].hub_id
     try:
         return AutoTokenizer.from_pretrained(source)
     except Exception as exc:  # offline, unknown id, missing files: one message

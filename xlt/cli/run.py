@@ -20,11 +20,35 @@ from xlt.spec import PRECISIONS, RunSpec, parse_sets
 
 
 def build_spec(model: str, task: str, seed: int, *, data_dir: Path | None, overrides: dict[str, Any],
-               precision: str, impl: str, max_train_samples: int | None,
-               max_eval_samples: int | None) -> RunSpec:
+               precision: str, impl: str, max_train_samples: int | None, max_eval_samples: int | None,
+               tasks_dir: Path | None = None, languages: tuple[str, ...] | None = None) -> RunSpec:
     return RunSpec.create(model, task, seed=seed, overrides=overrides, precision=precision, impl=impl,
-                          data_source="local" if data_dir is not None else "hub",
-                          max_train_samples=max_train_samples, max_eval_samples=max_eval_samples)
+                          data_source="local" if data_dir is not None else "hub", tasks_dir=tasks_dir,
+                          max_train_samples=max_train_samples, max_eval_samples=max_eval_samples,
+                          languages=languages)
+
+
+def effective_spec(spec: RunSpec, overrides: dict[str, Any], tasks_dir: Path | None) -> dict[str, Any]:
+    """The spec a run would use and where each hyperparameter came from (`--dry-run`)."""
+    from xlt.recipes import effective_hparams, model_config
+    from xlt.spec import find_task
+
+    config = model_config(spec.model)
+    _, where = effective_hparams(spec.model, find_task(spec.task, tasks_dir), overrides, config=config)
+    matched = {k: config.get(k) for k in ("model_type", "family", "hidden_size", "num_hidden_layers",
+                                          "vocab_size")} if config else None
+    return {"run_id": spec.run_id, "spec": spec.to_dict(), "hparams_from": where, "model_config": matched}
+
+
+def render_dry_run(plan: dict[str, Any]) -> Table:
+    spec = plan["spec"]
+    table = Table(title=f"run {plan['run_id']}: {spec['model']} · {spec['task']} · seed {spec['seed']} (dry run)")
+    table.add_column("hyperparameter")
+    table.add_column("value", justify="right")
+    table.add_column("from")
+    for name, value in spec["hparams"].items():
+        table.add_row(name, str(value), plan["hparams_from"][name])
+    return table
 
 
 def summary_table(record: dict[str, Any]) -> Table:
@@ -120,6 +144,11 @@ def run_command(
              "evaluation; 0 = only then).")] = 500,
     force: Annotated[bool, typer.Option("--force", help="Re-run even if a completed record exists.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue a killed run from its last checkpoint.")] = False,
+    languages: Annotated[Optional[str], typer.Option(
+        help="Evaluate only these languages, comma-separated (the source language always).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the effective spec and where each value "
+                                          "came from (task default, model rule, override); run nothing.")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="With --dry-run: print it as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables.")] = False,
 ) -> None:
     """Fine-tune on the source language, select on its dev set, evaluate every language, write a record."""
@@ -133,8 +162,17 @@ def run_command(
                             ("eval_every", eval_every), ("gradient_checkpointing", gradient_checkpointing)]:
             if value is not None:
                 overrides[name] = value
+        langs = tuple(x.strip() for x in languages.split(",") if x.strip()) if languages is not None else None
         spec = build_spec(model, task, seed, data_dir=data_dir, overrides=overrides, precision=precision,
-                          impl=impl, max_train_samples=max_train_samples, max_eval_samples=max_eval_samples)
+                          impl=impl, max_train_samples=max_train_samples, max_eval_samples=max_eval_samples,
+                          tasks_dir=tasks_dir, languages=langs)
+        if dry_run:
+            plan = effective_spec(spec, overrides, tasks_dir)
+            if json_:
+                console.print_json(data=plan)
+            else:
+                console.print(render_dry_run(plan))
+            return
         if not resume and not force:
             step = runner.resumable_step(results_dir, spec)
             if step is not None and not quiet:
@@ -144,8 +182,16 @@ def run_command(
             err_console.print(f"run {spec.run_id}: {spec.label()} (lr {spec.hparams.lr:g}, batch "
                               f"{spec.hparams.batch_size}, epochs {spec.hparams.epochs:g}, max len "
                               f"{spec.hparams.max_seq_len})", highlight=False, soft_wrap=True)
-        done = runner.run(spec, data_dir=data_dir, results_dir=results_dir, device=device, quiet=quiet, force=force,
-                          resume=resume, tasks_dir=tasks_dir, checkpoint_every=checkpoint_every)
+        from xlt.cli.progress import RichProgress
+
+        progress = None if quiet else RichProgress(err_console)
+        try:
+            done = runner.run(spec, data_dir=data_dir, results_dir=results_dir, device=device, force=force,
+                              resume=resume, tasks_dir=tasks_dir, checkpoint_every=checkpoint_every,
+                              progress=progress)
+        finally:
+            if progress is not None:
+                progress.close()
     except XltError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2)

@@ -1,11 +1,11 @@
-"""Models: resolve a name to a checkpoint and load it as a classifier.
+"""Models: resolve a name to a checkpoint and load it with the head a task type needs.
 
 ```python
-from xlt.models import load_classifier, resolve_model
-clf = load_classifier("mdeberta-v3-base", num_labels=3)     # native DeBERTa; impl="hf" for transformers'
-logits = clf.model(input_ids, attention_mask)               # (B, C)
-print(clf.load_report)                                      # newly initialised / unused tensors, one line
-clf.save("out/")                                            # transformers-loadable + tokenizer
+from xlt.models import load_model, resolve_model
+m = load_model("mdeberta-v3-base", head="classification", num_labels=3)   # native DeBERTa; impl="hf": transformers
+logits = m.model(input_ids, attention_mask)     # (B, C); head="token": (B, T, C); head="qa": (B, T, 2)
+print(m.load_report)                            # newly initialised / unused tensors, one line
+m.save("out/")                                  # transformers-loadable + tokenizer
 ```
 DeBERTa v1/v2/v3 go through the native implementation (`xlt.models.deberta`, loaded by
 `xlt.models.checkpoint`) when `impl` is "auto" or "native"; everything else, and `impl="hf"`, through
@@ -21,20 +21,26 @@ from torch import nn
 
 from xlt.errors import XltError
 from xlt.models.registry import REGISTRY, ModelInfo, resolve_model
+from xlt.spec import IMPLS
 
-IMPLS = ("auto", "native", "hf")
+HEADS = ("classification", "token", "qa")
+# Files a tokenizer needs: at least one of these beside config.json (a checkpoint without them would be
+# tokenised into [UNK] and train on nothing).
+TOKENIZER_FILES = ("tokenizer.json", "spm.model", "sentencepiece.bpe.model", "vocab.txt", "vocab.json",
+                   "tokenizer.model")
 
 
 @dataclass
-class Classifier:
-    """A sequence classifier.eady to train: model, tokenizer and what was loaded."""
+class LoadedModel:
+    """A model with a task head, ready to train: model, tokenizer and what was loaded."""
 
-    model: nn.Module  # model(input_ids, attention_mask, token_type_ids=None) -> logits (B, C)
+    model: nn.Module  # model(input_ids, attention_mask, token_type_ids=None) -> logits of its head
     tokenizer: object  # a transformers tokenizer (fast where one exists)
     info: ModelInfo
     embedding_layernorm: nn.Module  # embeddings.LayerNorm, whose output SiFT perturbs
     impl: str  # "native" | "hf": what actually runs
     load_report: str = field(default="")  # one line: newly initialised / unused checkpoint tensors
+    head: str = "classification"
 
     def save(self, out_dir: str | Path) -> Path:
         """Write a checkpoint transformers' `from_pretrained` loads (config, weights) plus the tokenizer."""
@@ -50,31 +56,29 @@ class Classifier:
         return out
 
 
-def native_available() -> bool:
-    """True once the native DeBERTa modules and their checkpoint loader are importable."""
-    try:
-        from xlt.models import checkpoint, deberta
-    except Exception:  # absent, or (in a shared work tree) half-written: fall back to transformers
-        return False
-    return all(hasattr(checkpoint, f) for f in ("load_native", "save_native")) and hasattr(
-        deberta, "DebertaForSequenceClassification")
+Classifier = LoadedModel   # the first round's name
+
+
+def native_available() -> bool:  # TODO(merge): remove once tests stop asking; the native model always ships
+    return True
 
 
 def choose_impl(info: ModelInfo, impl: str = "auto") -> str:
     if impl not in IMPLS:
         raise XltError(f"unknown implementation '{impl}'; choose one of {', '.join(IMPLS)}.")
     is_deberta = info.family.startswith("deberta")
-    if impl == "native":
-        if not is_deberta:
-            raise XltError(f"'{info.name}' is {info.family}, which has no native implementation; "
-                           "use --impl hf (or auto).")
-        if not native_available():
-            raise XltError("the native DeBERTa implementation is not available in this install "
-                           "(xlt.models.deberta / xlt.models.checkpoint missing); use --impl hf.")
-        return "native"
-    if impl == "auto":
-        return "native" if is_deberta and native_available() else "hf"
-    return "hf"
+    if impl == "native" and not is_deberta:
+        raise XltError(f"'{info.name}' is {info.family}, which has no native implementation; use --impl hf (or auto).")
+    return "native" if impl in ("native", "auto") and is_deberta else "hf"
+
+
+def check_tokenizer_files(info: ModelInfo) -> None:
+    """A local checkpoint must ship its tokenizer: without one every word would become [UNK]."""
+    folder = Path(info.hub_id)
+    if folder.is_dir() and not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise XltError(f"checkpoint {folder} has no tokenizer files (expected one of {', '.join(TOKENIZER_FILES)} "
+                       "beside config.json); copy them from the model it was trained from, or save the tokenizer "
+                       "with tokenizer.save_pretrained(DIR)")
 
 
 def load_tokenizer(source: str):
@@ -85,48 +89,41 @@ def load_tokenizer(source: str):
         return AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError) as exc:
         raise XltError(f"could not load the tokenizer of '{source}' ({str(exc).splitlines()[0]}); the checkpoint "
-                       "needs its tokenizer files (spm.model / sentencepiece.bpe.model / tokenizer.json) beside "
-                       "config.json.") from None
+                       f"needs its tokenizer files (one of {', '.join(TOKENIZER_FILES)}) beside config.json.") from None
 
 
-def load_classifier(name_or_path: str, num_labels: int, impl: str = "auto",
-                    gradient_checkpointing: bool = False) -> Classifier:
-    """Load a registry name, hub id or local checkpoint directory as a `num_labels`-way classifier.fp32)."""
+def load_model(name_or_path: str, head: str = "classification", num_labels: int = 2, impl: str = "auto",
+               gradient_checkpointing: bool = False) -> LoadedModel:
+    """Load a registry name, hub id or local checkpoint directory with a `num_labels`-wide `head` (fp32)."""
+    if head not in HEADS:
+        raise XltError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
     info = resolve_model(name_or_path)
+    check_tokenizer_files(info)
     chosen = choose_impl(info, impl)
     source = info.hub_id
     if chosen == "native":
         from xlt.models.checkpoint import load_native
 
-        model, report = load_native(source, head="classification", num_labels=num_labels)
+        model, report = load_native(source, head=head, num_labels=num_labels)
         if gradient_checkpointing:
-            _enable_native_checkpointing(model)
+            model.gradient_checkpointing_enable(True)
         norm = model.deberta.embeddings.LayerNorm
         report_line = str(report)
     else:
-        from xlt.models.hf import load_hf_classifier
+        from xlt.models.hf import load_hf
 
-        model, report_line = load_hf_classifier(source, num_labels, gradient_checkpointing)
+        model, report_line = load_hf(source, num_labels, gradient_checkpointing, head=head)
         norm = model.embedding_layernorm()
     tokenizer = load_tokenizer(source)
     _check_vocab(tokenizer, info, source)
-    return Classifier(model=model, tokenizer=tokenizer, info=info, embedding_layernorm=norm, impl=chosen,
-                      load_report=report_line)
+    return LoadedModel(model=model, tokenizer=tokenizer, info=info, embedding_layernorm=norm, impl=chosen,
+                       load_report=report_line, head=head)
 
 
-def _enable_native_checkpointing(model: nn.Module) -> None:
-    for target in (model, getattr(model, "deberta", None)):
-        for attr in ("gradient_checkpointing_enable", "set_gradient_checkpointing"):
-            fn = getattr(target, attr, None)
-            if callable(fn):
-                fn() if attr.endswith("enable") else fn(True)
-                return
-    encoder = getattr(getattr(model, "deberta", None), "encoder", None)
-    if encoder is not None and hasattr(encoder, "gradient_checkpointing"):
-        encoder.gradient_checkpointing = True
-        return
-    raise XltError("this native DeBERTa build has no gradient-checkpointing switch; run without "
-                   "gradient_checkpointing or with impl='hf'.")
+def load_classifier(name_or_path: str, num_labels: int, impl: str = "auto",
+                    gradient_checkpointing: bool = False) -> LoadedModel:
+    """A sequence classifier: `load_model(..., head="classification")`."""
+    return load_model(name_or_path, "classification", num_labels, impl, gradient_checkpointing)
 
 
 def _check_vocab(tokenizer, info: ModelInfo, source: str) -> None:
@@ -136,5 +133,5 @@ def _check_vocab(tokenizer, info: ModelInfo, source: str) -> None:
                        f"{vocab}; ids past the embedding table would crash. Use the checkpoint's own tokenizer.")
 
 
-__all__ = ["Classifier", "ModelInfo", "REGISTRY", "load_classifier", "resolve_model", "choose_impl",
-           "load_tokenizer", "native_available", "IMPLS"]
+__all__ = ["LoadedModel", "Classifier", "ModelInfo", "REGISTRY", "HEADS", "load_model", "load_classifier",
+           "resolve_model", "choose_impl", "load_tokenizer", "check_tokenizer_files", "IMPLS"]

@@ -1,7 +1,7 @@
 """Load Hugging Face DeBERTa checkpoints into the native modules, and save them back for transformers.
 
 ```python
-model, report = load_native("microsoft/mdeberta-v3-base", head="sequence-classification", num_labels=3)
+model, report = load_native("microsoft/mdeberta-v3-base", head="classification", num_labels=3)
 print(report)   # one line: what was newly initialised, which checkpoint tensors were knowingly ignored
 save_native(model, "out/")   # config.json + model.safetensors; transformers' from_pretrained loads it
 ```
@@ -35,10 +35,9 @@ from xlt.errors import XltError
 from xlt.models import deberta as nd
 
 HEADS: dict[str, type[nn.Module]] = {
-    "sequence-classification": nd.DebertaForSequenceClassification,
-    "classification": nd.DebertaForSequenceClassification,  # alias used by load_classifier
-    "token-classification": nd.DebertaForTokenClassification,
-    "question-answering": nd.DebertaForQuestionAnswering,
+    "token": nd.DebertaForTokenClassification,
+    "classification": nd.DebertaForSequenceClassification,
+    "qa": nd.DebertaForQuestionAnswering,
     "base": nd.DebertaModel,
 }
 # transformers class names per (version, head class), for config.json's "architectures"
@@ -194,7 +193,7 @@ def native_config(config: dict, num_labels: int | None = None) -> nd.DebertaConf
         raise XltError(f"the native DeBERTa cannot build this checkpoint: {exc}; use --impl hf.") from None
 
 
-def load_native(name_or_path: str | Path, head: str = "sequence-classification",
+def load_native(name_or_path: str | Path, head: str = "classification",
                 num_labels: int | None = None) -> tuple[nn.Module, LoadReport]:
     """Build the native model for a checkpoint's config.json and load its weights (fp32, eval mode off:
     the module is returned as constructed, i.e. in training mode like any fresh nn.Module)."""

@@ -1,9 +1,11 @@
 """Models through transformers' Auto classes: XLM-R, mBERT and anything else, and `--impl hf` for DeBERTa.
 
-`HFSequenceClassifier` wraps a transformers `*ForSequenceClassification` so that
-`model(input_ids, attention_mask, token_type_ids=None)` returns the logits tensor (B, C), like the native
-DeBERTa heads. The wrapped model is `.hf` (so its state-dict keys carry an `hf.` prefix; `.hf.state_dict()`
-has transformers' own names and loads into the native model directly).
+`HFModel` wraps a transformers model with one of xlt's heads so that
+`model(input_ids, attention_mask, token_type_ids=None)` returns one logits tensor, like the native DeBERTa
+heads: (B, C) for "classification" (`*ForSequenceClassification`), (B, T, C) for "token"
+(`*ForTokenClassification`) and (B, T, 2) start/end for "qa" (`*ForQuestionAnswering`). The wrapped model is
+`.hf` (so its state-dict keys carry an `hf.` prefix; `.hf.state_dict()` has transformers' own names and loads
+into the native model directly).
 """
 
 from __future__ import annotations
@@ -15,20 +17,35 @@ from torch import nn
 
 from xlt.errors import XltError
 
-HEAD_PREFIXES = ("classifier.", "pooler.", "score.")  # tensors a fresh classification head may lack
+HEAD_PREFIXES = ("classifier.", "pooler.", "score.", "qa_outputs.")  # tensors a fresh head may lack
 
 
-class HFSequenceClassifier(nn.Module):
-    """A transformers sequence-classification model whose forward returns logits."""
+def auto_class(head: str):
+    """The transformers Auto class for one of xlt's heads."""
+    import transformers
 
-    def __init__(self, hf_model: nn.Module):
+    names = {"classification": "AutoModelForSequenceClassification", "token": "AutoModelForTokenClassification",
+             "qa": "AutoModelForQuestionAnswering"}
+    if head not in names:
+        raise XltError(f"unknown head {head!r}; choose one of {', '.join(names)}")
+    return getattr(transformers, names[head])
+
+
+class HFModel(nn.Module):
+    """A transformers model with one of xlt's heads whose forward returns one logits tensor."""
+
+    def __init__(self, hf_model: nn.Module, head: str = "classification"):
         super().__init__()
         self.hf = hf_model
+        self.head = head
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
-        return self.hf(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **kwargs).logits
+        out = self.hf(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **kwargs)
+        if self.head == "qa":
+            return torch.stack([out.start_logits, out.end_logits], dim=-1)   # (B, T, 2)
+        return out.logits
 
     @property
     def config(self):
@@ -46,6 +63,9 @@ class HFSequenceClassifier(nn.Module):
 
     def save(self, out_dir: str | Path) -> None:
         self.hf.save_pretrained(out_dir)
+
+
+HFSequenceClassifier = HFModel   # the first round's name
 
 
 def hf_config(config: dict, num_labels: int | None = None):
@@ -66,12 +86,10 @@ def hf_config(config: dict, num_labels: int | None = None):
                        "or use a supported architecture.") from None
 
 
-def build_from_config(config: dict, num_labels: int) -> HFSequenceClassifier:
+def build_from_config(config: dict, num_labels: int, head: str = "classification") -> HFModel:
     """Random weights at a given size config (benchmarks, verify)."""
-    from transformers import AutoModelForSequenceClassification
-
-    model = AutoModelForSequenceClassification.from_config(hf_config(config, num_labels))
-    return HFSequenceClassifier(model.float())
+    model = auto_class(head).from_config(hf_config(config, num_labels))
+    return HFModel(model.float(), head)
 
 
 def _summarise(keys: list[str], limit: int = 6) -> str:
@@ -91,21 +109,20 @@ def load_report_line(source: str, impl: str, missing: list[str], unused: list[st
     return "; ".join(parts)
 
 
-def load_hf_classifier(source: str, num_labels: int,
-                       gradient_checkpointing: bool = False) -> tuple[HFSequenceClassifier, str]:
-    """Load a hub id or local directory with AutoModelForSequenceClassification, in fp32.
+def load_hf(source: str, num_labels: int, gradient_checkpointing: bool = False,
+            head: str = "classification") -> tuple[HFModel, str]:
+    """Load a hub id or local directory with the Auto class of `head`, in fp32.
 
-    A classifier with a different number of labels than `num_labels` is re-initialised (and said so); any
+    A head with a different number of labels than `num_labels` is re-initialised (and said so); any
     other shape mismatch is an error naming the tensor.
     """
-    from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
     previous, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()  # we print our own one-line report instead of transformers' warnings
     hf_logging.disable_progress_bar()
     try:
-        model, info = AutoModelForSequenceClassification.from_pretrained(
+        model, info = auto_class(head).from_pretrained(
             source, num_labels=num_labels, dtype=torch.float32, output_loading_info=True,
             ignore_mismatched_sizes=True)
     except OSError as exc:
@@ -125,7 +142,11 @@ def load_hf_classifier(source: str, num_labels: int,
         enable()
     report = load_report_line(source, "hf", list(info.get("missing_keys", [])),
                               list(info.get("unexpected_keys", [])), mismatched)
-    return HFSequenceClassifier(model), report
+    return HFModel(model, head), report
+
+
+def load_hf_classifier(source: str, num_labels: int, gradient_checkpointing: bool = False) -> tuple[HFModel, str]:
+    return load_hf(source, num_labels, gradient_checkpointing, head="classification")
 
 
 def _is_head(key: str) -> bool:
@@ -134,4 +155,5 @@ def _is_head(key: str) -> bool:
 
 
 
-__all__ = ["HFSequenceClassifier", "hf_config", "build_from_config", "load_hf_classifier", "load_report_line"]
+__all__ = ["HFModel", "HFSequenceClassifier", "auto_class", "hf_config", "build_from_config", "load_hf",
+           "load_hf_classifier", "load_report_line"]

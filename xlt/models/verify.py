@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from xlt.errors import XltError
+from xlt.models import deberta
 from xlt.models.registry import ModelInfo, resolve_model
 
 TOLERANCE = 1e-4  # fp32
@@ -36,15 +37,6 @@ class VerifyResult:
         return self.encoder_max_abs_diff <= self.tolerance and self.logits_max_abs_diff <= self.tolerance
 
 
-def _deberta_module():
-    try:
-        from xlt.models import deberta
-    except ImportError:
-        raise XltError("the native DeBERTa implementation (xlt.models.deberta) is not available in this "
-                       "install, so there is nothing to verify; use --impl hf meanwhile.") from None
-    return deberta
-
-
 def _require_deberta(info: ModelInfo) -> None:
     if not info.family.startswith("deberta"):
         raise XltError(f"'{info.name}' is {info.family}; only DeBERTa models have a native implementation to "
@@ -53,7 +45,6 @@ def _require_deberta(info: ModelInfo) -> None:
 
 def native_from_config(config: dict, num_labels: int) -> nn.Module:
     """A native DebertaForSequenceClassification with random weights at a config.json's size."""
-    deberta = _deberta_module()
     plain = {k: v for k, v in config.items() if k not in ("id2label", "label2id")}
     try:
         cfg = deberta.DebertaConfig.from_hf(dict(plain, num_labels=num_labels))
@@ -157,7 +148,6 @@ def verify(name_or_path: str, seq_len: int = 128, batch_size: int = 4, num_label
         raise XltError("--seq-len must be >= 2 and --batch-size >= 1.")
     info = resolve_model(name_or_path)
     _require_deberta(info)
-    _deberta_module()
     max_len = info.config.get("max_position_embeddings", 512)
     if info.config.get("position_biased_input", True) and seq_len > max_len:
         raise XltError(f"--seq-len {seq_len} exceeds this model's {max_len} absolute positions; use <= {max_len}.")

@@ -19,6 +19,8 @@ BUILTIN = {
     "pair-classification": "xlt.tasktypes.pair_classification",
 }
 
+DEFAULT = "pair-classification"   # the type of a record or call that names none (the first round's only type)
+
 _REGISTRY: dict[str, TaskType] = {}
 
 
@@ -60,4 +62,8 @@ def get_task_type(name: str) -> TaskType:
     return _REGISTRY[name]
 
 
-__all__ = ["TaskType", "register", "get_task_type", "names", "BUILTIN"]
+def default_type() -> TaskType:
+    return get_task_type(DEFAULT)
+
+
+__all__ = ["TaskType", "register", "get_task_type", "default_type", "names", "BUILTIN", "DEFAULT"]

@@ -10,7 +10,7 @@ of task is one module (see docs/task-types.md). For one (split, language) the da
     collate(feats, rows, train)             a batch of tensors; the model maps it to logits of `head`
     loss(logits, batch)                     the training loss
     decode(logits, batch, feats)            what to keep of a batch's outputs (numpy, on the CPU)
-    predictions(frame, feats, decoded)      one row per example: idx + `prediction_columns`
+    predictions(split, feats, decoded)      one row per example: idx + `prediction_columns`
     score(predictions)                      {metric: value, "n": examples, "n_<unit>": other counts}
     statistics(predictions)                 per-example numbers whose sums give every metric
     metric_from_totals(metric, totals, n)   a metric from summed statistics (the paired bootstrap resamples)
@@ -66,18 +66,16 @@ class TaskType:
                 for k in options if k not in self.option_keys]
 
     # -- features and training ------------------------------------------------------------------------------
-    def featurize(self, frame: pd.DataFrame, tokenizer: Any, task: Any, params: Mapping[str, Any]):
-        """Tokenise `frame` into `xlt.data.Features`; `params` holds the `feature_keys` hyperparameters."""
+    def featurize(self, split, tokenizer: Any, params: Mapping[str, Any]):
+        """Tokenise a SplitData (its `frame` in this type's schema) into `xlt.data.Features`; `params` holds
+        the `feature_keys` hyperparameters. Rows must carry `index`, the example each comes from."""
         raise NotImplementedError
 
-    def collate(self, feats, rows: np.ndarray, train: bool) -> dict:
-        """A padded batch of the model rows `rows`: input_ids, attention_mask (token_type_ids), `row`
-        (the rows) and, for training, the targets `loss` reads."""
+    def collate(self, feats, rows: np.ndarray) -> dict:
+        """A padded batch of the model rows `rows` (default: every Features array, `xlt.data.collate`)."""
         from xlt.data import collate
 
-        return collate(feats, rows, keys=self.target_keys if train else ())
-
-    target_keys: ClassVar[tuple[str, ...]] = ()  # Features arrays the loss needs in a training batch
+        return collate(feats, rows)
 
     def loss(self, logits, batch: dict):
         raise NotImplementedError
@@ -91,8 +89,8 @@ class TaskType:
         """What `predictions` needs of one batch's outputs, as numpy arrays."""
         raise NotImplementedError
 
-    def predictions(self, frame: pd.DataFrame, feats, decoded: Sequence[Any]) -> pd.DataFrame:
-        """One row per example of `frame`, in source order: `idx` (position in the split) and the
+    def predictions(self, split, feats, decoded: Sequence[Any]) -> pd.DataFrame:
+        """One row per example of `split.frame`, in source order: `idx` (position in the split) and the
         `prediction_columns`."""
         raise NotImplementedError
 

@@ -1,0 +1,164 @@
+"""Sentence-pair classification (XNLI, PAWS-X, AmericasNLI, IndicXNLI): two texts in, one label out.
+
+Rows: `text_a`, `text_b`, `label` (an id 0..n-1 after `prepare`). Features: one model row per pair,
+truncated longest-first to `max_seq_len`. Head: a sequence classifier over [CLS]; loss: cross-entropy.
+Predictions: `label`, `pred` as ids. Metrics: accuracy and macro F1 (xlt.metrics); per-example statistics
+are correctness and per-class true/false positive/negative counts, so both metrics can be bootstrapped.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from xlt.errors import XltError
+from xlt.metrics import accuracy, macro_f1
+from xlt.tasktypes.base import TaskType
+
+
+def _label_ids(values, label_map: Mapping[str, str], label_names: Sequence[str]) -> np.ndarray:
+    """Map source label values (ints, digit strings, names or label_map words) to 0..n-1; -1 if unknown."""
+    index = {name: i for i, name in enumerate(label_names)}
+    lookup: dict = {}
+    out = np.empty(len(values), dtype=np.int64)
+    for i, v in enumerate(values):
+        if v in lookup:
+            out[i] = lookup[v]
+            continue
+        text = "" if v is None else str(v).strip()
+        if isinstance(v, float) and v.is_integer():
+            text = str(int(v))
+        if label_map:
+            name = label_map.get(text)
+            label = index[name] if name is not None else -1
+        elif text in index:
+            label = index[text]
+        elif text.lstrip("-").isdigit() and 0 <= int(text) < len(label_names):
+            label = int(text)
+        else:
+            label = -1
+        lookup[v] = label
+        out[i] = label
+    return out
+
+
+class PairClassification(TaskType):
+    name = "pair-classification"
+    columns = ("text_a", "text_b", "label")
+    extensions = {"tsv": "tsv", "csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}
+    head = "classification"
+    metrics = ("accuracy", "macro_f1")
+    default_metrics = ("accuracy",)
+    report_metrics = ("accuracy",)
+
+    def prepare(self, frame: pd.DataFrame, source: Any, task: Any, where: str) -> pd.DataFrame:
+        for role in ("text_a", "text_b"):
+            frame[role] = frame[role].fillna("").astype(str)
+        dropped = 0
+        if source.drop_labels:
+            raw = frame["label"].map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer()
+                                     else str(v).strip())
+            keep = ~raw.isin(source.drop_labels).to_numpy()
+            dropped = int((~keep).sum())
+            frame = frame.loc[keep].reset_index(drop=True)
+            if len(frame) == 0:
+                raise XltError(f"empty split: every row of {where} has a label in drop_labels "
+                               f"{list(source.drop_labels)}")
+        labels = _label_ids(frame["label"].tolist(), dict(source.label_map), task.label_names)
+        bad = labels < 0
+        if bad.any():
+            i = int(bad.argmax())
+            sample = {source.column(r): frame.iloc[i][r] for r in self.columns}
+            values = sorted({str(v) for v in frame["label"][bad]})[:10]
+            raise XltError(f"{int(bad.sum())} row(s) of {where} have a label outside {list(task.label_names)}: "
+                           f"values {values}; first at row {i}: {sample}. Add a `label_map:` to the source in "
+                           f"{task.path} or fix the data")
+        frame["label"] = labels
+        frame.attrs["dropped"] = dropped
+        return frame
+
+    def featurize(self, split, tokenizer: Any, params: Mapping[str, Any], chunk: int = 2048):
+        from xlt.data import Features, pad_id
+
+        frame, max_len = split.frame, int(params["max_seq_len"])
+        a, b = frame["text_a"].tolist(), frame["text_b"].tolist()
+        ids, types = [], []
+        for start in range(0, len(a), chunk):
+            enc = tokenizer(a[start:start + chunk], b[start:start + chunk], truncation="longest_first",
+                            max_length=max_len, padding=False, return_attention_mask=False)
+            ids += enc["input_ids"]
+            if enc.get("token_type_ids") is not None:
+                types += enc["token_type_ids"]
+        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+        offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        total = int(offsets[-1])
+        tokens = {"input_ids": np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int32, count=total)}
+        if types:
+            tokens["token_type_ids"] = np.fromiter(itertools.chain.from_iterable(types), dtype=np.int8, count=total)
+        rows = {"index": np.arange(len(frame), dtype=np.int64), "labels": frame["label"].to_numpy(dtype=np.int64)}
+        return Features(offsets, tokens, rows, {"input_ids": pad_id(tokenizer), "token_type_ids": 0})
+
+    def loss(self, logits, batch: dict):
+        import torch.nn.functional as F
+
+        return F.cross_entropy(logits.float(), batch["labels"])
+
+    def decode(self, logits, batch: dict, feats) -> tuple[np.ndarray, np.ndarray]:
+        return batch["row"].numpy(), logits.argmax(-1).cpu().numpy()
+
+    def predictions(self, split, feats, decoded: Sequence[tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
+        pred = np.full(len(feats), -1, dtype=np.int64)
+        for rows, values in decoded:
+            pred[rows] = values
+        order = np.argsort(feats.index, kind="stable")
+        return pd.DataFrame({"idx": feats.index[order], "label": feats.rows["labels"][order],
+                             "pred": pred[order]})
+
+    def score(self, predictions: pd.DataFrame, metrics: Sequence[str]) -> dict[str, float | int]:
+        labels, preds = predictions["label"].to_numpy(), predictions["pred"].to_numpy()
+        if len(labels) == 0:
+            raise XltError("cannot score zero examples; the split is empty")
+        fns = {"accuracy": accuracy, "macro_f1": macro_f1}
+        out: dict[str, float | int] = {}
+        for m in metrics:
+            if m not in fns:
+                raise XltError(f"unknown metric {m!r} for type {self.name}; known: {', '.join(fns)}")
+            out[m] = fns[m](labels, preds)
+        out["n"] = int(len(labels))
+        return out
+
+    def statistics(self, predictions: pd.DataFrame) -> pd.DataFrame:
+        labels, preds = predictions["label"].to_numpy(), predictions["pred"].to_numpy()
+        stats = {"correct": (labels == preds).astype(float)}
+        for c in np.union1d(labels, preds):   # the classes present, as macro_f1 averages them
+            stats[f"tp_{c}"] = ((preds == c) & (labels == c)).astype(float)
+            stats[f"fp_{c}"] = ((preds == c) & (labels != c)).astype(float)
+            stats[f"fn_{c}"] = ((preds != c) & (labels == c)).astype(float)
+        return pd.DataFrame(stats, index=predictions.index)
+
+    def metric_from_totals(self, metric: str, totals: Mapping[str, np.ndarray], n) -> np.ndarray:
+        if metric == "accuracy":
+            return np.asarray(totals["correct"], dtype=float) / n
+        if metric == "macro_f1":
+            classes = [k[3:] for k in totals if k.startswith("tp_")]
+            f1s = []
+            for c in classes:
+                tp, fp, fn = (np.asarray(totals[f"{k}_{c}"], dtype=float) for k in ("tp", "fp", "fn"))
+                denom = 2 * tp + fp + fn
+                f1s.append(np.divide(2 * tp, denom, out=np.zeros_like(denom), where=denom > 0))
+            return np.mean(f1s, axis=0)
+        raise XltError(f"unknown metric {metric!r} for type {self.name}; known: {', '.join(self.metrics)}")
+
+    def collapsed(self, predictions: pd.DataFrame) -> bool:
+        return len(predictions) > 1 and predictions["pred"].nunique() == 1
+
+    def metric_caption(self, task_info: Mapping[str, Any]) -> str:
+        return {"accuracy": "accuracy", "macro_f1": "macro-averaged F1 over the classes"}.get(
+            str(task_info.get("primary_metric", "accuracy")), str(task_info.get("primary_metric")))
+
+
+TASK_TYPE = PairClassification()
