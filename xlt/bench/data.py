@@ -63,6 +63,10 @@ def run_data_bench(task: str = "xnli", data_dir: str | Path | None = None, token
     tok_name = tokenizer if isinstance(tokenizer, (str, Path)) else getattr(tokenizer, "name_or_path", "?")
     tok = load_bench_tokenizer(str(tokenizer)) if isinstance(tokenizer, (str, Path)) else tokenizer
 
+    from xlt.recipes import effective_hparams
+
+    hp, _ = effective_hparams("", spec, {"max_seq_len": max_seq_len})
+    params = {key: getattr(hp, key) for key in spec.task_type.feature_keys}
     t0 = time.perf_counter()
     langs = list(languages or spec.languages)
     splits = [load_split(spec, split, lang, data_dir) for lang in langs]
@@ -72,13 +76,13 @@ def run_data_bench(task: str = "xnli", data_dir: str | Path | None = None, token
     with tempfile.TemporaryDirectory(prefix="xlt-bench-data-") as cache:
         xdata._FINGERPRINTS.clear()
         t0 = time.perf_counter()
-        feats = [xdata.featurize(s, tok, max_seq_len, cache_dir=cache) for s in splits]
+        feats = [xdata.featurize(s, tok, params, cache_dir=cache) for s in splits]
         cold_s = time.perf_counter() - t0
         cached_times = []
         for _ in range(max(1, repeats)):
             xdata._FINGERPRINTS.clear()
             t0 = time.perf_counter()
-            again = [xdata.featurize(s, tok, max_seq_len, cache_dir=cache) for s in splits]
+            again = [xdata.featurize(s, tok, params, cache_dir=cache) for s in splits]
             cached_times.append(time.perf_counter() - t0)
         assert all(np.array_equal(a.input_ids, b.input_ids) for a, b in zip(feats, again))
     cached_s = statistics.median(cached_times)
@@ -98,9 +102,13 @@ def run_data_bench(task: str = "xnli", data_dir: str | Path | None = None, token
             padded[kind] += sum(len(x) * int(lengths[x].max()) for x in g)
         padded["fixed"] += len(lengths) * max_seq_len   # every batch padded to max_seq_len
     n_tokens = real
+    rows = sum(len(f) for f in feats)
     return {
         "task": spec.name, "split": split, "languages": langs, "tokenizer": str(tok_name),
         "tokenizer_class": type(tok).__name__, "batch_size": batch_size, "max_seq_len": max_seq_len,
+        "unit": spec.task_type.example_unit, "params": params, "examples": pairs, "rows": rows,
+        "rows_per_example": rows / pairs, "max_rows_per_example": max(
+            int(np.bincount(f.index).max()) if len(f) else 0 for f in feats),
         "pairs": pairs, "tokens": n_tokens, "mean_tokens_per_pair": n_tokens / pairs,
         "pairs_at_max_len": int(sum((f.lengths >= max_seq_len).sum() for f in feats)),
         "read_s": read_s, "cold_s": cold_s, "cached_s": cached_s, "cached_s_all": cached_times,

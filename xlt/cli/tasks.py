@@ -128,16 +128,18 @@ def bench_data_cmd(
     res = run_data_bench(task, data_dir, tokenizer, batch_size=batch_size, max_seq_len=max_seq_len,
                          repeats=repeats, tasks_dir=tasks_dir,
                          languages=[l.strip() for l in langs.split(",") if l.strip()] if langs else None)
-    table = Table(title=f"{res['task']} {res['split']}: {res['pairs']:,} pairs in {len(res['languages'])} languages, "
+    unit = res["unit"]
+    table = Table(title=f"{res['task']} {res['split']}: {res['examples']:,} {unit} in {len(res['languages'])} languages, "
                         f"{res['tokenizer_class']}, batch {batch_size}, max len {max_seq_len}")
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_row("read split files", f"{res['read_s']:.2f} s")
-    table.add_row("cold featurize (tokenise + write cache)", f"{res['cold_s']:.2f} s, {res['cold_pairs_per_s']:,.0f} pairs/s")
-    table.add_row("cached featurize (median)", f"{res['cached_s']:.3f} s, {res['cached_pairs_per_s']:,.0f} pairs/s")
+    table.add_row("cold featurize (tokenise + write cache)", f"{res['cold_s']:.2f} s, {res['cold_pairs_per_s']:,.0f} {unit}/s")
+    table.add_row("cached featurize (median)", f"{res['cached_s']:.3f} s, {res['cached_pairs_per_s']:,.0f} {unit}/s")
     table.add_row("cached speedup", f"{res['cached_speedup']:.0f}x")
-    table.add_row("mean tokens per pair", f"{res['mean_tokens_per_pair']:.1f}")
-    table.add_row("pairs at max len (truncated or exactly full)", f"{res['pairs_at_max_len']:,}")
+    table.add_row("model rows (windows) per example", f"{res['rows_per_example']:.2f} (max {res['max_rows_per_example']})")
+    table.add_row("mean tokens per example", f"{res['mean_tokens_per_pair']:.1f}")
+    table.add_row("rows at max len (truncated, windowed or exactly full)", f"{res['pairs_at_max_len']:,}")
     table.add_row("padding efficiency: bucketed (train)", f"{res['padding_efficiency_bucketed']:.3f}")
     table.add_row("padding efficiency: sorted (eval)", f"{res['padding_efficiency_sorted']:.3f}")
     table.add_row("padding efficiency: random batches, dynamic", f"{res['padding_efficiency_random']:.3f}")

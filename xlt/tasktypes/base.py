@@ -42,6 +42,7 @@ class TaskType:
     prediction_columns: ClassVar[tuple[str, ...]] = ("label", "pred")   # after split, lang, idx
     option_keys: ClassVar[tuple[str, ...]] = ()  # keys of a task file's `options:` block this type reads
     feature_keys: ClassVar[tuple[str, ...]] = ("max_seq_len",)   # hyperparameters that change features
+    example_unit: ClassVar[str] = "examples"     # what one example is called in messages: pairs, sentences, ...
 
     # -- rows ---------------------------------------------------------------------------------------------
     def read_file(self, path, fmt: str) -> pd.DataFrame:
@@ -122,6 +123,11 @@ class TaskType:
     def collapsed(self, predictions: pd.DataFrame) -> bool:
         """True when the predictions are degenerate (e.g. one class for every example): flagged in the record."""
         return False
+
+    def external_predictions(self, split, path) -> pd.DataFrame:
+        """Predictions of a system xlt did not train, read from `path` in the field's usual format for this
+        type, as the frame `predictions` returns (idx + `prediction_columns`) for `split`: for `xlt score`."""
+        raise XltError(f"type {self.name} cannot read external predictions yet")
 
     def metric_caption(self, task_info: Mapping[str, Any]) -> str:
         """How the primary metric is computed, for table captions (e.g. "seqeval entity-level micro F1")."""

@@ -53,6 +53,7 @@ class PairClassification(TaskType):
     metrics = ("accuracy", "macro_f1")
     default_metrics = ("accuracy",)
     report_metrics = ("accuracy",)
+    example_unit = "pairs"
 
     def prepare(self, frame: pd.DataFrame, source: Any, task: Any, where: str) -> pd.DataFrame:
         for role in ("text_a", "text_b"):
@@ -152,6 +153,31 @@ class PairClassification(TaskType):
                 f1s.append(np.divide(2 * tp, denom, out=np.zeros_like(denom), where=denom > 0))
             return np.mean(f1s, axis=0)
         raise XltError(f"unknown metric {metric!r} for type {self.name}; known: {', '.join(self.metrics)}")
+
+    def external_predictions(self, split, path) -> pd.DataFrame:
+        """A table (csv/tsv/jsonl/parquet) with columns `id` (the pair's 0-based position in the split's
+        file) and `pred` (a label name or id); every pair must be predicted exactly once."""
+        from pathlib import Path
+
+        from xlt.tasks.formats import read_table
+
+        path = Path(path)
+        table = read_table(path, path.suffix.lstrip(".") if path.suffix.lstrip(".") in self.extensions else "csv")
+        if not {"id", "pred"} <= set(table.columns):
+            raise XltError(f"{path} needs columns id and pred (it has {', '.join(map(str, table.columns))})")
+        ids = pd.to_numeric(table["id"], errors="coerce")
+        n = len(split.frame)
+        if ids.isna().any() or not ids.between(0, n - 1).all() or ids.duplicated().any() or len(ids) != n:
+            raise XltError(f"{path}: `id` must be each pair's position 0..{n - 1} in the split, once each "
+                           f"({len(ids)} rows given for {n} pairs)")
+        preds = _label_ids(table["pred"].tolist(), {}, split.label_names)
+        if (preds < 0).any():
+            bad = sorted({str(v) for v in table["pred"][preds < 0]})[:5]
+            raise XltError(f"{path}: predictions {bad} are not labels of this task ({list(split.label_names)})")
+        pred = np.empty(n, dtype=np.int64)
+        pred[ids.to_numpy(dtype=np.int64)] = preds
+        return pd.DataFrame({"idx": np.arange(n), "label": split.frame["label"].to_numpy(dtype=np.int64),
+                             "pred": pred})
 
     def collapsed(self, predictions: pd.DataFrame) -> bool:
         return len(predictions) > 1 and predictions["pred"].nunique() == 1
