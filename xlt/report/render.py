@@ -77,10 +77,10 @@ def esc(text: Any) -> str:
 
 
 def missing_note(missing: dict[str, str]) -> str:
-    """One sentence naming the tasks that have records but no rows, and why."""
+    """One sentence naming the tasks that have run records but no measured rows here, and why."""
     if not missing:
         return ""
-    return "Tasks with run records but no rows here: " + "; ".join(f"{t} ({why.rstrip('.')})"
+    return "Tasks with run records but no measured rows here: " + "; ".join(f"{t} ({why.rstrip('.')})"
                                                                    for t, why in missing.items()) + "."
 
 

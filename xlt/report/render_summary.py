@@ -79,7 +79,7 @@ def _sources(summary: Summary) -> list[str]:
 def _missing_tasks(summary: Summary) -> str:
     if not summary.missing:
         return ""
-    return "Tasks with run records but no rows here: " + "; ".join(f"{t} ({why})" for t, why in
+    return "Tasks with run records but no measured rows here: " + "; ".join(f"{t} ({why})" for t, why in
                                                                    summary.missing.items()) + "."
 
 

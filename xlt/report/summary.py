@@ -20,7 +20,7 @@ import yaml
 from xlt.errors import XltError
 from xlt.report.records import AVG, normalize_model_name, split_label, usable_records
 from xlt.report.statistics import Stat
-from xlt.report.tables import DEFAULT_SPLIT, Row, Table, build_table
+from xlt.report.tables import DEFAULT_SPLIT, Row, Table, build_table, why_no_rows
 from xlt.results import Records, load_records
 
 DEFAULT_SUITE = "xtreme"
@@ -173,8 +173,8 @@ def build_summary(results_dir: Path | str, tasks: Sequence[str] | None = None, *
     with_records = {r["spec"]["task"] for r in records.records}
     summary = Summary(the_suite, tasks, {t.task: list(t.metrics) for t in tables},
                       [g for g in the_suite.groups if set(g.tasks) <= set(tasks)], split, tables=tables,
-                      missing={t.task: "no rows for the " + split_label(split) for t in tables
-                               if not t.rows and t.task in with_records})
+                      missing={t.task: why_no_rows(t.task, t, records) for t in tables
+                               if t.task in with_records and not any(r.kind == "measured" for r in t.rows)})
     by_key: dict[tuple[str, str], SummaryRow] = {}
     for table in tables:
         for row in table.rows:

@@ -176,7 +176,7 @@ class Report:
     tables: list[Table]
     problems: list[str] = field(default_factory=list)   # record files skipped, one line each, naming them
     n_records: int = 0                                   # readable records found (any task, any status)
-    missing: dict[str, str] = field(default_factory=dict)   # task with records but no rows -> why
+    missing: dict[str, str] = field(default_factory=dict)   # task with records but no measured rows -> why
 
 
 # --------------------------------------------------------------------------------------------------
@@ -401,7 +401,7 @@ def known_tasks(records: Records, reference_dir: Path | None = None, reference: 
     return sorted(names)
 
 
-def _why_empty(task: str, table: Table, records: Records) -> str:
+def why_no_rows(task: str, table: Table, records: Records) -> str:
     mine = [r for r in records.records if r["spec"]["task"] == task]
     if mine and not any(r.get("status") == "completed" for r in mine):
         return f"{len(mine)} run record{'s' if len(mine) != 1 else ''}, none completed"
@@ -414,7 +414,7 @@ def build_report(results_dir: Path | str, task: str | None = None, *, baseline: 
                  records: Records | None = None) -> Report:
     """Tables for one task (or every task with runs or reference numbers) from the records under
     `results_dir` (or `records`, already loaded from it). Unreadable record files are skipped and listed in
-    `Report.problems`; tasks with records but no rows for `split` are named in `Report.missing`."""
+    `Report.problems`; tasks with records but no measured rows for `split` are named in `Report.missing`."""
     records = usable_records(records if records is not None else load_records(results_dir))
     tasks = [task] if task else known_tasks(records, reference_dir, reference)
     tables = [build_table(t, records, baseline=baseline, split=split, reference=reference,
@@ -426,5 +426,6 @@ def build_report(results_dir: Path | str, task: str | None = None, *, baseline: 
                        f"tasks with results: {', '.join(known_tasks(records, reference_dir)) or '(none)'}"
                        + "".join(f". {note.rstrip('.')}" for note in tables[0].notes))
     with_records = {r["spec"]["task"] for r in records.records}
-    missing = {t.task: _why_empty(t.task, t, records) for t in tables if not t.rows and t.task in with_records}
+    missing = {t.task: why_no_rows(t.task, t, records) for t in tables
+               if t.task in with_records and not any(r.kind == "measured" for r in t.rows)}
     return Report([t for t in tables if t.rows], records.problems, len(records.records), missing)
