@@ -91,7 +91,22 @@ def test_page_renders_in_headless_chromium(tmp_path):
     sorted_dom = _chromium("--dump-dom", probe.resolve().as_uri(), tmp_path=tmp_path).stdout
     assert ("<title>XLM-R large|mDeBERTa-v3-base|XLM-R base // XLM-R base|mDeBERTa-v3-base|XLM-R large"
             " // ascending</title>") in sorted_dom
+    # At 1400 px the summary and the XNLI table fit their boxes and no caption is cut off (issue 14).
+    fit = out / "fit.html"
+    fit.write_text((out / "index.html").read_text().replace("</body>", """<script>
+    var wraps = [].map.call(document.querySelectorAll("figure.table-block"), function (f) {
+      var w = f.querySelector(".table-wrap"), c = f.querySelector("figcaption");
+      return f.querySelector("table").getAttribute("data-task") + ":" + (w.scrollWidth <= w.clientWidth) + ":" +
+        (c.scrollWidth <= c.clientWidth && c.getBoundingClientRect().right <= window.innerWidth);
+    });
+    document.title = wraps.join("|");
+    </script></body>"""))
+    fits = _chromium("--dump-dom", "--window-size=1400,2000", fit.resolve().as_uri(), tmp_path=tmp_path).stdout
+    title = re.search(r"<title>(.*?)</title>", fits).group(1)
+    verdicts = {task: (table_fits, caption_fits) for task, table_fits, caption_fits in
+                (item.rsplit(":", 2) for item in title.split("|"))}
+    assert verdicts["summary"] == ("true", "true") and verdicts["xnli"] == ("true", "true"), title
     shot = tmp_path / "shot.png"
-    run = _chromium(f"--screenshot={shot}", "--window-size=1280,2000", url, tmp_path=tmp_path)
+    run = _chromium(f"--screenshot={shot}", "--window-size=1400,2000", url, tmp_path=tmp_path)
     assert run.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 50_000                    # a rendered page, not a blank one

@@ -48,8 +48,16 @@ def slug(name: str, taken: set[str]) -> str:
     return stem
 
 
-def _row_name(row) -> str:
-    return f"{row.model} ({row.label})"
+def _row_name(row, limit: int = 48) -> str:
+    """A legend or axis label: the row's model (a long local path shortened from the left) and its label."""
+    model = row.model if len(row.model) <= limit else "…" + row.model[-(limit - 1):]
+    return f"{model} ({row.label})"
+
+
+def _legend_columns(labels: list[str]) -> int:
+    """As many legend columns as fit under the plot (about 150 characters at 8.5 pt across the figure)."""
+    widest = max(map(len, labels), default=1) + 6
+    return max(1, min(len(labels), 4, 150 // widest))
 
 
 def _figure(plot_height_in: float, legend_entries: int, legend_cols: int):
@@ -95,7 +103,7 @@ def bar_chart(table: Table, path: Path) -> Path:
     top = max(v.mean + (v.std or 0) for v in cells)
     low = max(0.0, (bottom - 8) // 10 * 10)
     high = min(100.0, top + 4) if top <= 100 else top * 1.05
-    ncol = min(len(rows), 4)
+    ncol = _legend_columns([_row_name(r) for r in rows])
     fig, ax, legend_ax = _figure(3.4, len(rows), ncol)
     bar = min(0.8 / max(1, len(rows)), 0.3)
     group = bar * len(rows)
@@ -141,11 +149,13 @@ def gap_chart(table: Table, path: Path) -> Path | None:
             error_kw={"elinewidth": 0.8, "ecolor": "#333333"})
     labels = [_row_name(r) + ("  [collapsed predictions]" if r.collapsed else "") for r in rows]
     ax.set_yticks(ys, labels, fontsize=8.5)
-    span = max(max(abs(v) + e for v, e in zip(values, errs)), 1.0)
-    for y, v in zip(ys, values):
-        ax.text(v + span * 0.01 * (1 if v >= 0 else -1), y, f"{v:.1f}", va="center",
+    low = min(0.0, *(v - e for v, e in zip(values, errs)))
+    high = max(0.0, *(v + e for v, e in zip(values, errs)))
+    pad = max(high - low, 1.0) * 0.02
+    for y, v, e in zip(ys, values, errs):   # the value just past the end of its error bar
+        ax.text(v + (e + pad) * (1 if v >= 0 else -1), y, f"{v:.1f}", va="center",
                 ha="left" if v >= 0 else "right", fontsize=8)
-    ax.set_xlim(min(0.0, min(values)) - span * 0.08, max(0.0, max(values)) + span * 0.12)
+    ax.set_xlim(low - pad * 5, high + pad * 5)
     ax.axvline(0, color="#999999", linewidth=0.8)
     ax.set_xlabel(f"transfer gap: {table.source_lang} minus the other languages' mean ({table.metric}, points; "
                   "lower is better)", fontsize=9)

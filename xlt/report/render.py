@@ -176,6 +176,14 @@ def render_json(tables: Sequence[Table], missing: dict[str, str] | None = None) 
 # HTML
 
 
+def _pin(j: int, t: Table, klass: str = "") -> str:
+    """The class attribute of value column j: avg and gap are pinned to the right edge of a table that
+    scrolls sideways, so a 40-language task still shows them beside the model names."""
+    pinned = {len(t.columns) - 2: "pin-avg", len(t.columns) - 1: "pin-gap"}.get(j, "")
+    classes = " ".join(c for c in (klass, pinned) if c)
+    return f' class="{classes}"' if classes else ""
+
+
 def html_table(t: Table, table_id: str = "", sortable: bool = True) -> str:
     """One task's table as an HTML <table> (model rows in <tbody>, Δ rows in <tfoot>); all text escaped.
     Each cell carries `data-sort` with the raw value of its first metric so a script can sort numerically."""
@@ -183,9 +191,9 @@ def html_table(t: Table, table_id: str = "", sortable: bool = True) -> str:
     ident = f' id="{esc(table_id)}"' if table_id else ""
     out = [f'<table class="{klass}"{ident} data-task="{esc(t.task)}">', "<thead><tr>"]
     heads = [("Model", "text"), ("Result", "text"), ("Seeds", "num")] + [(c, "num") for c in t.columns]
-    for name, kind in heads:
+    for i, (name, kind) in enumerate(heads):
         title = ' title="transfer gap: lower is better"' if name == GAP else ""
-        out.append(f'<th scope="col" data-type="{kind}"{title}>{esc(name)}</th>')
+        out.append(f'<th scope="col" data-type="{kind}"{title}{_pin(i - 3, t)}>{esc(name)}</th>')
     out.append("</tr></thead><tbody>")
     for r in t.rows:
         classes = ["published" if r.kind == "published" else "measured"] + (["dev"] if r.is_dev else [])
@@ -195,7 +203,7 @@ def html_table(t: Table, table_id: str = "", sortable: bool = True) -> str:
                    f'<th scope="row" data-sort="{esc(r.model)}"{title}>{esc(r.model)}</th>'
                    f'<td data-sort="{esc(r.label)}">{badge}</td>'
                    f'<td data-sort="{r.seeds}">{esc(seeds_text(r))}</td>')
-        for c in t.columns:
+        for j, c in enumerate(t.columns):
             stat = r.cells.get(c)
             value = "" if stat is None else f"{stat.mean:.4f}"
             text = esc(cell_text(t, r, c, with_std=False))
@@ -204,7 +212,7 @@ def html_table(t: Table, table_id: str = "", sortable: bool = True) -> str:
                 text += '<span class="std">' + " / ".join(
                     f"± {s.std:.1f}" if s is not None and s.std is not None else "" for s in stds) + "</span>"
             bold = t.is_best(r, c)
-            out.append(f'<td data-sort="{value}"{" class=best" if bold else ""}>'
+            out.append(f'<td data-sort="{value}"{_pin(j, t, "best" if bold else "")}>'
                        f'{"<strong>" + text + "</strong>" if bold else text}</td>')
         out.append("</tr>")
     out.append("</tbody>")
@@ -212,11 +220,11 @@ def html_table(t: Table, table_id: str = "", sortable: bool = True) -> str:
         out.append("<tfoot>")
         for d in t.deltas:
             out.append(f'<tr class="delta"><th scope="row">{esc(d.label)}</th><td>{esc(d.versus)}</td><td></td>')
-            for c in t.columns:
+            for j, c in enumerate(t.columns):
                 sig = d.significance.get(c)
                 title = (f' title="95% CI [{sig.low:+.2f}, {sig.high:+.2f}] over {sig.n} examples, '
                          f'{sig.n_resamples} resamples"') if sig is not None else ""
-                cls = ' class="sig"' if sig is not None and sig.significant else ""
+                cls = _pin(j, t, "sig" if sig is not None and sig.significant else "")
                 out.append(f"<td{cls}{title}>{esc(fmt_delta(d, c))}</td>")
             out.append("</tr>")
         out.append("</tfoot>")

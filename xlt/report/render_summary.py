@@ -25,6 +25,12 @@ class GridCell:
     text: str
     value: float | None = None      # what the column ranks by (bold = best)
     missing: bool = False
+    main: str = ""                  # html: the text on the cell's first line (the rest goes below, small)
+
+    def html(self) -> str:
+        main = self.main or self.text
+        rest = self.text[len(main):].strip()
+        return esc(main) + (f'<span class="std">{esc(rest)}</span>' if rest else "")
 
 
 def _task_cell(summary: Summary, row: SummaryRow, task: str) -> GridCell:
@@ -39,7 +45,8 @@ def _task_cell(summary: Summary, row: SummaryRow, task: str) -> GridCell:
     if cell.missing:
         text += f" ({cell.missing})"
     first = cell.stats[0]
-    return GridCell(text, None if first is None else first.mean, missing=bool(cell.missing))
+    main = " / ".join("–" if s is None else f"{s.mean:.1f}" for s in cell.stats)
+    return GridCell(text, None if first is None else first.mean, missing=bool(cell.missing), main=main)
 
 
 def summary_grid(summary: Summary) -> tuple[list[str], list[list[GridCell]]]:
@@ -53,9 +60,9 @@ def summary_grid(summary: Summary) -> tuple[list[str], list[list[GridCell]]]:
             value = r.groups.get(g.name)
             lacking = [t for t in g.tasks if t in r.missing]
             cells.append(GridCell(f"{value:.1f}", value) if value is not None else
-                         GridCell(f"– needs {', '.join(lacking)}", missing=True))
+                         GridCell(f"– needs {', '.join(lacking)}", missing=True, main="–"))
         cells.append(GridCell(f"{r.overall:.1f}", r.overall) if r.overall is not None else
-                     GridCell(f"– missing {', '.join(r.missing)}", missing=True))
+                     GridCell(f"– missing {', '.join(r.missing)}", missing=True, main="–"))
         rows.append(cells)
     return header, rows
 
@@ -149,9 +156,9 @@ def html_summary_table(summary: Summary, table_id: str = "summary") -> str:
         for j, c in enumerate(cells[2:], start=2):
             classes = (["best"] if (i, j) in best else []) + (["summary-col"] if j == 2 + n_tasks else [])
             klass = f' class="{" ".join(classes)}"' if classes else ""
-            text = esc(c.text)
-            if c.missing:   # a task's plain dash stays narrow; a group's or overall's reason may wrap
-                text = f'<span class="{"absent" if c.text == "–" else "missing"}">{text}</span>'
+            text = c.html()   # the value, then its seeds or what is missing below it, small
+            if c.missing:
+                text = f'<span class="absent">{text}</span>'
             elif (i, j) in best:
                 text = f"<strong>{text}</strong>"
             value = "" if c.value is None else f"{c.value:.4f}"
