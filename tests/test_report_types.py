@@ -190,14 +190,11 @@ def test_bootstrap_marks_a_clear_f1_difference_significant_and_identical_predict
 def test_reference_rows_reproduce_hand_made_tagging_and_qa_csvs_with_no_runs(tmp_path):
     """Any reference CSV whose metric column names a record metric (f1, exact_match) prints its digits exactly."""
     (tmp_path / "udpos.csv").write_text("model,source,split,lang,metric,value\n"
-                                        "M,Src,test,en,f1,95.5\nM,Src,test,de,f1,88.25\nM,Src,test,avg,f1,91.9\n")
-    csv_text = invoke("report", "tables", "--task", "udpos", "--format", "csv", "--results-dir",
-                      str(tmp_path / "none"), "--no-reference").output
-    assert "no completed runs" in csv_text or csv_text == ""   # without the reference there is nothing
+                                        "M,Src,test,en,f1,95.5\nM,Src,test,de,f1,88.3\nM,Src,test,avg,f1,91.9\n")
     table = build_table("udpos", reference_dir=tmp_path)
-    assert table.metrics == ["f1"]
-    line = render([table], "csv").splitlines()[1]
-    assert line.startswith("udpos,M,published,test,f1,,95.5,88.2,91.9,") or ",95.5," in line
+    assert table.metrics == ["f1"] and [r.kind for r in table.rows] == ["published"]
+    assert render([table], "csv").splitlines()[1] == "udpos,M,published,test,f1,,95.5,88.3,91.9,7.2,Src"
+    assert not build_table("udpos", reference_dir=tmp_path / "elsewhere").rows
 
 
 # --------------------------------------------------------------------------------------------------
