@@ -27,12 +27,13 @@ def _site(tmp_path) -> Path:
 def test_build_writes_a_self_contained_site(tmp_path):
     board = build_leaderboard(tmp_path / "no-results", tmp_path / "site")
     names = sorted(p.name for p in board.files)
-    assert names == ["README.md", "index.html", "pawsx.svg", "xnli.svg"]
+    assert names == ["README.md", "index.html", "pawsx-gap.svg", "pawsx.svg", "xnli-gap.svg", "xnli.svg"]
     page = (tmp_path / "site" / "index.html").read_text()
-    assert page.count("<table") == 2 and 'data-task="xnli"' in page and 'data-task="pawsx"' in page
+    assert page.count("<table") == 3 and 'data-task="xnli"' in page and 'data-task="pawsx"' in page
+    assert 'data-task="summary"' in page and "sentence-pair classification" in page
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)   # nothing from the network
     assert "<link" not in page and "<script src" not in page
-    assert 'src="xnli.svg"' in page and 'src="pawsx.svg"' in page
+    assert 'src="xnli.svg"' in page and 'src="pawsx.svg"' in page and 'src="xnli-gap.svg"' in page
     assert "published, dev set" in page and "<strong>80.9</strong>" in page
     readme = (tmp_path / "site" / "README.md").read_text()
     assert "| XLM-R base | published, test | – | 85.8 | 79.7 |" in readme and "](xnli.svg)" in readme
@@ -53,7 +54,7 @@ def test_names_from_records_are_escaped_in_page_readme_and_file_names(tmp_path):
     readme = (out / "README.md").read_text()
     assert "<script" not in readme and "&lt;script&gt;alert" in readme
     svgs = sorted(p.name for p in out.glob("*.svg"))
-    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+\.svg", n) for n in svgs) and len(svgs) == 3
+    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+\.svg", n) for n in svgs) and len(svgs) == 6
 
 
 def _chromium(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
@@ -76,7 +77,7 @@ def test_page_renders_in_headless_chromium(tmp_path):
     for task in ("xnli", "pawsx"):
         assert re.search(rf'<table class="xlt-table sortable" id="table-\d" data-task="{task}">', html)
     assert 'data-task="&lt;script&gt;alert(&quot;task&quot;)&lt;/script&gt;"' in html
-    assert html.count("<table") == 3 and html.count("<script") == 1
+    assert html.count("<table") == 4 and html.count("<script") == 1
     assert "&lt;script&gt;alert('model')&lt;/script&gt;" in html   # text, not an element
     # Sorting: a copy of the page clicks the xnli table's avg header twice and reports the row order.
     probe = out / "probe.html"
@@ -90,7 +91,22 @@ def test_page_renders_in_headless_chromium(tmp_path):
     sorted_dom = _chromium("--dump-dom", probe.resolve().as_uri(), tmp_path=tmp_path).stdout
     assert ("<title>XLM-R large|mDeBERTa-v3-base|XLM-R base // XLM-R base|mDeBERTa-v3-base|XLM-R large"
             " // ascending</title>") in sorted_dom
+    # At 1400 px the summary and the XNLI table fit their boxes and no caption is cut off (issue 14).
+    fit = out / "fit.html"
+    fit.write_text((out / "index.html").read_text().replace("</body>", """<script>
+    var wraps = [].map.call(document.querySelectorAll("figure.table-block"), function (f) {
+      var w = f.querySelector(".table-wrap"), c = f.querySelector("figcaption");
+      return f.querySelector("table").getAttribute("data-task") + ":" + (w.scrollWidth <= w.clientWidth) + ":" +
+        (c.scrollWidth <= c.clientWidth && c.getBoundingClientRect().right <= window.innerWidth);
+    });
+    document.title = wraps.join("|");
+    </script></body>"""))
+    fits = _chromium("--dump-dom", "--window-size=1400,2000", fit.resolve().as_uri(), tmp_path=tmp_path).stdout
+    title = re.search(r"<title>(.*?)</title>", fits).group(1)
+    verdicts = {task: (table_fits, caption_fits) for task, table_fits, caption_fits in
+                (item.rsplit(":", 2) for item in title.split("|"))}
+    assert verdicts["summary"] == ("true", "true") and verdicts["xnli"] == ("true", "true"), title
     shot = tmp_path / "shot.png"
-    run = _chromium(f"--screenshot={shot}", "--window-size=1280,2000", url, tmp_path=tmp_path)
+    run = _chromium(f"--screenshot={shot}", "--window-size=1400,2000", url, tmp_path=tmp_path)
     assert run.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 50_000                    # a rendered page, not a blank one

@@ -14,6 +14,26 @@ from xlt.report import (AVG, GAP, build_report, build_table, default_reference_d
                         normalize_model_name, paired_bootstrap, render, transfer_gap)
 from xlt.results import SCHEMA_VERSION, load_records, new_record, write_run
 from xlt.spec import RunSpec
+from xlt.tasktypes import TaskType, register
+
+
+class ToyAccuracy(TaskType):
+    """An accuracy-like type defined here, not in xlt: the report must work through the interface alone."""
+
+    name = "toy-accuracy"
+    metrics = default_metrics = report_metrics = ("accuracy",)
+
+    def statistics(self, predictions):
+        return pd.DataFrame({"correct": (predictions["label"] == predictions["pred"]).astype(float)})
+
+    def metric_from_totals(self, metric, totals, n):
+        return totals["correct"] / n
+
+    def metric_caption(self, task_info):
+        return "toy accuracy over examples"
+
+
+TOY_ACCURACY = register(ToyAccuracy())
 
 XNLI_LANGS = "en fr es de el bg ru tr ar vi th zh hi sw ur".split()
 # The issue's numbers, as printed (percent): per-language values in XNLI_LANGS order, then the average.
@@ -30,7 +50,8 @@ PUBLISHED_PAWSX = {
 }
 
 TOY_LANGS = ["en", "fr", "de"]
-TOY_TASK = {"name": "toy", "languages": TOY_LANGS, "source_lang": "en", "primary_metric": "accuracy"}
+TOY_TASK = {"name": "toy", "type": "toy-accuracy", "languages": TOY_LANGS, "source_lang": "en",
+            "primary_metric": "accuracy", "metrics": ["accuracy"]}
 
 runner = CliRunner()
 
@@ -112,7 +133,8 @@ def test_no_runs_md_reproduces_the_deberta_readme_xnli_table(tmp_path):
     assert dict(zip(columns, rows["mDeBERTa-v3-base"]))["avg"] == "79.8"
     # the delta row against the default baseline (XLM-R base matches --baseline xlm-roberta-base)
     delta = dict(zip(columns, rows["Δ mDeBERTa-v3-base"]))
-    assert delta["Result"] == "vs XLM-R base" and delta["en"] == "+2.4" and delta["avg"] == "+3.6"
+    # a dev-set row minus a test row says so in the row
+    assert delta["Result"] == "vs XLM-R base (dev set − test)" and delta["en"] == "+2.4" and delta["avg"] == "+3.6"
     assert "**80.9**" in result.stdout   # best avg in bold (XLM-R large)
     assert "dev-set number is not a test number" in result.stdout
 
@@ -191,27 +213,85 @@ def test_runs_with_different_hyperparameters_are_separate_rows(tmp_path):
 # Significance
 
 
+def _frame(by_lang, **columns):
+    """Per-example statistics indexed by (lang, idx) from {lang: {column: array}}."""
+    parts = []
+    for lang, cols in by_lang.items():
+        n = len(next(iter(cols.values())))
+        parts.append(pd.DataFrame({c: np.asarray(v, dtype=float) for c, v in cols.items()},
+                                  index=pd.MultiIndex.from_arrays([[lang] * n, np.arange(n)], names=["lang", "idx"])))
+    return pd.concat(parts)
+
+
+def f1_from_totals(metric, totals, n):
+    return 2 * totals["tp"] / np.maximum(2 * totals["tp"] + totals["fp"] + totals["fn"], 1e-12)
+
+
 def test_paired_bootstrap_separates_a_clear_difference_from_none():
     rng = np.random.default_rng(0)
-    a = {lang: rng.random(500) < 0.85 for lang in TOY_LANGS}
-    b = {lang: rng.random(500) < 0.60 for lang in TOY_LANGS}
-    clear = paired_bootstrap(a, b, n_resamples=1000)
+    a = _frame({lang: {"correct": rng.random(500) < 0.85} for lang in TOY_LANGS})
+    b = _frame({lang: {"correct": rng.random(500) < 0.60} for lang in TOY_LANGS})
+    clear = paired_bootstrap(a, b, TOY_ACCURACY.metric_from_totals, "accuracy", n_resamples=1000)
     assert all(clear[k].significant and clear[k].low > 0 for k in [*TOY_LANGS, AVG])
     assert clear[AVG].n == 1500 and clear[AVG].n_resamples == 1000
-    same = paired_bootstrap(a, a, n_resamples=1000)
+    same = paired_bootstrap(a, a, TOY_ACCURACY.metric_from_totals, "accuracy", n_resamples=1000)
     assert not any(same[k].significant for k in same)
     assert (same[AVG].low, same[AVG].diff, same[AVG].high) == (0, 0, 0)
 
 
-def test_bootstrap_matches_resampling_by_index():
+def _brute_force(a, b, metric_fn, metric, n_resamples, rng):
+    """The textbook paired bootstrap: resample example indices, recompute the metric of both systems."""
+    n = len(a)
+    idx = rng.integers(0, n, size=(n_resamples, n))
+    ta = {c: a[c].to_numpy()[idx].sum(axis=1) for c in a.columns}
+    tb = {c: b[c].to_numpy()[idx].sum(axis=1) for c in b.columns}
+    diffs = (metric_fn(metric, ta, n) - metric_fn(metric, tb, n)) * 100
+    return np.percentile(diffs, [2.5, 97.5])
+
+
+def qa_from_totals(metric, totals, n):
+    return totals["f1" if metric == "f1" else "em"] / n
+
+
+@pytest.mark.parametrize("kind", ["accuracy", "span-f1", "qa"])
+def test_bootstrap_matches_resampling_by_index(kind):
+    """The counting shortcuts must give the same interval as resampling by index: for a mean of few distinct
+    values (accuracy), a ratio of sums (F1 from tp/fp/fn) and per-example values that are nearly all
+    distinct (QA F1, the other code path)."""
     rng = np.random.default_rng(1)
-    a, b = rng.random(800) < 0.7, rng.random(800) < 0.65
-    ours = paired_bootstrap({"x": a}, {"x": b}, n_resamples=4000, seed=3)["x"]
-    d = (a.astype(float) - b) * 100
-    idx = rng.integers(0, len(d), size=(4000, len(d)))
-    low, high = np.percentile(d[idx].mean(axis=1), [2.5, 97.5])
-    assert ours.diff == pytest.approx(d.mean())
+    if kind == "accuracy":
+        a = _frame({"x": {"correct": rng.random(800) < 0.7}})
+        b = _frame({"x": {"correct": rng.random(800) < 0.65}})
+        fn, metric = TOY_ACCURACY.metric_from_totals, "accuracy"
+    elif kind == "qa":      # token-overlap F1 in [0, 1], exact match where it is 1
+        f1_a, f1_b = rng.beta(3, 1, 800), rng.beta(2.5, 1, 800)
+        a = _frame({"x": {"em": f1_a > 0.9, "f1": f1_a}})
+        b = _frame({"x": {"em": f1_b > 0.9, "f1": f1_b}})
+        fn, metric = qa_from_totals, "f1"
+    else:   # sentences with 0-4 gold entities; system a finds more of them than b
+        gold = rng.integers(0, 5, 800)
+        tp_a, tp_b = rng.binomial(gold, 0.8), rng.binomial(gold, 0.65)
+        a = _frame({"x": {"tp": tp_a, "fp": rng.integers(0, 2, 800), "fn": gold - tp_a}})
+        b = _frame({"x": {"tp": tp_b, "fp": rng.integers(0, 2, 800), "fn": gold - tp_b}})
+        fn, metric = f1_from_totals, "f1"
+    ours = paired_bootstrap(a, b, fn, metric, n_resamples=4000, seed=3)["x"]
+    low, high = _brute_force(a, b, fn, metric, 4000, rng)
+    point = (fn(metric, a.sum(), 800) - fn(metric, b.sum(), 800)) * 100
+    assert ours.diff == pytest.approx(point)
     assert ours.low == pytest.approx(low, abs=0.6) and ours.high == pytest.approx(high, abs=0.6)
+    assert (high - low) > 2   # a real interval, so the tolerance above is a test
+
+
+def test_bootstrap_resamples_both_systems_jointly():
+    """Pairing matters: b = a with a few extra errors is a small but certain difference. Resampling the two
+    systems independently would give an interval around 0; resampling examples jointly does not."""
+    rng = np.random.default_rng(2)
+    correct = rng.random(2000) < 0.7
+    worse = correct.copy()
+    worse[np.flatnonzero(correct)[:40]] = False          # 40 of 2000 examples flipped to wrong: -2.0 points
+    result = paired_bootstrap(_frame({"x": {"correct": correct}}), _frame({"x": {"correct": worse}}),
+                              TOY_ACCURACY.metric_from_totals, "accuracy", n_resamples=2000)["x"]
+    assert result.diff == pytest.approx(2.0) and result.significant and result.low > 1.0
 
 
 def test_report_marks_significant_deltas_from_predictions(tmp_path):

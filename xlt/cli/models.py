@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from xlt.cli.common import JsonOpt, bench_app, console, err_console, models_app
+from xlt.cli.common import JsonFlag, JsonOpt, bench_app, console, err_console, models_app, print_json, print_wide
 
 
 def _csv(value: str) -> list[str]:
@@ -21,19 +21,25 @@ def _gb(n: int | None) -> str:
 
 
 @models_app.command("list")
-def list_models() -> None:
+def list_models(as_json: JsonFlag = False) -> None:
     """Registry models: hub id, family, implementation, parameters and shape (no download)."""
     from xlt.models.registry import REGISTRY, param_count
 
+    rows = [{"name": info.name, "hub_id": info.hub_id, "family": info.family, "impl": info.impl,
+             "params": param_count(info.config), "hidden_size": info.config["hidden_size"],
+             "num_layers": info.config["num_hidden_layers"], "vocab_size": info.config["vocab_size"]}
+            for info in REGISTRY.values()]
+    if as_json:
+        print_json(rows)
+        return
     table = Table(title="xlt model registry")
     for col, justify in [("name", "left"), ("hub id", "left"), ("family", "left"), ("impl", "left"),
                          ("params", "right"), ("hidden x layers", "right"), ("vocab", "right")]:
-        table.add_column(col, justify=justify)
-    for info in REGISTRY.values():
-        cfg = info.config
-        table.add_row(info.name, info.hub_id, info.family, info.impl, f"{param_count(cfg) / 1e6:.0f}M",
-                      f"{cfg['hidden_size']} x {cfg['num_hidden_layers']}", f"{cfg['vocab_size']:,}")
-    console.print(table)
+        table.add_column(col, justify=justify, no_wrap=col in ("name", "hub id"))
+    for r in rows:
+        table.add_row(r["name"], r["hub_id"], r["family"], r["impl"], f"{r['params'] / 1e6:.0f}M",
+                      f"{r['hidden_size']} x {r['num_layers']}", f"{r['vocab_size']:,}")
+    print_wide([table])
     console.print("params: encoder incl. embeddings, without a task head. Any other hub id or a local "
                   "checkpoint directory works too.", style="dim")
 

@@ -1,4 +1,5 @@
-"""`xlt report tables|runs|show` and `xlt leaderboard build`: parse, call xlt.report / xlt.leaderboard, render."""
+"""`xlt report tables|summary|runs|show` and `xlt leaderboard build`: parse, call xlt.report /
+xlt.leaderboard, render."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table as RichTable
 
-from xlt.cli.common import ResultsDirOpt, TasksDirOpt, console, err_console, leaderboard_app, report_app
+from xlt.cli.common import (JsonFlag, ResultsDirOpt, TasksDirOpt, console, err_console, leaderboard_app, print_json,
+                            print_wide, report_app)
 from xlt.errors import XltError
-from xlt.report import load_usable_records
+from xlt.report import DEFAULT_BASELINE, load_usable_records
 from xlt.results import DEFAULT_RESULTS_DIR
 
 
@@ -24,11 +26,18 @@ class Format(str, Enum):
     csv = "csv"
     latex = "latex"
     html = "html"
+    json = "json"
 
 
 class Split(str, Enum):
     test = "test"
     validation = "validation"
+
+
+SplitOpt = Annotated[Split, typer.Option("--split", help="Split of the measured runs.")]
+FormatOpt = Annotated[Format, typer.Option("--format", help="Output format.")]
+OutputOpt = Annotated[Optional[Path], typer.Option("--output", help="Write to this file instead of stdout.")]
+NoReferenceOpt = Annotated[bool, typer.Option("--no-reference", help="Leave out the published numbers.")]
 
 
 def _warn(problems: list[str]) -> None:
@@ -40,18 +49,30 @@ def _num(value: object, digits: int = 1) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
-def _print_wide(target: Console, renderables: list) -> None:
-    """Print each table at its natural width even if the terminal is narrower: a wrapped line is easier to
-    read than a table whose language columns rich squeezed away."""
-    from rich.measure import Measurement
+def _format(fmt: Format, as_json: bool) -> Format:
+    if as_json and fmt not in (Format.console, Format.json):
+        raise XltError(f"--json and --format {fmt.value} ask for two formats; give one")
+    return Format.json if as_json else fmt
 
-    for renderable in renderables:
-        width = Measurement.get(target, target.options.update(width=1000), renderable).maximum
-        if width <= target.width:
-            target.print(renderable)
-        else:   # rich never prints wider than its console, so print through a wider one on the same file
-            Console(file=target.file, width=width, color_system=target.color_system,
-                    force_terminal=target.is_terminal).print(renderable)
+
+def _emit(text: str | None, renderables: list, output: Path | None) -> None:
+    """Print `text` (or the rich `renderables`) to stdout, or write it to `output`."""
+    if output is None:
+        if text is None:
+            print_wide(renderables)
+        else:
+            typer.echo(text, nl=False)
+        return
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        if text is None:
+            with output.open("w", encoding="utf-8") as f:
+                print_wide(renderables, Console(file=f, width=100, color_system=None))
+        else:
+            output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise XltError(f"cannot write {output}: {exc}") from None
+    err_console.print(f"wrote {escape(str(output))}", highlight=False)
 
 
 @report_app.command("tables")
@@ -59,49 +80,75 @@ def tables(
     task: Annotated[Optional[str], typer.Option("--task", help="One task (default: every task with results).")] = None,
     baseline: Annotated[str, typer.Option(
         "--baseline", help="Model the Δ rows compare against; also matches a published row ('XLM-R base').")
-    ] = "xlm-roberta-base",
-    split: Annotated[Split, typer.Option("--split", help="Split of the measured runs.")] = Split.test,
-    fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.console,
-    output: Annotated[Optional[Path], typer.Option("--output", help="Write to this file instead of stdout.")] = None,
+    ] = DEFAULT_BASELINE,
+    split: SplitOpt = Split.test,
+    fmt: FormatOpt = Format.console,
+    as_json: JsonFlag = False,
+    output: OutputOpt = None,
     results_dir: ResultsDirOpt = DEFAULT_RESULTS_DIR,
-    no_reference: Annotated[bool, typer.Option("--no-reference", help="Leave out the published numbers.")] = False,
+    no_reference: NoReferenceOpt = False,
     tasks_dir: TasksDirOpt = None,
     resamples: Annotated[int, typer.Option("--resamples", min=100, help="Paired-bootstrap resamples.")] = 1000,
 ) -> None:
     """Per task: one row per model (runs: mean ± std over seeds; published rows with their split), Δ vs baseline."""
     from xlt.report import build_report, console_tables, render
+    from xlt.report.render import missing_note
 
+    fmt = _format(fmt, as_json)
     records = load_usable_records(results_dir)
     _warn(records.problems)   # before anything can fail, so a skipped file is always named
     report = build_report(results_dir, task, baseline=baseline, split=split.value, reference=not no_reference,
                           tasks_dir=tasks_dir, n_resamples=resamples, records=records)
-    if not report.tables:
+    if not report.tables and fmt is not Format.json:
         raise XltError(f"nothing to report: no completed runs under {results_dir / 'runs'}"
-                       + ("" if no_reference else " and no reference numbers"))
+                       + ("" if no_reference else " and no reference numbers")
+                       + (f". {missing_note(report.missing)}" if report.missing else ""))
     if fmt is Format.console:
-        if output is None:
-            _print_wide(console, console_tables(report.tables))
-            return
-        with output.open("w", encoding="utf-8") as f:
-            _print_wide(Console(file=f, width=100, color_system=None), console_tables(report.tables))
-        err_console.print(f"wrote {escape(str(output))}", highlight=False)
-        return
-    text = render(report.tables, fmt.value)
-    if output is None:
-        typer.echo(text, nl=False)
+        if report.missing:
+            err_console.print(f"[yellow]note:[/] {escape(missing_note(report.missing))}", highlight=False)
+        _emit(None, console_tables(report.tables), output)
     else:
-        try:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            output.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise XltError(f"cannot write {output}: {exc}") from None
-        err_console.print(f"wrote {escape(str(output))}", highlight=False)
+        _emit(render(report.tables, fmt.value, report.missing), [], output)
+
+
+@report_app.command("summary")
+def summary(
+    tasks: Annotated[Optional[str], typer.Option(
+        "--tasks", help="Comma-separated tasks (default: every task of the suite).")] = None,
+    suite: Annotated[str, typer.Option("--suite", help="Task groups and scoring (xlt/report/suites.yaml).")
+                     ] = "xtreme",
+    split: SplitOpt = Split.test,
+    fmt: FormatOpt = Format.console,
+    as_json: JsonFlag = False,
+    output: OutputOpt = None,
+    results_dir: ResultsDirOpt = DEFAULT_RESULTS_DIR,
+    no_reference: NoReferenceOpt = False,
+    tasks_dir: TasksDirOpt = None,
+) -> None:
+    """One row per model, one column per task (its language average), the suite's group averages and overall."""
+    from xlt.report.render_summary import console_summary, render_summary
+    from xlt.report.summary import build_summary
+
+    fmt = _format(fmt, as_json)
+    records = load_usable_records(results_dir)
+    _warn(records.problems)
+    names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
+    result = build_summary(results_dir, names, suite=suite, split=split.value, reference=not no_reference,
+                           tasks_dir=tasks_dir, records=records)
+    if not result.rows and fmt is not Format.json:
+        raise XltError(f"nothing to summarise: no completed runs of {', '.join(result.tasks)} under "
+                       f"{results_dir / 'runs'}" + ("" if no_reference else " and no reference numbers"))
+    if fmt is Format.console:
+        _emit(None, [console_summary(result)], output)
+    else:
+        _emit(render_summary(result, fmt.value), [], output)
 
 
 @report_app.command("runs")
 def runs(
     results_dir: ResultsDirOpt = DEFAULT_RESULTS_DIR,
     task: Annotated[Optional[str], typer.Option("--task", help="Only this task.")] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Every run record: task, model, seed, status, average (primary metric, %), created."""
     from xlt.report import runs_table
@@ -111,24 +158,29 @@ def runs(
     frame = runs_table(records)
     if task:
         frame = frame[frame["task"] == task]
+    if as_json:
+        print_json([{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+                    for row in frame.to_dict("records")])
+        return
     if frame.empty:
         console.print(f"no run records under {escape(str(results_dir / 'runs'))}", highlight=False)
         return
     table = RichTable(title=f"{len(frame)} run record{'s' if len(frame) != 1 else ''}", title_justify="left")
     for name, justify in (("run_id", "left"), ("task", "left"), ("model", "left"), ("seed", "right"),
                           ("status", "left"), ("avg", "right"), ("split", "left"), ("created", "left")):
-        table.add_column(name, justify=justify, no_wrap=name in ("run_id", "created"))
+        table.add_column(name, justify=justify, no_wrap=name in ("run_id", "created", "model", "task"))
     for row in frame.itertuples(index=False):
         status = escape(row.status) if row.status == "completed" else f"[red]{escape(row.status)}[/]"
         table.add_row(escape(row.run_id), escape(str(row.task)), escape(str(row.model)), str(row.seed), status,
                       _num(row.avg), escape(str(row.split or "")), escape(str(row.created or "")))
-    _print_wide(console, [table])
+    print_wide([table])
 
 
 @report_app.command("show")
 def show(
     run_id: Annotated[str, typer.Argument(help="A run id or a unique prefix of one.")],
     results_dir: ResultsDirOpt = DEFAULT_RESULTS_DIR,
+    as_json: JsonFlag = False,
 ) -> None:
     """One run in full: spec, status, environment, selection and the per-language table."""
     from xlt.report import find_run, run_detail
@@ -136,6 +188,9 @@ def show(
     records = load_usable_records(results_dir)
     _warn(records.problems)
     path, record = find_run(records, run_id)
+    if as_json:
+        print_json({"file": str(path), "record": record})
+        return
     spec = record["spec"]
     model = record.get("model") or {}
     info = RichTable.grid(padding=(0, 2))
@@ -170,26 +225,26 @@ def show(
     for lang in langs:
         table.add_column(escape(str(lang)), justify="right")
     for row in detail.to_dict("records"):
-        digits = 0 if row["metric"] == "n" else 1
+        count = row["metric"] == "n" or str(row["metric"]).startswith("n_")
         cells = []
         for lang in langs:
             v = row.get(lang)
             cells.append("–" if v is None or (isinstance(v, float) and math.isnan(v)) else
-                         (str(int(v)) if digits == 0 else f"{v:.{digits}f}"))
+                         (str(int(v)) if count else f"{v:.1f}"))
         table.add_row(escape(str(row["split"])), escape(str(row["metric"])), *cells)
-    _print_wide(console, [table])
+    print_wide([table])
 
 
 @leaderboard_app.command("build")
 def build(
     output: Annotated[Path, typer.Option("--output", help="Folder to write the site into.")] = Path("leaderboard"),
     results_dir: ResultsDirOpt = DEFAULT_RESULTS_DIR,
-    split: Annotated[Split, typer.Option("--split", help="Split of the measured runs.")] = Split.test,
+    split: SplitOpt = Split.test,
     baseline: Annotated[str, typer.Option("--baseline", help="Model the Δ rows compare against.")
-                        ] = "xlm-roberta-base",
+                        ] = DEFAULT_BASELINE,
     tasks_dir: TasksDirOpt = None,
 ) -> None:
-    """Static site: index.html (sortable tables), one bar chart per task, README.md; opens from disk."""
+    """Static site: summary and sortable per-task tables, charts, README.md; opens from disk."""
     from xlt.leaderboard import build_leaderboard
 
     board = build_leaderboard(results_dir, output, split=split.value, baseline=baseline, tasks_dir=tasks_dir)
