@@ -13,7 +13,8 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from xlt.cli.common import DataDirOpt, ResultsDirOpt, TasksDirOpt, app, bench_app, console, err_console
+from xlt.cli.common import (DataDirOpt, ResultsDirOpt, TasksDirOpt, app, bench_app, console, err_console,
+                            print_wide)
 from xlt.errors import XltError
 from xlt.results import DEFAULT_RESULTS_DIR
 from xlt.spec import PRECISIONS, RunSpec, parse_sets
@@ -75,11 +76,13 @@ def summary_table(record: dict[str, Any]) -> Table:
             row.append(str(values.get("n", "-")))
         table.add_row(*row)
     if len(langs) > 1:
+        from xlt.report import macro_average
+
         row = ["avg"]
         for split, by_lang in metrics.items():
             for n in names:
-                vals = [v[n] for v in by_lang.values() if n in v]
-                row.append(f"{sum(vals) / len(vals) * 100:.2f}" if vals else "-")
+                avg = macro_average({lang: v.get(n) for lang, v in by_lang.items()}, list(by_lang))
+                row.append(f"{avg * 100:.2f}" if avg is not None else "-")
             row.append("")
         table.add_row(*row, style="bold")
     return table
@@ -208,7 +211,7 @@ def run_command(
             err_console.print(f"failed record: {done.path}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     if not quiet:
-        console.print(summary_table(record))
+        print_wide([summary_table(record)])
         console.print(_footer(record, done.path), highlight=False, soft_wrap=True)
     else:
         console.print(str(done.path), highlight=False, soft_wrap=True)
