@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from xlt.cli.common import (DataDirOpt, ResultsDirOpt, TasksDirOpt, app, bench_app, console, err_console,
@@ -242,10 +243,14 @@ def bench_run_command(
     from xlt.bench.run import run_bench
 
     langs = [x.strip() for x in languages.split(",") if x.strip()] if languages else None
-    res = run_bench(model, task, data_dir=data_dir, tokenizer=tokenizer, train_steps=train_steps,
-                    eval_samples=eval_samples, batch_size=batch_size, eval_batch_size=eval_batch_size,
-                    max_seq_len=max_seq_len, precision=precision, languages=langs, tasks_dir=tasks_dir,
-                    pipelines=tuple(p.strip() for p in pipelines.split(",") if p.strip()))
+    try:
+        res = run_bench(model, task, data_dir=data_dir, tokenizer=tokenizer, train_steps=train_steps,
+                        eval_samples=eval_samples, batch_size=batch_size, eval_batch_size=eval_batch_size,
+                        max_seq_len=max_seq_len, precision=precision, languages=langs, tasks_dir=tasks_dir,
+                        pipelines=tuple(p.strip() for p in pipelines.split(",") if p.strip()))
+    except XltError as exc:
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
     table = Table(title=f"{res['model']} · {res['task']} {res['split']} · {len(res['languages'])} languages · "
                         f"{res['train_steps']} steps x {res['batch_size']} · {res['precision']} · "
                         f"{res['threads']} threads")
