@@ -13,7 +13,6 @@ by a hash gets the same recipe as `mdeberta-v3-base`. A rule may be limited to h
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -56,33 +55,26 @@ MODEL_RULES: tuple[ModelRule, ...] = (
 def model_config(model: str) -> dict[str, Any] | None:
     """The checkpoint's config.json (+ "family") without touching the network: a registry entry (by name or
     hub id), a local checkpoint directory, or a hub id already in the Hugging Face cache. None if unknown."""
-    from xlt.models.registry import REGISTRY, family_of
+    from xlt.errors import XltError
+    from xlt.models.registry import REGISTRY, family_of, read_config
 
     config = None
     entry = REGISTRY.get(model) or next((i for i in REGISTRY.values() if i.hub_id == model), None)
-    if entry is not None:
-        config = dict(entry.config)
-    elif (Path(model).expanduser() / "config.json").is_file():
-        config = _read_json(Path(model).expanduser() / "config.json")
-    elif "/" in model and not Path(model).expanduser().exists():
-        try:
+    try:
+        if entry is not None:
+            config = dict(entry.config)
+        elif (Path(model).expanduser() / "config.json").is_file():
+            config = read_config(Path(model).expanduser())
+        elif "/" in model and not Path(model).expanduser().exists():
             from huggingface_hub import try_to_load_from_cache
 
             cached = try_to_load_from_cache(model, "config.json")
-            config = _read_json(Path(cached)) if isinstance(cached, str) else None
-        except Exception:  # noqa: BLE001 - an odd cache is the same as no cache
-            config = None
-    if not config or "model_type" not in config:
+            config = read_config(Path(cached).parent) if isinstance(cached, str) else None
+    except (XltError, OSError, ValueError):   # unreadable: the run itself will say why when it loads the model
+        config = None
+    if not isinstance(config, dict) or "model_type" not in config:
         return None
     return {**config, "family": family_of(config)}
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def effective_hparams(model: str, task: Any | None, overrides: Mapping[str, Any] | None = None,

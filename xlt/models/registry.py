@@ -189,8 +189,9 @@ def _looks_like_short_name(name: str) -> bool:
     return "/" not in name and "\\" not in name and not name.startswith(".") and not name.startswith("~")
 
 
-def _read_local_config(path: Path) -> dict:
-    cfg_path = path / "config.json"
+def read_config(path: Path) -> dict:
+    """A checkpoint folder's config.json: the one reader of it in xlt (an XltError naming the fix if bad)."""
+    cfg_path = Path(path) / "config.json"
     if not cfg_path.is_file():
         raise XltError(f"{path} is a directory but has no config.json; point --model at a checkpoint directory "
                        "saved with save_pretrained (config.json + weights + tokenizer).")
@@ -227,7 +228,7 @@ def resolve_model(name: str) -> ModelInfo:
             return info
     path = Path(name).expanduser()
     if path.is_dir():
-        cfg = _read_local_config(path)
+        cfg = read_config(path)
         family = family_of(cfg)
         return ModelInfo(name=name, hub_id=str(path.resolve()), family=family, impl=_impl_for(family), config=cfg)
     if _looks_like_short_name(name):
@@ -243,4 +244,4 @@ def resolve_model(name: str) -> ModelInfo:
     return ModelInfo(name=name, hub_id=name, family=family, impl=_impl_for(family), config=cfg)
 
 
-__all__ = ["ModelInfo", "REGISTRY", "resolve_model", "family_of", "param_count", "known_names", "FAMILIES"]
+__all__ = ["ModelInfo", "REGISTRY", "resolve_model", "read_config", "family_of", "param_count", "known_names", "FAMILIES"]
