@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from xlt.errors import XltError
-from xlt.metrics import accuracy, macro_f1
+from xlt.metrics import score
 from xlt.tasktypes.base import TaskType
 
 
@@ -120,17 +120,7 @@ class PairClassification(TaskType):
                              "pred": pred[order]})
 
     def score(self, predictions: pd.DataFrame, metrics: Sequence[str]) -> dict[str, float | int]:
-        labels, preds = predictions["label"].to_numpy(), predictions["pred"].to_numpy()
-        if len(labels) == 0:
-            raise XltError("cannot score zero examples; the split is empty")
-        fns = {"accuracy": accuracy, "macro_f1": macro_f1}
-        out: dict[str, float | int] = {}
-        for m in metrics:
-            if m not in fns:
-                raise XltError(f"unknown metric {m!r} for type {self.name}; known: {', '.join(fns)}")
-            out[m] = fns[m](labels, preds)
-        out["n"] = int(len(labels))
-        return out
+        return score(metrics, predictions["label"].to_numpy(), predictions["pred"].to_numpy())
 
     def statistics(self, predictions: pd.DataFrame) -> pd.DataFrame:
         labels, preds = predictions["label"].to_numpy(), predictions["pred"].to_numpy()
