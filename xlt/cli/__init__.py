@@ -9,7 +9,7 @@ from xlt.errors import XltError
 
 # Imported for their side effect of registering commands. A group whose module is not written yet is
 # simply absent, so the CLI works while the package grows.
-for _group in ("models", "tasks", "run", "sweep", "report"):
+for _group in ("models", "tasks", "run", "sweep", "report", "score"):
     try:
         importlib.import_module(f"xlt.cli.{_group}")
     except ModuleNotFoundError as exc:
