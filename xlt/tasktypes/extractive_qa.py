@@ -50,8 +50,9 @@ def read_squad_json(path: Path) -> pd.DataFrame:
     try:
         for a, article in enumerate(data["data"]):
             for p, para in enumerate(article["paragraphs"]):
+                context = para["context"]
                 for qa in para["qas"]:
-                    rows.append({"id": qa["id"], "context": para["context"], "question": qa["question"],
+                    rows.append({"id": qa["id"], "context": context, "question": qa["question"],
                                  "answers": qa.get("answers", [])})
     except (KeyError, TypeError) as exc:
         raise XltError(f"{path} is not SQuAD v1.1 JSON: article {a} paragraph {p} lacks {exc} (each paragraph "
