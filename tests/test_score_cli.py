@@ -134,3 +134,20 @@ def test_qa_reference_rows_are_the_sources_digits():
     mlqa = load_reference(default_reference_dir() / "mlqa.csv")
     em = mlqa[(mlqa.model == "XLM-R large") & (mlqa.metric == "exact_match")]
     assert em.value.tolist() == [67.8, 56.0, 53.6, 43.5, 51.6, 50.9, 45.4, 52.7] and set(mlqa.split) == {"test"}
+
+
+def test_export_writes_each_type_in_its_own_format(tmp_path):
+    from xlt.scoring import export_run
+
+    pairs = pd.DataFrame({"split": "validation", "lang": ["fr", "fr", "sw"], "idx": [0, 1, 0], "label": [0, 2, 1],
+                          "pred": [0, 1, 1]})
+    files = export_run({"run_id": "r1", "task": {"type": "pair-classification"}}, pairs, tmp_path / "pairs")
+    assert [f.name for f in files] == ["validation-fr.csv", "validation-sw.csv"]
+    assert files[0].read_text().splitlines() == ["idx,label,pred", "0,0,0", "1,2,1"]
+    assert export_run({"run_id": "old"}, pairs, tmp_path / "old")[0].read_text() == files[0].read_text()
+    qa = pd.DataFrame({"split": "test", "lang": "zh", "idx": [0, 1], "id": ["a", "b"], "label": [["北京"], ["x"]],
+                       "pred": ["北京", ""], "em": [1.0, 0.0], "f1": [1.0, 0.0]})
+    files = export_run({"run_id": "r2", "task": {"type": "extractive-qa"}}, qa, tmp_path / "qa")
+    assert json.loads(files[0].read_text(encoding="utf-8")) == {"a": "北京", "b": ""}
+    with pytest.raises(XltError, match="run r3 has no predictions to export"):
+        export_run({"run_id": "r3"}, None, tmp_path / "none")
