@@ -151,3 +151,24 @@ def test_export_writes_each_type_in_its_own_format(tmp_path):
     assert json.loads(files[0].read_text(encoding="utf-8")) == {"a": "北京", "b": ""}
     with pytest.raises(XltError, match="run r3 has no predictions to export"):
         export_run({"run_id": "r3"}, None, tmp_path / "none")
+
+
+def test_mlqa_normalisation_for_a_language_it_has_no_rules_for_is_refused_before_anything_runs(tmp_path):
+    (tmp_path / "thqa.yaml").write_text(textwrap.dedent("""\
+        name: thqa
+        type: extractive-qa
+        version: 1
+        source_lang: th
+        languages: [th]
+        eval_splits: [validation]
+        options: {normalization: mlqa}
+        source:
+          files: data/{split}-{lang}.json
+          columns: {id: id, context: context, question: question, answers: answers}
+        """), encoding="utf-8")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "validation-th.json").write_text(json.dumps({"data": [{"paragraphs": [
+        {"context": "กรุงเทพ", "qas": [{"id": "q", "question": "?", "answers": [{"text": "กรุงเทพ", "answer_start": 0}]}]}]}]}))
+    (tmp_path / "p.json").write_text('{"q": "กรุงเทพ"}', encoding="utf-8")
+    res = score("--task", "thqa", "--lang", "th", "--predictions", tmp_path / "p.json", "--tasks-dir", tmp_path)
+    assert isinstance(res.exception, XltError) and "not th; use `normalization: squad`" in str(res.exception)

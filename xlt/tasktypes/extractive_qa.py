@@ -126,6 +126,13 @@ class ExtractiveQA(TaskType):
         return problems
 
     def prepare(self, frame: pd.DataFrame, source: Any, task: Any, where: str) -> pd.DataFrame:
+        if task is not None and dict(task.options).get("normalization") == "mlqa":
+            # before any training: MLQA's script has rules for its 7 languages only
+            other = [lang for lang in task.languages if lang not in qa_metrics.MLQA_LANGUAGES]
+            if other:
+                raise XltError(f"task {task.name!r} scores with MLQA normalisation, which has rules for "
+                               f"{', '.join(qa_metrics.MLQA_LANGUAGES)} only, not {', '.join(other)}; use "
+                               f"`normalization: squad` in {task.path or 'its task file'}")
         for role in ("id", "context", "question"):
             frame[role] = frame[role].map(lambda v: "" if v is None else str(v))
         answers = [_answer_list(v) for v in frame["answers"]]
