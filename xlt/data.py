@@ -251,8 +251,9 @@ def featurize(split: SplitData, tokenizer: Any, params: int | Mapping[str, Any],
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache file is rebuilt below
     feats = get_task_type(split.task_type).featurize(split, tokenizer, params)
-    feats = dataclasses.replace(feats, meta={"task": split.task, "split": split.split, "lang": split.lang,
-                                             "origin": split.origin, "revision": split.revision,
+    # the type's own meta (e.g. decoding limits from the task's options) is kept beside the split's
+    feats = dataclasses.replace(feats, meta={**feats.meta, "task": split.task, "split": split.split,
+                                             "lang": split.lang, "origin": split.origin, "revision": split.revision,
                                              "examples": len(split), **params})
     if path is not None:
         try:

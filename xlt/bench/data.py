@@ -49,7 +49,7 @@ def load_bench_tokenizer(name_or_path: str):
 
 
 def run_data_bench(task: str = "xnli", data_dir: str | Path | None = None, tokenizer: Any = DEFAULT_TOKENIZER,
-                   batch_size: int = 32, max_seq_len: int = 128, split: str | None = None, repeats: int = 3,
+                   batch_size: int = 32, max_seq_len: int | None = None, split: str | None = None, repeats: int = 3,
                    seed: int = 0, tasks_dir: str | Path | None = None,
                    languages: list[str] | None = None) -> dict[str, Any]:
     """Measure featurisation and batching for every language of `split` (default: the dev split)."""
@@ -65,7 +65,8 @@ def run_data_bench(task: str = "xnli", data_dir: str | Path | None = None, token
 
     from xlt.recipes import effective_hparams
 
-    hp, _ = effective_hparams("", spec, {"max_seq_len": max_seq_len})
+    hp, _ = effective_hparams("", spec, {"max_seq_len": max_seq_len} if max_seq_len else {})
+    max_seq_len = hp.max_seq_len
     params = {key: getattr(hp, key) for key in spec.task_type.feature_keys}
     t0 = time.perf_counter()
     langs = list(languages or spec.languages)

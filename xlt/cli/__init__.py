@@ -3,7 +3,7 @@ imports them and turns `XltError` into one clear message and a non-zero exit."""
 
 import sys
 
-from xlt.cli import models, report, run, sweep, tasks  # noqa: F401 - imported to register their commands
+from xlt.cli import models, report, run, score, sweep, tasks  # noqa: F401 - imported to register their commands
 from xlt.cli.common import app, err_console
 from xlt.errors import XltError
 

@@ -181,6 +181,9 @@ def show(
     run_id: Annotated[str, typer.Argument(help="A run id or a unique prefix of one.")],
     results_dir: ResultsDirOpt = DEFAULT_RESULTS_DIR,
     as_json: JsonFlag = False,
+    export: Annotated[Optional[Path], typer.Option(
+        "--export", help="Also write the run's predictions into DIR in the field's format, one file per split "
+                         "and language (QA: {id: answer} JSON, as the official scripts read).")] = None,
 ) -> None:
     """One run in full: spec, status, environment, selection and the per-language table."""
     from xlt.report import find_run, run_detail
@@ -188,6 +191,12 @@ def show(
     records = load_usable_records(results_dir)
     _warn(records.problems)
     path, record = find_run(records, run_id)
+    if export is not None:
+        from xlt.results import load_predictions
+        from xlt.scoring import export_run
+
+        for written in export_run(record, load_predictions(path), export):
+            err_console.print(f"wrote {escape(str(written))}", highlight=False)
     if as_json:
         print_json({"file": str(path), "record": record})
         return

@@ -115,7 +115,10 @@ def bench_data_cmd(
         "--tokenizer", help="Registry name, hub id or local tokenizer folder (offline: a folder).")]
     = "mdeberta-v3-base",
     batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
-    max_seq_len: Annotated[int, typer.Option("--max-seq-len")] = 128,
+    max_seq_len: Annotated[Optional[int], typer.Option(
+        "--max-seq-len", help="Default: the task's own (its hyperparameters: block).")] = None,
+    split: Annotated[Optional[str], typer.Option(
+        "--split", help="Split to featurise in every language (default: the task's dev split).")] = None,
     repeats: Annotated[int, typer.Option("--repeats", help="Cached passes (the median is reported).")] = 3,
     langs: Annotated[Optional[str], typer.Option(
         "--langs", help="Comma-separated subset of the task's languages (default: all).")] = None,
@@ -126,11 +129,11 @@ def bench_data_cmd(
     from xlt.bench.data import run_data_bench
 
     res = run_data_bench(task, data_dir, tokenizer, batch_size=batch_size, max_seq_len=max_seq_len,
-                         repeats=repeats, tasks_dir=tasks_dir,
+                         repeats=repeats, tasks_dir=tasks_dir, split=split,
                          languages=[l.strip() for l in langs.split(",") if l.strip()] if langs else None)
     unit = res["unit"]
     table = Table(title=f"{res['task']} {res['split']}: {res['examples']:,} {unit} in {len(res['languages'])} languages, "
-                        f"{res['tokenizer_class']}, batch {batch_size}, max len {max_seq_len}")
+                        f"{res['tokenizer_class']}, batch {batch_size}, max len {res['max_seq_len']}")
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_row("read split files", f"{res['read_s']:.2f} s")

@@ -14,6 +14,8 @@ of task is one module (see docs/task-types.md). For one (split, language) the da
     score(predictions)                      {metric: value, "n": examples, "n_<unit>": other counts}
     statistics(predictions)                 per-example numbers whose sums give every metric
     metric_from_totals(metric, totals, n)   a metric from summed statistics (the paired bootstrap resamples)
+    external_predictions(split, path)       another system's predictions in the field's format (`xlt score`)
+    export_predictions(predictions, dir)    a run's predictions in that format, per (split, language)
 
 Metric values are fractions (0..1) in records; reports show percent.
 """
@@ -128,6 +130,21 @@ class TaskType:
         """Predictions of a system xlt did not train, read from `path` in the field's usual format for this
         type, as the frame `predictions` returns (idx + `prediction_columns`) for `split`: for `xlt score`."""
         raise XltError(f"type {self.name} cannot read external predictions yet")
+
+    def export_predictions(self, predictions: pd.DataFrame, out_dir) -> list:
+        """Write a run's predictions (split, lang, idx + `prediction_columns`) to `out_dir` in the field's usual
+        format for this type, one file per (split, language); return the paths. Default: `<split>-<lang>.csv`
+        with idx and the prediction columns."""
+        from pathlib import Path
+
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for (split, lang), group in predictions.groupby(["split", "lang"], sort=False):
+            path = out_dir / f"{split}-{lang}.csv"
+            group[["idx", *self.prediction_columns]].to_csv(path, index=False)
+            paths.append(path)
+        return paths
 
     def metric_caption(self, task_info: Mapping[str, Any]) -> str:
         """How the primary metric is computed, for table captions (e.g. "seqeval entity-level micro F1")."""
