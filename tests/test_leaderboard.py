@@ -30,17 +30,13 @@ def _site(tmp_path) -> Path:
 def test_build_writes_a_self_contained_site(tmp_path):
     board = build_leaderboard(tmp_path / "no-results", tmp_path / "site")
     names = sorted(p.name for p in board.files)
-<<<<<<< HEAD
-    assert names == ["README.md", "index.html", "pawsx-gap.svg", "pawsx.svg", "xnli-gap.svg", "xnli.svg"]
-    page = (tmp_path / "site" / "index.html").read_text()
-    assert page.count("<table") == 3 and 'data-task="xnli"' in page and 'data-task="pawsx"' in page
-    assert 'data-task="summary"' in page and "sentence-pair classification" in page
-=======
     assert {"xnli", "pawsx"} <= set(REFERENCE_TASKS)
-    assert names == sorted(["README.md", "index.html", *(f"{t}.svg" for t in REFERENCE_TASKS)])
+    charts = [f"{t}{kind}.svg" for t in REFERENCE_TASKS for kind in ("", "-gap")]
+    assert names == sorted(["README.md", "index.html", *charts])
     page = (tmp_path / "site" / "index.html").read_text()
-    assert page.count("<table") == len(REFERENCE_TASKS) and 'data-task="xnli"' in page and 'data-task="pawsx"' in page
->>>>>>> qa
+    assert page.count("<table") == len(REFERENCE_TASKS) + 1            # the summary, then one per task
+    assert 'data-task="xnli"' in page and 'data-task="pawsx"' in page
+    assert 'data-task="summary"' in page and "sentence-pair classification" in page
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)   # nothing from the network
     assert "<link" not in page and "<script src" not in page
     assert 'src="xnli.svg"' in page and 'src="pawsx.svg"' in page and 'src="xnli-gap.svg"' in page
@@ -64,11 +60,7 @@ def test_names_from_records_are_escaped_in_page_readme_and_file_names(tmp_path):
     readme = (out / "README.md").read_text()
     assert "<script" not in readme and "&lt;script&gt;alert" in readme
     svgs = sorted(p.name for p in out.glob("*.svg"))
-<<<<<<< HEAD
-    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+\.svg", n) for n in svgs) and len(svgs) == 6
-=======
-    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+\.svg", n) for n in svgs) and len(svgs) == len(REFERENCE_TASKS) + 1
->>>>>>> qa
+    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+\.svg", n) for n in svgs) and len(svgs) == 2 * (len(REFERENCE_TASKS) + 1)
 
 
 def _chromium(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
@@ -91,11 +83,7 @@ def test_page_renders_in_headless_chromium(tmp_path):
     for task in ("xnli", "pawsx"):
         assert re.search(rf'<table class="xlt-table sortable" id="table-\d" data-task="{task}">', html)
     assert 'data-task="&lt;script&gt;alert(&quot;task&quot;)&lt;/script&gt;"' in html
-<<<<<<< HEAD
-    assert html.count("<table") == 4 and html.count("<script") == 1
-=======
-    assert html.count("<table") == len(REFERENCE_TASKS) + 1 and html.count("<script") == 1
->>>>>>> qa
+    assert html.count("<table") == len(REFERENCE_TASKS) + 2 and html.count("<script") == 1
     assert "&lt;script&gt;alert('model')&lt;/script&gt;" in html   # text, not an element
     # Sorting: a copy of the page clicks the xnli table's avg header twice and reports the row order.
     probe = out / "probe.html"
