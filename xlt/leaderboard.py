@@ -35,6 +35,7 @@ class Leaderboard:
     files: list[Path] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)   # record files skipped, naming them
+    warnings: list[str] = field(default_factory=list)   # predictions files left out of significance tests
     missing: dict[str, str] = field(default_factory=dict)   # tasks with records but no rows -> why
 
 
@@ -260,7 +261,8 @@ def build_leaderboard(results_dir: Path | str, output: Path | str = "leaderboard
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise XltError(f"cannot create the leaderboard folder {out}: {exc}") from None
-    board = Leaderboard(output=out, tables=report.tables, problems=report.problems, missing=report.missing)
+    board = Leaderboard(output=out, tables=report.tables, problems=report.problems, missing=report.missing,
+                        warnings=report.warnings)
     taken: set[str] = {"index", "README"}
     charts: dict[str, dict[str, str]] = {}
     for t in report.tables:

@@ -40,9 +40,9 @@ OutputOpt = Annotated[Optional[Path], typer.Option("--output", help="Write to th
 NoReferenceOpt = Annotated[bool, typer.Option("--no-reference", help="Leave out the published numbers.")]
 
 
-def _warn(problems: list[str]) -> None:
+def _warn(problems: list[str], prefix: str = "skipped ") -> None:
     for problem in problems:
-        err_console.print(f"[yellow]warning:[/] skipped {escape(problem)}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]warning:[/] {prefix}{escape(problem)}", highlight=False, soft_wrap=True)
 
 
 def _num(value: object, digits: int = 1) -> str:
@@ -99,6 +99,7 @@ def tables(
     _warn(records.problems)   # before anything can fail, so a skipped file is always named
     report = build_report(results_dir, task, baseline=baseline, split=split.value, reference=not no_reference,
                           tasks_dir=tasks_dir, n_resamples=resamples, records=records)
+    _warn(report.warnings, prefix="")
     if not report.tables and fmt is not Format.json:
         raise XltError(f"nothing to report: no completed runs under {results_dir / 'runs'}"
                        + ("" if no_reference else " and no reference numbers")
@@ -249,6 +250,7 @@ def build(
 
     board = build_leaderboard(results_dir, output, split=split.value, baseline=baseline, tasks_dir=tasks_dir)
     _warn(board.problems)
+    _warn(board.warnings, prefix="")
     console.print(f"wrote {len(board.files)} files to {escape(str(board.output))} "
                   f"({len(board.tables)} task tables): open {escape(str(board.output / 'index.html'))}",
                   highlight=False)
