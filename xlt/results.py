@@ -227,7 +227,7 @@ def _metric_problem(metrics: Mapping[str, Any]) -> str | None:
     for split, by_lang in metrics.items():
         for lang, values in by_lang.items():
             for key, value in values.items():
-                where = f"metrics.{split}.{lang}.{key}"
+                where = f"field metrics.{split}.{lang}.{key}"
                 if is_count(key):
                     if value is not None and (not float(value).is_integer() or value < 0):
                         return f"{where}: {value!r} is not a count (a non-negative integer)"

@@ -17,7 +17,7 @@ from xlt.cli.common import (JsonFlag, ResultsDirOpt, TasksDirOpt, console, err_c
                             print_wide, report_app)
 from xlt.errors import XltError
 from xlt.report import DEFAULT_BASELINE, load_usable_records
-from xlt.results import DEFAULT_RESULTS_DIR
+from xlt.results import DEFAULT_RESULTS_DIR, display_name
 
 
 class Format(str, Enum):
@@ -198,7 +198,7 @@ def show(
     info.add_column(style="bold")
     info.add_column()
     fields = [("run_id", record["run_id"]), ("file", str(path)), ("status", record["status"]),
-              ("task", spec["task"]), ("model", model.get("name") or spec["model"]),
+              ("task", spec["task"]), ("model", display_name(record)), ("spec model", spec["model"]),
               ("hub_id", model.get("hub_id")), ("impl", model.get("impl") or spec.get("impl")),
               ("seed", spec["seed"]), ("protocol", spec.get("protocol")), ("precision", spec.get("precision")),
               ("hparams", ", ".join(f"{k}={v}" for k, v in (spec.get("hparams") or {}).items())),

@@ -195,8 +195,9 @@ def plan_data(task: TaskSpec | str, data_dir: str | Path | None = None,
 
 
 def _hub_unreachable(exc: BaseException) -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on") or \
-            os.environ.get("HF_DATASETS_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+    from xlt import hub
+
+    if hub.is_offline():
         return True
     text = f"{type(exc).__name__} {exc}".lower()
     if isinstance(exc, (ConnectionError, TimeoutError)):
@@ -206,6 +207,9 @@ def _hub_unreachable(exc: BaseException) -> bool:
 
 
 def _load_hub(task: TaskSpec, src: Source, split: str, lang: str):
+    from xlt import hub
+
+    hub.is_offline()   # probed once: with no network datasets then fails at once (or reads its cache)
     try:
         import datasets
     except ImportError:  # pragma: no cover - a dependency
@@ -221,9 +225,9 @@ def _load_hub(task: TaskSpec, src: Source, split: str, lang: str):
         ds = datasets.load_dataset(src.hub, name=config, split=hub_split, revision=src.revision, **kwargs)
     except Exception as exc:  # datasets raises many types; classify them into one clear message
         if _hub_unreachable(exc):
-            raise XltError(f"cannot reach the Hugging Face hub to load {what} ({type(exc).__name__}); "
-                           f"you are offline or HF_HUB_OFFLINE is set. Pass --data-dir DIR (or set "
-                           f"XLT_DATA_DIR) with the split as DIR/{local}") from None
+            raise XltError(f"cannot load {what} from the Hugging Face hub: {hub.offline_reason()}, and it is not "
+                           f"in the datasets cache. Pass --data-dir DIR (or set XLT_DATA_DIR) with the split as "
+                           f"DIR/{local}") from None
         raise XltError(f"could not load {what} at revision {src.revision}: {type(exc).__name__}: {exc}; check "
                        f"the task file {task.path} (hub id, config, revision) or pass --data-dir DIR") from None
     origin = f"hub:{src.hub}@{src.revision or 'main'}/{data_files or config or ''}/{hub_split}"
