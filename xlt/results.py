@@ -388,8 +388,9 @@ def metrics_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                 for metric, value in values.items():
                     if is_count(metric):
                         continue
-                    rows.append(dict(run_id=r["run_id"], task=spec["task"], model=display_name(r), seed=spec["seed"], status=r["status"], split=split,
-                                     lang=lang, metric=metric, value=value, n=values.get("n"),
+                    rows.append(dict(run_id=r["run_id"], task=spec["task"], model=display_name(r), seed=spec["seed"],
+                                     status=r["status"], split=split, lang=lang, metric=metric, value=value,
+                                     n=values.get("n"),
                                      created_at=r.get("created_at")))
     columns = ["run_id", "task", "model", "seed", "status", "split", "lang", "metric", "value", "n", "created_at"]
     return pd.DataFrame(rows, columns=columns)

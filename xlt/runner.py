@@ -15,7 +15,8 @@ with a `results_dir` it writes training checkpoints under `<results_dir>/checkpo
 and with `resume=True` continues from the last one there. Progress goes to the `progress` callback (the CLI
 renders it; xlt.cli.progress).
 
-`run` decides skip/force around `execute`: a completed record for the spec's run_id is returned untouched
+`run` checks that the results folder can be written (an XltError before any work), then decides skip/force
+around `execute`: a completed record for the spec's run_id is returned untouched
 (`skipped=True`) unless `force`; otherwise it executes and writes the record (and predictions) atomically
 with `results.write_run`. Failed records are written too, except for a "setup" failure (nothing ran) and
 except over an existing completed record (a forced re-run that fails never destroys a good result). After a
@@ -24,7 +25,10 @@ completed run its checkpoints are deleted.
 The zero-shot protocol: train on the task's train split in its source language, select the step on the
 source language's dev split (nothing else is passed to the training loop), then evaluate every language on
 every `eval_splits` split that can be read. With local data (`--data-dir`) a split without files (XNLI's
-test split in ../shared/data) is skipped and recorded under `data.skipped`; `data.evaluated` lists what ran.
+test split in ../shared/data) is skipped, warned about once per split naming the files looked for, and
+recorded under `data.skipped` and `data.looked_for`; `data.evaluated` lists what ran. What is read is planned
+first (`xlt.tasks.sources.plan_data`): a missing source-language train/dev file or a missing file a `files:`
+source names is an error, and a spec that carries a `data_revision` must match the data found.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from rich.table import Table
 from xlt.cli.common import (DataDirOpt, ResultsDirOpt, TasksDirOpt, app, bench_app, console, err_console,
                             print_wide)
 from xlt.errors import XltError
-from xlt.results import DEFAULT_RESULTS_DIR, RecordWriteError
+from xlt.results import DEFAULT_RESULTS_DIR, RecordWriteError, display_name
 from xlt.spec import PRECISIONS, RunSpec, check_hparams, parse_sets
 
 
@@ -123,9 +123,8 @@ def summary_table(record: dict[str, Any]) -> Table:
     langs = (record.get("task") or {}).get("languages") or list(
         dict.fromkeys(lang for by_lang in metrics.values() for lang in by_lang))
     spec = record["spec"]
-    from xlt.results import display_name
-
-    table = Table(title=escape(f"{display_name(record)} · {spec['task']} · seed {spec['seed']} · {record['status']}"))
+    title = f"{display_name(record)} · {spec['task']} · seed {spec['seed']} · {record['status']}"
+    table = Table(title=escape(title))
     table.add_column("lang")
     for split in metrics:
         for name in names:
@@ -287,7 +286,7 @@ def run_command(
                       "(skipped; pass --force to run again)", highlight=False, markup=False, soft_wrap=True)
     if record["status"] != "completed":
         err = record.get("error") or {}
-        err_console.print(f"[bold red]run failed[/] " + escape(f"({err.get('stage', '?')}): {err.get('type')}: "
+        err_console.print("[bold red]run failed[/] " + escape(f"({err.get('stage', '?')}): {err.get('type')}: "
                                                              f"{err.get('message')}"), highlight=False, soft_wrap=True)
         if done.path is not None:
             err_console.print(f"failed record: {done.path}", highlight=False, markup=False, soft_wrap=True)
