@@ -336,3 +336,32 @@ def test_ctrl_c_keeps_the_checkpoint_and_prints_the_resume_command(tiny_deberta_
     record = load_records(results_dir).records[0]
     assert "resumed_from_step:2" in record["flags"] and record["selection"]["total_steps"] == 4
     assert load_predictions(load_records(results_dir).paths[0]) is not None
+
+
+@pytest.mark.slow
+def test_a_real_sigint_exits_130_with_the_resume_command(tiny_deberta_v3, shared_data, tmp_path):
+    """Would catch: Ctrl-C (a real SIGINT to the `xlt` process) ending in click's "Aborted!", a traceback or
+    a silent 130, instead of the kept checkpoint and the command that resumes from it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    results_dir = tmp_path / "results"
+    args = small(tiny_deberta_v3, results_dir, "--languages", "fr", "--max-train-samples", "1000",
+                 "--checkpoint-every", "1", "--quiet", data_dir=shared_data)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", "from xlt.cli import main; main()", *map(str, args)],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    checkpoints = results_dir / "checkpoints"
+    deadline = time.monotonic() + 600
+    while not list(checkpoints.rglob("last.pt")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, (out, err)
+    assert "Traceback" not in err and "Aborted" not in err
+    assert "is kept in" in err and err.strip().endswith("--resume")
+    assert not (results_dir / "runs").exists() and list(checkpoints.rglob("last.pt"))
