@@ -359,9 +359,9 @@ def bench_run_command(
                     eval_samples=eval_samples, batch_size=batch_size, eval_batch_size=eval_batch_size,
                     max_seq_len=max_seq_len, precision=precision, languages=langs, tasks_dir=tasks_dir,
                     pipelines=tuple(p.strip() for p in pipelines.split(",") if p.strip()))
-    table = Table(title=f"{res['model']} · {res['task']} {res['split']} · {len(res['languages'])} languages · "
-                        f"{res['train_steps']} steps x {res['batch_size']} · {res['precision']} · "
-                        f"{res['threads']} threads")
+    table = Table(title=escape(f"{res['model']} · {res['task']} {res['split']} · {len(res['languages'])} languages "
+                               f"· {res['train_steps']} steps x {res['batch_size']} · {res['precision']} · "
+                               f"{res['threads']} threads"))
     for col in ("pipeline", "phase", "seconds", "examples/s", "padding", "peak memory"):
         table.add_column(col, justify="left" if col in ("pipeline", "phase") else "right")
     for row in res["rows"]:
@@ -378,7 +378,7 @@ def bench_run_command(
     for row in res["rows"]:
         accs = row["accuracy"]
         console.print(f"{row['pipeline']} accuracy: " + " ".join(f"{k} {v:.3f}" for k, v in accs.items()),
-                      highlight=False, soft_wrap=True)
+                      highlight=False, markup=False, soft_wrap=True)
     if json_path is not None:
         json_path.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
-        console.print(f"wrote {json_path}", highlight=False)
+        console.print(f"wrote {json_path}", highlight=False, markup=False)
