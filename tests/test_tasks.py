@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+import xlt.hub
 from xlt.errors import XltError
 from xlt.paths import builtin_tasks_dir
 from xlt.tasks import (TaskFileError, TaskSpec, available_splits, check_task_file, get_task,
@@ -269,7 +270,8 @@ def test_hub_unreachable_names_data_dir(monkeypatch):
         raise ConnectionError("Couldn't reach 'facebook/xnli' on the Hub (LocalEntryNotFoundError)")
 
     monkeypatch.setattr(datasets, "load_dataset", offline)
-    with pytest.raises(XltError, match=r"cannot reach the Hugging Face hub.*--data-dir.*xnli/validation-sw\.tsv"):
+    with pytest.raises(XltError, match=r"from the Hugging Face hub: HF_HUB_OFFLINE is set.*--data-dir.*"
+                                       r"xnli/validation-sw\.tsv"):
         load_split("xnli", "validation", "sw")
 
 
@@ -290,6 +292,7 @@ def fake_hub(monkeypatch):
 
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
     monkeypatch.delenv("XLT_DATA_DIR", raising=False)
+    monkeypatch.setattr(xlt.hub, "_offline", False)   # a hub that answers: no network probe
     return calls
 
 
@@ -327,6 +330,7 @@ def test_hub_error_that_is_not_connectivity(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
     monkeypatch.delenv("XLT_DATA_DIR", raising=False)
+    monkeypatch.setattr(xlt.hub, "_offline", False)   # a hub that answers: no network probe
     with pytest.raises(XltError, match=r"could not load facebook/xnli config sw.*BuilderConfig.*xnli\.yaml"):
         load_split("xnli", "validation", "sw")
 

@@ -35,6 +35,7 @@ class Leaderboard:
     files: list[Path] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)   # record files skipped, naming them
+    warnings: list[str] = field(default_factory=list)   # predictions files left out of significance tests
     missing: dict[str, str] = field(default_factory=dict)   # tasks with records but no rows -> why
 
 
@@ -91,6 +92,21 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _literal_text(draw):
+    """Draw with every text taken literally: a `$` in a model or task name is a dollar sign, not the start of
+    matplotlib math (`$\\frac{1}$` would fail to parse and stop the build)."""
+    import functools
+
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        import matplotlib
+
+        with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
+            return draw(*args, **kwargs)
+    return wrapper
+
+
+@_literal_text
 def bar_chart(table: Table, path: Path) -> Path:
     """Grouped bars of the first metric: one group per language (then avg), one bar per row; std over seeds
     as error bars; hatched bars are dev-set numbers."""
@@ -132,6 +148,7 @@ def bar_chart(table: Table, path: Path) -> Path:
     return _save(fig, path)
 
 
+@_literal_text
 def gap_chart(table: Table, path: Path) -> Path | None:
     """Horizontal bars of the transfer gap (source language minus the mean of the others), one per row,
     lower is better; std over seeds as error bars. None when no row has a gap."""
@@ -260,7 +277,8 @@ def build_leaderboard(results_dir: Path | str, output: Path | str = "leaderboard
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise XltError(f"cannot create the leaderboard folder {out}: {exc}") from None
-    board = Leaderboard(output=out, tables=report.tables, problems=report.problems, missing=report.missing)
+    board = Leaderboard(output=out, tables=report.tables, problems=report.problems, missing=report.missing,
+                        warnings=report.warnings)
     taken: set[str] = {"index", "README"}
     charts: dict[str, dict[str, str]] = {}
     for t in report.tables:

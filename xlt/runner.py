@@ -15,7 +15,8 @@ with a `results_dir` it writes training checkpoints under `<results_dir>/checkpo
 and with `resume=True` continues from the last one there. Progress goes to the `progress` callback (the CLI
 renders it; xlt.cli.progress).
 
-`run` decides skip/force around `execute`: a completed record for the spec's run_id is returned untouched
+`run` checks that the results folder can be written (an XltError before any work), then decides skip/force
+around `execute`: a completed record for the spec's run_id is returned untouched
 (`skipped=True`) unless `force`; otherwise it executes and writes the record (and predictions) atomically
 with `results.write_run`. Failed records are written too, except for a "setup" failure (nothing ran) and
 except over an existing completed record (a forced re-run that fails never destroys a good result). After a
@@ -24,12 +25,14 @@ completed run its checkpoints are deleted.
 The zero-shot protocol: train on the task's train split in its source language, select the step on the
 source language's dev split (nothing else is passed to the training loop), then evaluate every language on
 every `eval_splits` split that can be read. With local data (`--data-dir`) a split without files (XNLI's
-test split in ../shared/data) is skipped and recorded under `data.skipped`; `data.evaluated` lists what ran.
+test split in ../shared/data) is skipped, warned about once per split naming the files looked for, and
+recorded under `data.skipped` and `data.looked_for`; `data.evaluated` lists what ran. What is read is planned
+first (`xlt.tasks.sources.plan_data`): a missing source-language train/dev file or a missing file a `files:`
+source names is an error, and a spec that carries a `data_revision` must match the data found.
 """
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import traceback
 from dataclasses import dataclass, field
@@ -39,8 +42,8 @@ from typing import Any, Callable
 import pandas as pd
 
 from xlt.errors import XltError
-from xlt.results import (DEFAULT_RESULTS_DIR, completed_record, environment, new_record, predictions_to_bytes,
-                         spec_record_path, write_run)
+from xlt.results import (DEFAULT_RESULTS_DIR, RecordWriteError, check_writable, completed_record, environment,
+                         keep_unsaved, new_record, predictions_to_bytes, spec_record_path, write_run)
 from xlt.spec import RunSpec
 
 Event = dict[str, Any]
@@ -83,19 +86,6 @@ def effective_data_dir(spec: RunSpec, data_dir: Path | str | None) -> Path | Non
     return ddir
 
 
-def local_revision(origins: list[str]) -> str:
-    """A content hash of the local files read, standing in for a hub revision."""
-    h = hashlib.sha256()
-    for origin in sorted(set(origins)):
-        path = Path(origin)
-        h.update(path.name.encode())
-        if path.is_file():
-            with open(path, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(chunk)
-    return "local-sha256:" + h.hexdigest()[:16]
-
-
 def error_info(exc: BaseException, stage: str | None = None) -> dict[str, Any]:
     """A failed record's `error`: type, message, the traceback's tail (and stage, step when known)."""
     tail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-6:])
@@ -121,6 +111,7 @@ class RunState:
     resume: bool = False
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
     on_step: Callable[[int], None] | None = None
+    display_name: str | None = None         # the model's name in reports (`--name`); not part of the spec
     stage: str = "setup"
     # built by the steps
     device: Any = None
@@ -146,6 +137,7 @@ def set_up(st: RunState) -> None:
     from xlt.device import count_parameters, is_mdeberta, precision_reason, resolve_device, resolve_precision, \
         seed_everything
     from xlt.models import load_model
+    from xlt.spec import readable_model_name
     from xlt.tasks import get_task
 
     spec = st.spec
@@ -165,7 +157,8 @@ def set_up(st: RunState) -> None:
     mdeberta = is_mdeberta(spec.model, minfo.family, (minfo.config or {}).get("vocab_size"))
     st.precision = resolve_precision(spec.precision, st.device, mdeberta=mdeberta)
     why = precision_reason(spec.precision, st.device)[1]
-    st.info["model"] = {"name": minfo.name, "hub_id": minfo.hub_id, "family": minfo.family,
+    shown = st.display_name or readable_model_name(minfo.hub_id if minfo.is_local else spec.model)
+    st.info["model"] = {"name": minfo.name, "hub_id": minfo.hub_id, "display_name": shown, "family": minfo.family,
                         "impl": st.loaded.impl, "head": st.ttype.head,
                         "parameters": count_parameters(st.loaded.model), "load_report": st.loaded.load_report}
     st.info["env"] = {"precision": st.precision, "precision_reason": why, "torch_threads": torch.get_num_threads()}
@@ -185,42 +178,40 @@ def evaluated_languages(spec: RunSpec, task) -> list[str]:
 
 
 def read_data(st: RunState) -> None:
-    """Source-language train and dev; every readable (eval split, language)."""
-    from xlt.tasks import available_splits, load_split
+    """Source-language train and dev (required); every readable (eval split, language). What is read is
+    planned first (`xlt.tasks.sources.plan_data`); its identity must be the spec's `data_revision` when the
+    spec has one, so a record never carries numbers from data other than its run id says."""
+    from xlt.tasks.sources import load_split, plan_data
 
     spec, task = st.spec, st.task
     st.emit({"event": "stage", "stage": "load data", "task": task.name})
     src = task.source_lang
+    languages = evaluated_languages(spec, task)
+    plan = plan_data(task, st.ddir, languages)
+    if spec.data_revision is not None and plan.revision != spec.data_revision:
+        raise XltError(f"the data of task {task.name!r} changed since this run's spec was made (it was "
+                       f"{spec.data_revision}, it is {plan.revision}); build the spec again (xlt run does)")
     st.train = load_split(task, task.train_split, src, st.ddir).head(spec.max_train_samples)
     st.dev = load_split(task, task.dev_split, src, st.ddir).head(spec.max_eval_samples)
-    languages = evaluated_languages(spec, task)
-    available = available_splits(task, st.ddir, list(task.eval_splits))
-    skipped: dict[str, list[str]] = {}
+    readable = set(plan.reads)
     for split in task.eval_splits:
-        missing = [lang for lang in languages if lang not in available.get(split, ())]
-        if missing:
-            skipped[split] = missing
-        for lang in languages:
-            if lang in missing:
-                continue
+        for lang in (lang for lang in languages if (split, lang) in readable):
             st.eval_data[(split, lang)] = st.dev if (split, lang) == (task.dev_split, src) else \
                 load_split(task, split, lang, st.ddir).head(spec.max_eval_samples)
+    for split, langs in plan.skipped.items():
+        st.info["flags"].append(f"split_not_evaluated:{split}/" + ",".join(langs))
+        st.emit({"event": "warning", "message": f"split {split} not evaluated for {len(langs)} language(s): "
+                 f"no file {plan.looked_for[split]}"})
     if not st.eval_data:
         raise XltError(f"no evaluation split of task {task.name!r} can be read (looked for "
-                       f"{', '.join(task.eval_splits)}); check --data-dir")
-    everything = [st.train, st.dev, *st.eval_data.values()]
-    revisions = sorted({s.revision for s in everything if s.revision})
-    data_revision = (spec.data_revision or ", ".join(revisions)) if st.ddir is None else \
-        local_revision([s.origin for s in everything])
+                       f"{'; '.join(plan.looked_for.values()) or ', '.join(task.eval_splits)}); check --data-dir")
     st.info["data"] = {
         "train": {"split": task.train_split, "lang": src, "n": len(st.train), "origin": st.train.origin},
         "selection": {"split": task.dev_split, "lang": src, "n": len(st.dev), "origin": st.dev.origin},
-        "evaluated": list(dict.fromkeys(split for split, _ in st.eval_data)), "skipped": skipped,
-        "languages": languages, "max_train_samples": spec.max_train_samples,
+        "evaluated": list(dict.fromkeys(split for split, _ in st.eval_data)), "skipped": plan.skipped,
+        "looked_for": plan.looked_for, "languages": languages, "max_train_samples": spec.max_train_samples,
         "max_eval_samples": spec.max_eval_samples}
-    st.info["env"]["data_revision"] = data_revision
-    for split, langs in skipped.items():
-        st.info["flags"].append(f"split_not_evaluated:{split}/" + ",".join(langs))
+    st.info["env"]["data_revision"] = plan.revision
 
 
 def featurize(st: RunState) -> None:
@@ -270,6 +261,7 @@ def evaluate(st: RunState) -> None:
     from xlt import evaluate as xeval
 
     data = {key: (split, st.feats[key]) for key, split in st.eval_data.items()}
+    st.emit({"event": "eval_plan", "parts": len(data), "rows": sum(len(f) for _, f in data.values())})
     st.evaluation = xeval.evaluate_splits(st.loaded.model, data, st.ttype, list(st.task.metrics),
                                           batch_size=st.spec.hparams.eval_batch_size, device=st.device,
                                           precision=st.precision, on_event=st.emit)
@@ -299,17 +291,18 @@ def execute(spec: RunSpec, *, data_dir: Path | str | None = None, results_dir: P
             device: str | None = None, quiet: bool = True, resume: bool = False,
             progress: Callable[[Event], None] | None = None, tasks_dir: Path | str | None = None,
             cache_dir: Path | str | None = None, checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
-            on_step: Callable[[int], None] | None = None) -> RunOutcome:
+            on_step: Callable[[int], None] | None = None, display_name: str | None = None) -> RunOutcome:
     """Run `spec` end to end and return its record and predictions (see the module docstring).
 
     progress: a callback receiving every event (dicts with an "event" key: stage, model_loaded, train_start,
-    step, dev, warning, checkpoint, eval_start, eval_batch, eval_end, done). on_step(step) is called after every
-    optimizer step (tests use it to simulate a kill). `quiet` is accepted for compatibility; without a
-    `progress` callback nothing is shown.
+    step, dev, warning, checkpoint, eval_plan, eval_start, eval_batch, eval_end, done). on_step(step) is called
+    after every optimizer step (tests use it to simulate a kill). `quiet` is accepted for compatibility; without
+    a `progress` callback nothing is shown. `display_name` is the model's name in reports (record
+    model.display_name; default `spec.readable_model_name`); it is not part of the spec: it changes no number.
     """
     st = RunState(spec=spec, emit=progress or (lambda event: None), data_dir=data_dir, results_dir=results_dir,
                   tasks_dir=tasks_dir, cache_dir=cache_dir, device_name=device, resume=resume,
-                  checkpoint_every=checkpoint_every, on_step=on_step)
+                  checkpoint_every=checkpoint_every, on_step=on_step, display_name=display_name)
     try:
         for stage, step in STEPS:
             st.stage = stage
@@ -320,8 +313,9 @@ def execute(spec: RunSpec, *, data_dir: Path | str | None = None, results_dir: P
     except Exception as exc:  # noqa: BLE001 - every failure becomes a failed record (module docstring)
         env = environment(str(st.device or device or "auto"), st.info["env"].get("data_revision",
                                                                                 spec.data_revision))
-        rec = new_record(spec, status="failed", env=env | st.info["env"], model=st.info["model"] or
-                         {"name": spec.model}, task=st.info["task"] or {"name": spec.task}, flags=st.info["flags"],
+        model = st.info["model"] or {"name": spec.model, "display_name": display_name}
+        rec = new_record(spec, status="failed", env=env | st.info["env"], model=model,
+                         task=st.info["task"] or {"name": spec.task}, flags=st.info["flags"],
                          error=error_info(exc, st.stage), data=st.info["data"])
         st.emit({"event": "done", "status": "failed", "error": str(exc)})
         return RunOutcome(rec, None)
@@ -331,31 +325,51 @@ def run(spec: RunSpec, *, data_dir: Path | str | None = None, results_dir: Path 
         device: str | None = None, quiet: bool = True, force: bool = False, resume: bool = False,
         progress: Callable[[Event], None] | None = None, tasks_dir: Path | str | None = None,
         cache_dir: Path | str | None = None, checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
-        on_step: Callable[[int], None] | None = None) -> RunResult:
-    """Skip a completed run (unless `force`), else execute it and write its record (module docstring)."""
+        on_step: Callable[[int], None] | None = None, display_name: str | None = None) -> RunResult:
+    """Skip a completed run (unless `force`), else execute it and write its record (module docstring).
+
+    A results folder that cannot be written is an XltError before any work. A record that cannot be written
+    at the end (a full disk) is kept with its predictions in a temp folder, and RecordWriteError says where."""
     results_dir = Path(results_dir) if results_dir is not None else DEFAULT_RESULTS_DIR
+    check_writable(results_dir)
     existing = completed_record(results_dir, spec)
     if existing is not None and not force:
         return RunResult(spec_record_path(results_dir, spec), existing, skipped=True)
     outcome = execute(spec, data_dir=data_dir, results_dir=results_dir, device=device, quiet=quiet,
                       resume=resume, progress=progress, tasks_dir=tasks_dir, cache_dir=cache_dir,
-                      checkpoint_every=checkpoint_every, on_step=on_step)
+                      checkpoint_every=checkpoint_every, on_step=on_step, display_name=display_name)
     rec = outcome.record
     if rec["status"] == "failed" and (rec["error"].get("stage") == "setup" or existing is not None):
         return RunResult(None, rec, predictions=None)
-    data = None
-    if outcome.predictions is not None:
-        data = predictions_to_bytes(outcome.predictions)
-        # lets a reader check that the parquet beside a record is the one it was written with
-        rec["predictions"] = {"sha256": hashlib.sha256(data).hexdigest(), "rows": len(outcome.predictions)}
-    path = write_run(results_dir, rec, data)
+    data = predictions_to_bytes(outcome.predictions) if outcome.predictions is not None else None
+    try:
+        path = write_run(results_dir, rec, data)
+    except OSError as exc:
+        raise _unsaved_error(results_dir, spec, rec, data, exc) from None
     if rec["status"] == "completed":
         shutil.rmtree(checkpoint_dir(results_dir, spec), ignore_errors=True)
     return RunResult(path, rec, predictions=outcome.predictions)
 
 
+def _unsaved_error(results_dir: Path, spec: RunSpec, rec: dict[str, Any], data: bytes | None,
+                   exc: OSError) -> RecordWriteError:
+    """The error for a record that could not be written, after keeping it (and its predictions) elsewhere."""
+    target = spec_record_path(results_dir, spec)
+    why = exc.strerror or str(exc)
+    try:
+        kept = keep_unsaved(rec, data)
+    except OSError as again:
+        return RecordWriteError(f"could not write the record of run {spec.run_id} to {target} ({why}), nor keep it "
+                                f"in a temp folder ({again.strerror or again}); free space and re-run (the training "
+                                f"checkpoint is kept: add --resume)")
+    what = "record and its predictions are" if data is not None else "record is"
+    return RecordWriteError(f"could not write the record of run {spec.run_id} to {target} ({why}); the {what} "
+                            f"kept in {kept}: move the files into {target.parent} once there is room")
+
+
 def resumable_step(results_dir: Path | str, spec: RunSpec) -> int | None:
-    """The step of the last training checkpoint of this spec, if one exists (for a --resume hint)."""
+    """The step of the last training checkpoint of this spec, if one exists (for a --resume hint). A checkpoint
+    that cannot be loaded safely (weights_only) is an XltError saying so; it is never unpickled."""
     from xlt.train import CHECKPOINT_FILE, load_checkpoint
 
     path = checkpoint_dir(results_dir, spec) / CHECKPOINT_FILE
@@ -363,9 +377,10 @@ def resumable_step(results_dir: Path | str, spec: RunSpec) -> int | None:
         return None
     try:
         return int(load_checkpoint(path)["result"]["steps"])
-    except Exception:  # noqa: BLE001 - a damaged or unsafe checkpoint is simply not resumable
-        return None
+    except (KeyError, TypeError, ValueError):
+        raise XltError(f"the training checkpoint {path} is not one this xlt wrote (no step count); delete its "
+                       "folder to start over") from None
 
 
 __all__ = ["execute", "run", "RunOutcome", "RunResult", "RunState", "STEPS", "checkpoint_dir", "resumable_step",
-           "error_info", "effective_data_dir", "DEFAULT_CHECKPOINT_EVERY"]
+           "error_info", "effective_data_dir", "evaluated_languages", "DEFAULT_CHECKPOINT_EVERY"]

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -191,12 +192,25 @@ class RunSpec:
 
     @property
     def model_slug(self) -> str:
-        """A filesystem-safe name for the model: the short name, or a local folder's name."""
-        name = self.model.rstrip("/").split("/")[-1] or "model"
+        """A filesystem-safe name for the model: the short name, a local folder's name, the repo name of a hub
+        cache snapshot folder."""
+        name = readable_model_name(self.model).split("/")[-1] or "model"
         return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
     def label(self) -> str:
         return f"{self.model_slug}/{self.task}/seed{self.seed}"
+
+
+def readable_model_name(model: str) -> str:
+    """The name a person reads for a model string: a registry name or hub id as it is; a local checkpoint by its
+    folder's name, and a hub cache snapshot (`.../models--org--name/snapshots/<sha>`) by its repo name.
+    `xlt run --name` replaces it; either way the full path stays in the spec and the record."""
+    text = str(model).rstrip("/\\")
+    parts = re.split(r"[/\\]", text)
+    if len(parts) >= 3 and parts[-2] == "snapshots" and parts[-3].startswith("models--"):
+        return parts[-3].split("--")[-1] or text
+    looks_like_path = text.startswith((".", "/", "~", "\\")) or len(parts) > 2 or ":" in parts[0]
+    return (parts[-1] or text) if looks_like_path else text
 
 
 def find_task(task: Any, tasks_dir: Any = None) -> Any | None:

@@ -3,6 +3,8 @@ imports them and turns `XltError` into one clear message and a non-zero exit."""
 
 import sys
 
+from rich.markup import escape
+
 from xlt.cli import models, report, run, score, sweep, tasks  # noqa: F401 - imported to register their commands
 from xlt.cli.common import app, err_console
 from xlt.errors import XltError
@@ -12,7 +14,7 @@ def main() -> None:
     try:
         app()
     except XltError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

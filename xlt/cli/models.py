@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from xlt.cli.common import JsonFlag, JsonOpt, bench_app, console, err_console, models_app, print_json, print_wide
@@ -56,10 +57,10 @@ def verify_model(
     from xlt.models.verify import verify
 
     res = verify(model, seq_len=seq_len, batch_size=batch_size, num_labels=num_labels, seed=seed)
-    console.print(f"{res.info.name} ({res.info.family}); {res.native_report}", highlight=False)
+    console.print(f"{res.info.name} ({res.info.family}); {res.native_report}", highlight=False, markup=False)
     if res.copied_head:
         console.print(f"checkpoint has no classifier for {num_labels} labels: copied the native head into "
-                      f"transformers' model ({', '.join(res.copied_head)})", highlight=False)
+                      f"transformers' model ({', '.join(res.copied_head)})", highlight=False, markup=False)
     console.print(f"batch {res.batch_size} x {res.seq_len}, lengths {res.lengths}", highlight=False)
     table = Table(title="native vs transformers (fp32, max |diff|, non-padded positions)")
     table.add_column("output")
@@ -110,11 +111,11 @@ def bench_model(
                           batch_size=batch_size, repeats=repeats, warmup=warmup, memory=memory,
                           keep_memory=keep_memory,
                           cells=parse_cells(cells) if cells else None,
-                          progress=lambda msg: err_console.print(f"[dim]{msg}[/]", highlight=False))
+                          progress=lambda msg: err_console.print(msg, style="dim", highlight=False, markup=False))
     for note in res.notes:
-        err_console.print(note)
+        err_console.print(note, markup=False)
     peaks = ", ".join(f"{d} {f / 1e9:.0f} GFLOP/s" for d, f in res.matmul_peak_flops.items())
-    table = Table(title=f"{res.info.name}: batch {batch_size}, {res.threads} threads, matmul peak {peaks}")
+    table = Table(title=escape(f"{res.info.name}: batch {batch_size}, {res.threads} threads, matmul peak {peaks}"))
     for col in ("mode", "dtype", "L", "impl", "tokens/s", "step s (median)", "peak mem", "MFU"):
         table.add_column(col, justify="left" if col in ("mode", "dtype", "impl") else "right")
     for r in res.rows:
@@ -133,4 +134,4 @@ def bench_model(
     if json_path is not None:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(res.rows, indent=2))
-        console.print(f"wrote {json_path}", highlight=False)
+        console.print(f"wrote {json_path}", highlight=False, markup=False)

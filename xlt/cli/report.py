@@ -17,7 +17,7 @@ from xlt.cli.common import (JsonFlag, ResultsDirOpt, TasksDirOpt, console, err_c
                             print_wide, report_app)
 from xlt.errors import XltError
 from xlt.report import DEFAULT_BASELINE, load_usable_records
-from xlt.results import DEFAULT_RESULTS_DIR
+from xlt.results import DEFAULT_RESULTS_DIR, display_name
 
 
 class Format(str, Enum):
@@ -40,9 +40,9 @@ OutputOpt = Annotated[Optional[Path], typer.Option("--output", help="Write to th
 NoReferenceOpt = Annotated[bool, typer.Option("--no-reference", help="Leave out the published numbers.")]
 
 
-def _warn(problems: list[str]) -> None:
+def _warn(problems: list[str], prefix: str = "skipped ") -> None:
     for problem in problems:
-        err_console.print(f"[yellow]warning:[/] skipped {escape(problem)}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]warning:[/] {prefix}{escape(problem)}", highlight=False, soft_wrap=True)
 
 
 def _num(value: object, digits: int = 1) -> str:
@@ -99,6 +99,7 @@ def tables(
     _warn(records.problems)   # before anything can fail, so a skipped file is always named
     report = build_report(results_dir, task, baseline=baseline, split=split.value, reference=not no_reference,
                           tasks_dir=tasks_dir, n_resamples=resamples, records=records)
+    _warn(report.warnings, prefix="")
     if not report.tables and fmt is not Format.json:
         raise XltError(f"nothing to report: no completed runs under {results_dir / 'runs'}"
                        + ("" if no_reference else " and no reference numbers")
@@ -195,7 +196,7 @@ def show(
         from xlt.results import load_predictions
         from xlt.scoring import export_run
 
-        for written in export_run(record, load_predictions(path), export):
+        for written in export_run(record, load_predictions(path, record), export):
             err_console.print(f"wrote {escape(str(written))}", highlight=False)
     if as_json:
         print_json({"file": str(path), "record": record})
@@ -206,7 +207,7 @@ def show(
     info.add_column(style="bold")
     info.add_column()
     fields = [("run_id", record["run_id"]), ("file", str(path)), ("status", record["status"]),
-              ("task", spec["task"]), ("model", model.get("name") or spec["model"]),
+              ("task", spec["task"]), ("model", display_name(record)), ("spec model", spec["model"]),
               ("hub_id", model.get("hub_id")), ("impl", model.get("impl") or spec.get("impl")),
               ("seed", spec["seed"]), ("protocol", spec.get("protocol")), ("precision", spec.get("precision")),
               ("hparams", ", ".join(f"{k}={v}" for k, v in (spec.get("hparams") or {}).items())),
@@ -258,6 +259,7 @@ def build(
 
     board = build_leaderboard(results_dir, output, split=split.value, baseline=baseline, tasks_dir=tasks_dir)
     _warn(board.problems)
+    _warn(board.warnings, prefix="")
     console.print(f"wrote {len(board.files)} files to {escape(str(board.output))} "
                   f"({len(board.tables)} task tables): open {escape(str(board.output / 'index.html'))}",
                   highlight=False)

@@ -1,12 +1,16 @@
 """`xlt run`: fine-tune one model on one task's source language, evaluate every language, write a RunRecord.
 
-Parses options into a `RunSpec` (preset for the model and task, then any hyperparameter given), calls
-`xlt.runner.run`, and renders a per-language summary. Exit codes: 0 completed (or skipped: a completed record
-exists), 1 the run failed (its record says why), 2 a usage error.
+Parses options into a `RunSpec` (preset for the model and task, then any hyperparameter given, then the
+identity of the data it will read), calls `xlt.runner.run`, and renders a per-language summary. Exit codes:
+0 completed (or skipped: a completed record exists), 1 the run failed (its record says why) or its record
+could not be written, 2 a usage error, 130 interrupted (Ctrl-C; the training checkpoint is kept).
+Everything printed that a user wrote (model, task, names, messages) is escaped: it is never read as markup.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import shlex
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -17,17 +21,74 @@ from rich.table import Table
 from xlt.cli.common import (DataDirOpt, ResultsDirOpt, TasksDirOpt, app, bench_app, console, err_console,
                             print_wide)
 from xlt.errors import XltError
-from xlt.results import DEFAULT_RESULTS_DIR
-from xlt.spec import PRECISIONS, RunSpec, parse_sets
+from xlt.results import DEFAULT_RESULTS_DIR, RecordWriteError, display_name
+from xlt.spec import PRECISIONS, RunSpec, check_hparams, parse_sets
 
 
 def build_spec(model: str, task: str, seed: int, *, data_dir: Path | None, overrides: dict[str, Any],
                precision: str, impl: str, max_train_samples: int | None, max_eval_samples: int | None,
                tasks_dir: Path | None = None, languages: tuple[str, ...] | None = None) -> RunSpec:
-    return RunSpec.create(model, task, seed=seed, overrides=overrides, precision=precision, impl=impl,
-                          data_source="local" if data_dir is not None else "hub", tasks_dir=tasks_dir,
+    """The spec `xlt run` runs: the recipe for (model, task), the overrides, and `data_revision`, the identity
+    of the data the run will read (hub revisions, a fingerprint of local files), so the run id changes when
+    the data does. The task must build and the required data must be there: an XltError otherwise."""
+    spec, _ = build_run_spec(model, task, seed, data_dir=data_dir, overrides=overrides, precision=precision,
+                             impl=impl, max_train_samples=max_train_samples, max_eval_samples=max_eval_samples,
+                             tasks_dir=tasks_dir, languages=languages)
+    return spec
+
+
+def build_run_spec(model: str, task: str, seed: int, *, data_dir: Path | None, overrides: dict[str, Any],
+                   precision: str, impl: str, max_train_samples: int | None, max_eval_samples: int | None,
+                   tasks_dir: Path | None = None, languages: tuple[str, ...] | None = None
+                   ) -> tuple[RunSpec, list[Path]]:
+    """`build_spec` and the task folders the run needs (a `--task` path adds its own folder)."""
+    from xlt.runner import effective_data_dir, evaluated_languages
+    from xlt.tasks.registry import resolve_task_arg
+    from xlt.tasks.sources import plan_data
+
+    task_spec, dirs = resolve_task_arg(task, tasks_dir)
+    spec = RunSpec.create(model, task_spec.name, seed=seed, overrides=overrides, precision=precision, impl=impl,
+                          data_source="local" if data_dir is not None else "hub", tasks_dir=dirs or None,
                           max_train_samples=max_train_samples, max_eval_samples=max_eval_samples,
                           languages=languages)
+    plan = plan_data(task_spec, effective_data_dir(spec, data_dir), evaluated_languages(spec, task_spec))
+    return dataclasses.replace(spec, data_revision=plan.revision), dirs
+
+
+def resolve_overrides(sets: list[str], flags: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Hyperparameters from `--set` and the dedicated flags, and a note for each `--set` a flag replaced.
+
+    Every `--set` value is checked even when a flag replaces it (`--set epochs=abc --epochs 2` is an error,
+    not silently ignored); a dedicated flag (`--epochs 2`) takes precedence over `--set` of the same name."""
+    overrides: dict[str, Any] = check_hparams(parse_sets(sets))
+    notes = []
+    for name, value in flags.items():
+        if value is None:
+            continue
+        if name in overrides and overrides[name] != check_hparams({name: value})[name]:
+            flag = {"warmup_steps": "warmup"}.get(name, name).replace("_", "-")
+            notes.append(f"--{flag} {value} takes precedence over --set {name}={overrides[name]}")
+        overrides[name] = value
+    return overrides, notes
+
+
+def resume_command(spec: RunSpec, task_arg: str, overrides: dict[str, Any], *, data_dir: Path | None,
+                   results_dir: Path, tasks_dir: Path | None, name: str | None, device: str | None,
+                   checkpoint_every: int) -> str:
+    """The `xlt run ... --resume` command that continues this run (the same spec, so the same run id)."""
+    args = ["xlt", "run", "--model", spec.model, "--task", task_arg, "--seed", str(spec.seed)]
+    for flag, value, default in (("--data-dir", data_dir, None), ("--results-dir", results_dir, DEFAULT_RESULTS_DIR),
+                                 ("--tasks-dir", tasks_dir, None), ("--precision", spec.precision, "auto"),
+                                 ("--impl", spec.impl, "auto"), ("--max-train-samples", spec.max_train_samples, None),
+                                 ("--max-eval-samples", spec.max_eval_samples, None), ("--name", name, None),
+                                 ("--device", device, None), ("--checkpoint-every", checkpoint_every, 500)):
+        if value is not None and value != default:
+            args += [flag, str(value)]
+    if spec.languages is not None:
+        args += ["--languages", ",".join(spec.languages)]
+    for key, value in overrides.items():
+        args += ["--set", f"{key}={value}"]
+    return shlex.join([*args, "--resume"])
 
 
 def effective_spec(spec: RunSpec, overrides: dict[str, Any], tasks_dir: Path | None) -> dict[str, Any]:
@@ -44,12 +105,13 @@ def effective_spec(spec: RunSpec, overrides: dict[str, Any], tasks_dir: Path | N
 
 def render_dry_run(plan: dict[str, Any]) -> Table:
     spec = plan["spec"]
-    table = Table(title=f"run {plan['run_id']}: {spec['model']} · {spec['task']} · seed {spec['seed']} (dry run)")
+    table = Table(title=escape(f"run {plan['run_id']}: {spec['model']} · {spec['task']} · seed {spec['seed']} "
+                               "(dry run)"))
     table.add_column("hyperparameter")
     table.add_column("value", justify="right")
     table.add_column("from")
     for name, value in spec["hparams"].items():
-        table.add_row(name, str(value), plan["hparams_from"][name])
+        table.add_row(name, escape(str(value)), escape(plan["hparams_from"][name]))
     return table
 
 
@@ -61,16 +123,17 @@ def summary_table(record: dict[str, Any]) -> Table:
     langs = (record.get("task") or {}).get("languages") or list(
         dict.fromkeys(lang for by_lang in metrics.values() for lang in by_lang))
     spec = record["spec"]
-    table = Table(title=f"{spec['model']} · {spec['task']} · seed {spec['seed']} · {record['status']}")
+    title = f"{display_name(record)} · {spec['task']} · seed {spec['seed']} · {record['status']}"
+    table = Table(title=escape(title))
     table.add_column("lang")
     for split in metrics:
         for name in names:
-            table.add_column(f"{split} {name}", justify="right")
-        table.add_column(f"{split} n", justify="right")
+            table.add_column(escape(f"{split} {name}"), justify="right")
+        table.add_column(escape(f"{split} n"), justify="right")
     for lang in langs:
         if not any(lang in by_lang for by_lang in metrics.values()):
             continue
-        row = [lang]
+        row = [escape(lang)]
         for split, by_lang in metrics.items():
             values = by_lang.get(lang, {})
             row += [f"{values[n] * 100:.2f}" if n in values else "-" for n in names]
@@ -90,24 +153,28 @@ def summary_table(record: dict[str, Any]) -> Table:
 
 
 def _footer(record: dict[str, Any], path: Path | None) -> str:
+    """The lines under the summary table (rich markup; every value from the record escaped)."""
     sel, timing, env = record.get("selection") or {}, record.get("timing") or {}, record.get("env") or {}
     lines = []
     if sel.get("best_step") is not None:
-        lines.append(f"selected step {sel['best_step']} of {sel.get('total_steps')} by {sel.get('criterion')} "
-                     f"= {sel['best_value']:.4f}")
+        lines.append(escape(f"selected step {sel['best_step']} of {sel.get('total_steps')} by "
+                            f"{sel.get('criterion')} = {sel['best_value']:.4f}"))
     if timing:
-        lines.append(f"train {timing.get('train_s', 0):.1f}s ({timing.get('train_tokens_per_s', 0):.0f} tok/s), "
-                     f"eval {timing.get('eval_s', 0):.1f}s ({timing.get('eval_examples_per_s', 0):.0f} ex/s) "
-                     f"on {env.get('device')} {env.get('precision', '')}")
-    skipped = (record.get("data") or {}).get("skipped") or {}
-    for split, langs in skipped.items():
-        lines.append(f"not evaluated: split {split} for {len(langs)} language(s) (no data found)")
+        lines.append(escape(f"train {timing.get('train_s', 0):.1f}s ({timing.get('train_tokens_per_s', 0):.0f} "
+                            f"tok/s), eval {timing.get('eval_s', 0):.1f}s ({timing.get('eval_examples_per_s', 0):.0f} "
+                            f"ex/s) on {env.get('device')} {env.get('precision', '')}"))
+    data = record.get("data") or {}
+    for split, langs in (data.get("skipped") or {}).items():
+        looked = (data.get("looked_for") or {}).get(split)
+        lines.append(escape(f"not evaluated: split {split} for {len(langs)} language(s) ("
+                            + (f"no file {looked})" if looked else "no data found)")))
     collapsed = [f.split(":", 1)[1] for f in record.get("flags") or [] if f.startswith("collapsed_predictions:")]
     if collapsed:
-        lines.append(f"[yellow]warning:[/] predictions collapsed to one class on {len(collapsed)} split/language(s): "
-                     f"{', '.join(collapsed[:6])}{' ...' if len(collapsed) > 6 else ''}")
+        lines.append("[yellow]warning:[/] " + escape(f"predictions collapsed to one class on {len(collapsed)} "
+                                                     f"split/language(s): {', '.join(collapsed[:6])}"
+                                                     f"{' ...' if len(collapsed) > 6 else ''}"))
     if path is not None:
-        lines.append(f"record: {path}")
+        lines.append(escape(f"record: {path}"))
     return "\n".join(lines)
 
 
@@ -150,6 +217,9 @@ def run_command(
     resume: Annotated[bool, typer.Option("--resume", help="Continue a killed run from its last checkpoint.")] = False,
     languages: Annotated[Optional[str], typer.Option(
         help="Evaluate only these languages, comma-separated (the source language always).")] = None,
+    name: Annotated[Optional[str], typer.Option(
+        "--name", help="The model's name in reports and the leaderboard (default: the registry name, a local "
+                       "folder's name, a hub snapshot's repo name). Not part of the run id.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the effective spec and where each value "
                                           "came from (task default, model rule, override); run nothing.")] = False,
     json_: Annotated[bool, typer.Option("--json", help="With --dry-run: print it as JSON.")] = False,
@@ -158,64 +228,106 @@ def run_command(
     """Fine-tune on the source language, select on its dev set, evaluate every language, write a record."""
     from xlt import runner
 
+    progress = spec = resume_cmd = None
     try:
-        overrides: dict[str, Any] = parse_sets(set_ or [])
-        for name, value in [("epochs", epochs), ("lr", lr), ("batch_size", batch_size), ("grad_accum", grad_accum),
-                            ("max_seq_len", max_seq_len), ("warmup_steps", warmup), ("sift", sift),
-                            ("sift_lambda", sift_lambda), ("sift_lr", sift_lr), ("sift_init", sift_init),
-                            ("eval_every", eval_every), ("gradient_checkpointing", gradient_checkpointing)]:
-            if value is not None:
-                overrides[name] = value
+        overrides, notes = resolve_overrides(set_ or [], {
+            "epochs": epochs, "lr": lr, "batch_size": batch_size, "grad_accum": grad_accum,
+            "max_seq_len": max_seq_len, "warmup_steps": warmup, "sift": sift, "sift_lambda": sift_lambda,
+            "sift_lr": sift_lr, "sift_init": sift_init, "eval_every": eval_every,
+            "gradient_checkpointing": gradient_checkpointing})
+        if name is not None and not name.strip():
+            raise XltError("--name is empty; give the model a short name, e.g. --name my-mdeberta")
         langs = tuple(x.strip() for x in languages.split(",") if x.strip()) if languages is not None else None
-        spec = build_spec(model, task, seed, data_dir=data_dir, overrides=overrides, precision=precision,
-                          impl=impl, max_train_samples=max_train_samples, max_eval_samples=max_eval_samples,
-                          tasks_dir=tasks_dir, languages=langs)
+        spec, dirs = build_run_spec(model, task, seed, data_dir=data_dir, overrides=overrides, precision=precision,
+                                    impl=impl, max_train_samples=max_train_samples,
+                                    max_eval_samples=max_eval_samples, tasks_dir=tasks_dir, languages=langs)
+        for note in notes:
+            err_console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
         if dry_run:
-            plan = effective_spec(spec, overrides, tasks_dir)
+            plan = effective_spec(spec, overrides, dirs or None)
             if json_:
                 console.print_json(data=plan)
             else:
                 console.print(render_dry_run(plan))
             return
-        if not resume and not force:
-            step = runner.resumable_step(results_dir, spec)
-            if step is not None and not quiet:
-                err_console.print(f"note: a checkpoint of this run at step {step} exists; pass --resume to continue "
-                                  "from it (starting over now)", highlight=False, soft_wrap=True)
+        resume_cmd = resume_command(spec, task, overrides, data_dir=data_dir, results_dir=results_dir,
+                                    tasks_dir=tasks_dir, name=name, device=device, checkpoint_every=checkpoint_every)
+        _check_checkpoint(runner, results_dir, spec, resume=resume, force=force, quiet=quiet)
         if not quiet:
             err_console.print(f"run {spec.run_id}: {spec.label()} (lr {spec.hparams.lr:g}, batch "
                               f"{spec.hparams.batch_size}, epochs {spec.hparams.epochs:g}, max len "
-                              f"{spec.hparams.max_seq_len})", highlight=False, soft_wrap=True)
-        from xlt.cli.progress import RichProgress
+                              f"{spec.hparams.max_seq_len})", highlight=False, markup=False, soft_wrap=True)
+        from xlt.cli.progress import make_progress
 
-        progress = None if quiet else RichProgress(err_console)
+        progress = None if quiet else make_progress(err_console)
         try:
             done = runner.run(spec, data_dir=data_dir, results_dir=results_dir, device=device, force=force,
-                              resume=resume, tasks_dir=tasks_dir, checkpoint_every=checkpoint_every,
-                              progress=progress)
+                              resume=resume, tasks_dir=dirs or None, checkpoint_every=checkpoint_every,
+                              progress=progress, display_name=name.strip() if name else None)
         finally:
             if progress is not None:
                 progress.close()
+    except KeyboardInterrupt:
+        if spec is not None and resume_cmd is not None:
+            _interrupted(runner, results_dir, spec, resume_cmd)
+        else:
+            err_console.print("interrupted", highlight=False, markup=False)
+        raise typer.Exit(130)
+    except RecordWriteError as exc:
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
     except XltError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
 
     record = done.record
     if done.skipped:
         console.print(f"a completed record for run {record['run_id']} exists: {done.path} "
-                      "(skipped; pass --force to run again)", highlight=False, soft_wrap=True)
+                      "(skipped; pass --force to run again)", highlight=False, markup=False, soft_wrap=True)
     if record["status"] != "completed":
         err = record.get("error") or {}
-        err_console.print(f"[bold red]run failed[/] ({err.get('stage', '?')}): {err.get('type')}: {err.get('message')}",
-                          highlight=False, soft_wrap=True)
+        err_console.print("[bold red]run failed[/] " + escape(f"({err.get('stage', '?')}): {err.get('type')}: "
+                                                             f"{err.get('message')}"), highlight=False, soft_wrap=True)
         if done.path is not None:
-            err_console.print(f"failed record: {done.path}", highlight=False, soft_wrap=True)
+            err_console.print(f"failed record: {done.path}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1)
     if not quiet:
         print_wide([summary_table(record)])
         console.print(_footer(record, done.path), highlight=False, soft_wrap=True)
     else:
-        console.print(str(done.path), highlight=False, soft_wrap=True)
+        console.print(str(done.path), highlight=False, markup=False, soft_wrap=True)
+
+
+def _check_checkpoint(runner, results_dir: Path, spec: RunSpec, *, resume: bool, force: bool, quiet: bool) -> None:
+    """Before any work: a checkpoint that cannot be loaded safely is refused with --resume (XltError) and
+    otherwise announced as not used; a usable one is pointed out when the run starts over."""
+    try:
+        step = runner.resumable_step(results_dir, spec)
+    except XltError as exc:
+        if resume:
+            raise
+        err_console.print(f"note: {exc}. It is not used: this run starts over and replaces it", highlight=False,
+                          markup=False, soft_wrap=True)
+        return
+    if step is not None and not resume and not force and not quiet:
+        err_console.print(f"note: a checkpoint of this run at step {step} exists; pass --resume to continue from it "
+                          "(starting over now)", highlight=False, markup=False, soft_wrap=True)
+
+
+def _interrupted(runner, results_dir: Path, spec: RunSpec, resume_cmd: str) -> None:
+    """What Ctrl-C leaves: the checkpoint (if one was written yet) and the command that continues from it."""
+    folder = runner.checkpoint_dir(results_dir, spec)
+    try:
+        step = runner.resumable_step(results_dir, spec)
+    except XltError:
+        step = None
+    if step is None:
+        err_console.print(f"interrupted before the first training checkpoint of run {spec.run_id}; nothing to "
+                          "resume: run the same command again to start over", highlight=False, markup=False,
+                          soft_wrap=True)
+        return
+    err_console.print(f"interrupted: the checkpoint of run {spec.run_id} at step {step} is kept in {folder}; "
+                      f"continue with:\n  {resume_cmd}", highlight=False, markup=False, soft_wrap=True)
 
 
 @bench_app.command("run")
@@ -251,9 +363,9 @@ def bench_run_command(
     except XltError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
-    table = Table(title=f"{res['model']} · {res['task']} {res['split']} · {len(res['languages'])} languages · "
-                        f"{res['train_steps']} steps x {res['batch_size']} · {res['precision']} · "
-                        f"{res['threads']} threads")
+    table = Table(title=escape(f"{res['model']} · {res['task']} {res['split']} · {len(res['languages'])} languages "
+                               f"· {res['train_steps']} steps x {res['batch_size']} · {res['precision']} · "
+                               f"{res['threads']} threads"))
     for col in ("pipeline", "phase", "seconds", "examples/s", "padding", "peak memory"):
         table.add_column(col, justify="left" if col in ("pipeline", "phase") else "right")
     for row in res["rows"]:
@@ -270,7 +382,7 @@ def bench_run_command(
     for row in res["rows"]:
         accs = row["accuracy"]
         console.print(f"{row['pipeline']} accuracy: " + " ".join(f"{k} {v:.3f}" for k, v in accs.items()),
-                      highlight=False, soft_wrap=True)
+                      highlight=False, markup=False, soft_wrap=True)
     if json_path is not None:
         json_path.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
-        console.print(f"wrote {json_path}", highlight=False)
+        console.print(f"wrote {json_path}", highlight=False, markup=False)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from xlt.cli.common import DataDirOpt, JsonOpt, TasksDirOpt, bench_app, console, err_console, tasks_app
@@ -16,7 +17,7 @@ def _write_json(path: Optional[Path], payload) -> None:
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
-        console.print(f"wrote {path}", style="dim", highlight=False)
+        console.print(f"wrote {path}", style="dim", highlight=False, markup=False)
 
 
 def _source_summary(spec) -> str:
@@ -39,8 +40,8 @@ def list_cmd(tasks_dir: TasksDirOpt = None, json_path: JsonOpt = None) -> None:
     for col in ("name", "type", "languages", "source", "file"):
         table.add_column(col, overflow="fold")
     for s in specs:
-        table.add_row(s.name, s.type, f"{len(s.languages)}: {' '.join(s.languages)}", _source_summary(s),
-                      str(s.path) if s.path else "")
+        table.add_row(*map(escape, (s.name, s.type, f"{len(s.languages)}: {' '.join(s.languages)}",
+                                    _source_summary(s), str(s.path) if s.path else "")))
     console.print(table)
     _write_json(json_path, [s.to_dict() for s in specs])
 
@@ -57,20 +58,21 @@ def show_cmd(
 
     spec = get_task(name, tasks_dir)
     d = spec.to_dict()
-    table = Table(title=f"task {spec.name} (version {spec.version})", show_header=False)
+    table = Table(title=escape(f"task {spec.name} (version {spec.version})"), show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
     for key in ("type", "description", "citation", "labels", "source_lang", "train_split", "dev_split",
                 "languages", "eval_splits", "metrics", "primary_metric", "reference", "path"):
         value = d[key]
-        table.add_row(key, " ".join(value) if isinstance(value, list) else str(value) if value is not None else "-")
+        table.add_row(key, escape(" ".join(value) if isinstance(value, list) else str(value) if value is not None
+                                  else "-"))
     console.print(table)
     rows = describe_sources(spec, data_dir)
-    st = Table(title="where each split comes from" + (f" (--data-dir {data_dir})" if data_dir else ""))
+    st = Table(title=escape("where each split comes from" + (f" (--data-dir {data_dir})" if data_dir else "")))
     for col in ("split", "lang", "from"):
         st.add_column(col, overflow="fold")
     for r in rows:
-        st.add_row(r["split"], r["lang"], r["from"])
+        st.add_row(escape(r["split"]), escape(r["lang"]), escape(r["from"]))
     console.print(st)
     _write_json(json_path, d | {"splits": rows})
 
@@ -94,12 +96,12 @@ def validate_cmd(
         raise XltError(f"no task files (*.yaml) in {', '.join(map(str, files))}")
     specs, problems = validate_files(paths)
     for p in problems:
-        err_console.print(f"[red]{p.file}{':' + str(p.line) if p.line else ''}[/]: {p.message}\n"
-                          f"    fix: {p.fix}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]{escape(p.file)}{':' + str(p.line) if p.line else ''}[/]: {escape(p.message)}\n"
+                          f"    fix: {escape(p.fix)}", highlight=False, soft_wrap=True)
     bad = {p.file for p in problems}
     for s in specs:
         if str(s.path) not in bad:
-            console.print(f"[green]ok[/] {s.path}: {s.name} ({s.type}, {len(s.languages)} languages)",
+            console.print("[green]ok[/] " + escape(f"{s.path}: {s.name} ({s.type}, {len(s.languages)} languages)"),
                           highlight=False, soft_wrap=True)
     if problems:
         err_console.print(f"{len(problems)} problem(s) in {len(bad)} file(s)", highlight=False, soft_wrap=True)
@@ -132,8 +134,9 @@ def bench_data_cmd(
                          repeats=repeats, tasks_dir=tasks_dir, split=split,
                          languages=[l.strip() for l in langs.split(",") if l.strip()] if langs else None)
     unit = res["unit"]
-    table = Table(title=f"{res['task']} {res['split']}: {res['examples']:,} {unit} in {len(res['languages'])} languages, "
-                        f"{res['tokenizer_class']}, batch {batch_size}, max len {res['max_seq_len']}")
+    table = Table(title=escape(f"{res['task']} {res['split']}: {res['examples']:,} {unit} in "
+                               f"{len(res['languages'])} languages, {res['tokenizer_class']}, batch {batch_size}, "
+                               f"max len {res['max_seq_len']}"))
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_row("read split files", f"{res['read_s']:.2f} s")

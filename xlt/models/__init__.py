@@ -81,6 +81,18 @@ def check_tokenizer_files(info: ModelInfo) -> None:
                        "with tokenizer.save_pretrained(DIR)")
 
 
+def check_reachable(info: ModelInfo) -> None:
+    """A hub model with no network must already be in the hub cache: else fail now, with the download command,
+    instead of after the hub client's retries."""
+    from xlt import hub
+
+    if info.is_local or not hub.is_offline() or hub.is_cached(info.hub_id):
+        return
+    raise XltError(f"cannot fetch '{info.hub_id}': {hub.offline_reason()} and it is not in the local hub cache. "
+                   f"Download it where there is network ({hub.download_command(info.hub_id)}) and pass that "
+                   "folder: --model DIR")
+
+
 def load_tokenizer(source: str):
     """AutoTokenizer for a hub id or local directory (fast where one exists)."""
     from transformers import AutoTokenizer
@@ -99,6 +111,7 @@ def load_model(name_or_path: str, head: str = "classification", num_labels: int 
         raise XltError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
     info = resolve_model(name_or_path)
     check_tokenizer_files(info)
+    check_reachable(info)
     chosen = choose_impl(info, impl)
     source = info.hub_id
     if chosen == "native":
@@ -134,4 +147,4 @@ def _check_vocab(tokenizer, info: ModelInfo, source: str) -> None:
 
 
 __all__ = ["LoadedModel", "Classifier", "ModelInfo", "REGISTRY", "HEADS", "load_model", "load_classifier",
-           "resolve_model", "choose_impl", "load_tokenizer", "check_tokenizer_files", "IMPLS"]
+           "resolve_model", "choose_impl", "load_tokenizer", "check_tokenizer_files", "check_reachable", "IMPLS"]

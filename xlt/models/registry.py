@@ -202,11 +202,18 @@ def read_config(path: Path) -> dict:
 
 
 def _fetch_hub_config(hub_id: str) -> dict:
+    from xlt import hub
+
+    offline = hub.is_offline()   # probed once: with no network the hub client fails at once, not after retries
     try:
         from huggingface_hub import hf_hub_download
 
         path = hf_hub_download(hub_id, "config.json")
     except Exception as exc:  # offline, gated, missing repo: all a user's problem to fix
+        if offline:
+            raise XltError(f"cannot fetch '{hub_id}': {hub.offline_reason()} and it is not in the local hub cache. "
+                           f"Download it where there is network ({hub.download_command(hub_id)}) and pass that "
+                           "folder: --model DIR") from None
         raise XltError(f"could not fetch config.json of '{hub_id}' from the Hugging Face hub "
                        f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); check the id, "
                        f"your network/HF_TOKEN, or pass a local checkpoint directory instead.") from None

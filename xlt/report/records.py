@@ -1,4 +1,4 @@
-"""What reports read: run records (checked for shape), reference CSVs and the task description that the
+"""What reports read: run records (validated by xlt.results on load), reference CSVs and the task description that the
 records carry (`record["task"]`: name, type, languages, source_lang, primary_metric, metrics).
 
 Units: records store fractions (0..1); `runs_frame` is the one place that turns them into percent.
@@ -18,7 +18,7 @@ import pandas as pd
 
 from xlt.errors import XltError
 from xlt.paths import reference_dir
-from xlt.results import Records, load_records, metrics_frame
+from xlt.results import Records, display_name, load_records, metrics_frame, record_problem
 from xlt.tasktypes import TaskType, get_task_type
 
 AVG = "avg"
@@ -94,34 +94,15 @@ def reference_for(task: str, reference_dir: Path | None = None, tasks_dir: Path 
 # Records
 
 
-def _shape_problem(record: Mapping[str, Any]) -> str | None:
-    """What is wrong with the structure of a record that parsed and has the right schema version, if anything."""
-    spec = record.get("spec")
-    if not isinstance(spec, Mapping) or not all(k in spec for k in ("model", "task", "seed")):
-        return "its spec lacks model, task or seed"
-    if not isinstance(record.get("model") or {}, Mapping) or not isinstance(record.get("task") or {}, Mapping):
-        return "its model or task entry is not a mapping"
-    metrics = record.get("metrics")
-    if not isinstance(metrics, Mapping):
-        return "its metrics are not a mapping"
-    for split, by_lang in metrics.items():
-        if not isinstance(by_lang, Mapping):
-            return f"metrics[{split!r}] is not a mapping"
-        for lang, values in by_lang.items():
-            if not isinstance(values, Mapping) or not all(
-                    v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values.values()):
-                return f"metrics[{split!r}][{lang!r}] is not a mapping of metric names to numbers"
-    return None
-
-
 def usable_records(records: Records) -> Records:
-    """`records` without those whose structure is malformed (valid JSON, known schema version, but e.g.
-    metrics that are not numbers); each one dropped is added to `problems`, naming its file."""
+    """`records` without those that break the record schema (`results.record_problem`, the one check): each
+    one dropped is added to `problems`, naming its file and the field. `load_records` already checks every
+    file it reads; this covers Records built by hand."""
     out = Records(problems=list(records.problems))
     for path, record in zip(records.paths, records.records):
-        problem = _shape_problem(record)
+        problem = record_problem(record)
         if problem:
-            out.problems.append(f"{path}: malformed record ({problem})")
+            out.problems.append(f"{path}: invalid record: {problem}")
         else:
             out.paths.append(path)
             out.records.append(record)
@@ -129,12 +110,13 @@ def usable_records(records: Records) -> Records:
 
 
 def load_usable_records(results_dir: Path | str) -> Records:
-    """`results.load_records` plus the structural checks of `usable_records`: what reports read."""
-    return usable_records(load_records(results_dir))
+    """The valid records under `results_dir` (`results.load_records`): what reports read."""
+    return load_records(results_dir)
 
 
 def model_name(record: Mapping[str, Any]) -> str:
-    return str((record.get("model") or {}).get("name") or record["spec"]["model"])
+    """The row label of a record's model (`results.display_name`)."""
+    return display_name(record)
 
 
 def runs_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:

@@ -25,7 +25,7 @@ from xlt.report.records import (AVG, TaskView, default_reference_dir, empty_refe
                                 normalize_model_name, reference_for, runs_frame, split_label, task_view, usable_records)
 from xlt.report.statistics import N_RESAMPLES, Bootstrap, Stat, aggregate, macro_average, paired_bootstrap, \
     transfer_gap
-from xlt.results import Records, load_predictions, load_records
+from xlt.results import PredictionsMismatch, Records, load_predictions, load_records
 
 DEFAULT_BASELINE = "xlm-roberta-base"   # the one default baseline of xlt (report, leaderboard, CLI)
 DEFAULT_SPLIT = "test"
@@ -93,6 +93,7 @@ class Table:
     notes: list[str] = field(default_factory=list)
     metric_caption: str = ""       # how the first metric is computed (the task type's words)
     type_name: str | None = None
+    warnings: list[str] = field(default_factory=list)   # predictions files left out, one line each, naming them
 
     @property
     def metric(self) -> str:
@@ -178,6 +179,11 @@ class Report:
     n_records: int = 0                                   # readable records found (any task, any status)
     missing: dict[str, str] = field(default_factory=dict)   # task with records but no measured rows -> why
 
+    @property
+    def warnings(self) -> list[str]:
+        """Predictions files left out of significance tests (they do not match their records), naming them."""
+        return list(dict.fromkeys(w for t in self.tables for w in t.warnings))
+
 
 # --------------------------------------------------------------------------------------------------
 # Rows
@@ -200,7 +206,7 @@ def _config_labels(configs: Sequence[str]) -> dict[str, str]:
     for c in configs:
         spec = json.loads(c)
         hp = spec.pop("hparams", {}) or {}
-        flat.append({**{k: v for k, v in spec.items() if k != "model"}, **hp})
+        flat.append({**spec, **hp})   # "model" too: two checkpoints can share a display name
     keys = sorted({k for f in flat for k in f if len({json.dumps(g.get(k)) for g in flat}) > 1})
     return {c: ", ".join(f"{k}={f.get(k)}" for k in keys) for c, f in zip(configs, flat)}
 
@@ -273,23 +279,36 @@ def _find_baseline(rows: list[Row], baseline: str, split: str) -> Row | None:
 # Significance: per-example statistics from the predictions files
 
 
-def example_statistics(run_ids: Sequence[str], paths: Mapping[str, Path], split: str, task_type: Any,
-                       notes: list[str]) -> pd.DataFrame | None:
+def _note_once(notes: list[str], note: str) -> None:
+    if note not in notes:
+        notes.append(note)
+
+
+def example_statistics(run_ids: Sequence[str], runs: Mapping[str, tuple[Path, Mapping[str, Any]]], split: str,
+                       task_type: Any, notes: list[str], warnings: list[str] | None = None) -> pd.DataFrame | None:
     """Per example (lang, idx) of `split`: the task type's statistics averaged over the runs (seeds), on the
-    examples every run has. None (with a note when something is wrong) if a run has no usable predictions."""
+    examples every run has. `runs` maps a run id to (record file, record); each predictions file is checked
+    against its record's sha256. None (with a note, and a warning naming the file when it does not match its
+    record) if a run has no usable predictions."""
     need = ["split", "lang", "idx", *task_type.prediction_columns]
     frames = []
     for run_id in run_ids:
         try:
-            preds = load_predictions(paths[run_id]) if run_id in paths else None
+            preds = load_predictions(*runs[run_id]) if run_id in runs else None
+        except PredictionsMismatch as exc:
+            _note_once(notes, f"predictions of run {run_id} do not match its record; it is left out of "
+                              "significance tests.")
+            if warnings is not None:
+                _note_once(warnings, f"{exc}; run {run_id} is left out of significance tests")
+            return None
         except (OSError, ValueError) as exc:   # pyarrow's errors derive from these
-            notes.append(f"predictions of run {run_id} are unreadable ({exc.__class__.__name__}); "
-                         "no significance test for it.")
+            _note_once(notes, f"predictions of run {run_id} are unreadable ({exc.__class__.__name__}); "
+                              "no significance test for it.")
             return None
         if preds is None:
             return None
         if any(c not in preds.columns for c in need):
-            notes.append(f"predictions of run {run_id} lack columns {need}; no significance test for it.")
+            _note_once(notes, f"predictions of run {run_id} lack columns {need}; no significance test for it.")
             return None
         for lang, sub in preds[preds["split"] == split].groupby("lang", sort=False):
             sub = sub.reset_index(drop=True)
@@ -304,13 +323,14 @@ def example_statistics(run_ids: Sequence[str], paths: Mapping[str, Path], split:
     return means[counts == len(run_ids)].sort_index()
 
 
-def _significance(row: Row, base: Row, paths: Mapping[str, Path], view: TaskView, split: str,
-                  n_resamples: int, seed: int, notes: list[str]) -> dict[str, Bootstrap]:
+def _significance(row: Row, base: Row, runs: Mapping[str, tuple[Path, Mapping[str, Any]]], view: TaskView,
+                  split: str, n_resamples: int, seed: int, notes: list[str],
+                  warnings: list[str]) -> dict[str, Bootstrap]:
     tt = view.type
     if tt is None:
         return {}
-    a = example_statistics(row.run_ids, paths, split, tt, notes)
-    b = example_statistics(base.run_ids, paths, split, tt, notes)
+    a = example_statistics(row.run_ids, runs, split, tt, notes, warnings)
+    b = example_statistics(base.run_ids, runs, split, tt, notes, warnings)
     if a is None or b is None or a.empty or b.empty:
         return {}
     result = paired_bootstrap(a, b, tt.metric_from_totals, view.metric, n_resamples=n_resamples, seed=seed,
@@ -380,7 +400,7 @@ def _add_deltas(table: Table, baseline: str, records: Records, view: TaskView, n
         return
     table.baseline = f"{base.model} ({base.label})"
     measured = [r for r in table.rows if r.kind == "measured"]
-    paths = dict(zip((r["run_id"] for r in records.records), records.paths))
+    runs = {r["run_id"]: (p, r) for p, r in zip(records.paths, records.records)}
     for row in (measured or table.rows):
         if row is base:
             continue
@@ -388,7 +408,8 @@ def _add_deltas(table: Table, baseline: str, records: Records, view: TaskView, n
                  if c in row.cells and c in base.cells}
         sig = {}
         if row.kind == "measured" and base.kind == "measured":
-            sig = _significance(row, base, paths, view, table.split, n_resamples, seed, table.notes)
+            sig = _significance(row, base, runs, view, table.split, n_resamples, seed, table.notes,
+                                table.warnings)
         splits = (row.split, base.split) if row.split != base.split else None
         table.deltas.append(Delta(row.model, base.model, cells, sig, splits))
 

@@ -83,3 +83,29 @@ def get_task(name: str | Path | TaskSpec, tasks_dir: str | Path | Sequence[str |
     raise XltError(f"unknown task {str(name)!r}; valid: {', '.join(s.name for s in specs) or '(none)'}; "
                    "add your own with --tasks-dir DIR or XLT_TASKS_PATH")
 
+
+
+def resolve_task_arg(task: str | Path, tasks_dir: str | Path | Sequence[str | Path] | None = None
+                     ) -> tuple[TaskSpec, list[Path]]:
+    """A `--task` value -> (its TaskSpec, the task folders a run must search to find it again by name).
+
+    A name is looked up as it is. A task file's path (`/abs/mytask.yaml`, `../t/mytask.yaml`) is run under its
+    name with its folder added to the task folders, so the record lands in `runs/<name>/...` like any other
+    and the runner finds the same file by name. Another file of that name in the task folders is an error.
+    """
+    extra = [] if tasks_dir is None else ([Path(tasks_dir)] if isinstance(tasks_dir, (str, Path))
+                                          else [Path(d) for d in tasks_dir])
+    text = str(task)
+    if not text.endswith((".yaml", ".yml")):
+        return get_task(text, extra or None), extra
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise XltError(f"task file {path} does not exist; give a task name (xlt tasks list) or the path of a "
+                       "task YAML file")
+    spec = TaskSpec.from_yaml(path)
+    dirs = extra + [path.resolve().parent]
+    found = get_task(spec.name, dirs)
+    if found.path is not None and Path(found.path).resolve() != path.resolve():
+        raise XltError(f"task file {path} is named {spec.name!r}, which {found.path} already defines; rename one "
+                       "(the file name is the task name)")
+    return found, dirs

@@ -94,9 +94,10 @@ def available_splits(task: TaskSpec | str, data_dir: str | Path | None = None,
                      splits: Sequence[str] | None = None) -> dict[str, tuple[str, ...]]:
     """For each split (default: the task's eval_splits), the languages that can be read.
 
-    Hub sources count as available (the hub has every declared split); local sources only where the file
-    exists. A runner evaluates what is here and records what is missing, e.g. with ../shared/data, which
-    has validation files but no test split.
+    Hub sources and `files:` sources count as available (the hub has every declared split; a file the task
+    file names must be there, and reading it says so when it is not); a `--data-dir` folder only where the
+    file exists. A runner evaluates what is here and records what is missing, e.g. with ../shared/data,
+    which has validation files but no test split.
     """
     from xlt.tasks.registry import get_task
 
@@ -106,15 +107,97 @@ def available_splits(task: TaskSpec | str, data_dir: str | Path | None = None,
         langs = []
         for lang in task.languages:
             cands = local_candidates(task, split, lang, data_dir)
-            if not cands or any(c.is_file() for c in cands):
+            if not cands or task.source_for(split, lang).files is not None or any(c.is_file() for c in cands):
                 langs.append(lang)
         out[split] = tuple(langs)
     return out
 
 
+@dataclass
+class DataPlan:
+    """What a run of a task will read, known before anything is read: the run's data identity."""
+
+    reads: list[tuple[str, str]]            # (split, lang): source train and dev, then each readable eval split
+    files: list[Path]                       # the local files among them
+    hub: list[str]                          # "<hub id>@<revision>" of the hub sources among them
+    skipped: dict[str, list[str]]           # eval split -> languages with no file under --data-dir
+    looked_for: dict[str, str]              # eval split -> the files looked for, as one pattern
+
+    @property
+    def revision(self) -> str:
+        """The data identity that goes into the spec (and so the run id): the hub sources' pinned revisions
+        and a content fingerprint of the local files; it changes whenever the data read changes."""
+        parts = sorted(set(self.hub))
+        if self.files:
+            parts.append(fingerprint(self.files))
+        return ", ".join(parts)
+
+
+def fingerprint(paths: Sequence[Path]) -> str:
+    """`local-sha256:<hash>` of the files' names and contents (not their folders: moving the data keeps it)."""
+    per_file = []
+    for path in set(Path(p).resolve() for p in paths):
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        per_file.append(f"{path.name}:{h.hexdigest()}")
+    return "local-sha256:" + hashlib.sha256("\n".join(sorted(per_file)).encode()).hexdigest()[:16]
+
+
+def _looked_for(task: TaskSpec, split: str, langs: Sequence[str], data_dir: str | Path | None) -> str:
+    """One pattern for the files looked for, e.g. `DIR/xnli/test-{en,fr}.{tsv,csv,jsonl,parquet}`."""
+    cands = local_candidates(task, split, langs[0], data_dir)
+    folder = cands[0].parent
+    lang_part = langs[0] if len(langs) == 1 else "{" + ",".join(langs) + "}"
+    exts = [c.suffix.lstrip(".") for c in cands]
+    ext_part = exts[0] if len(exts) == 1 else "{" + ",".join(exts) + "}"
+    return f"{folder}/{split}-{lang_part}.{ext_part}"
+
+
+def plan_data(task: TaskSpec | str, data_dir: str | Path | None = None,
+              languages: Sequence[str] | None = None) -> DataPlan:
+    """The (split, language) pairs a run reads and where from. The source language's train and dev split are
+    required, and so is every file a `files:` source names: a missing one is an XltError naming the path.
+    With --data-dir an evaluation split without a file is skipped (real suites lack splits: UD-POS has no
+    dev set for some languages, test labels are often withheld) and reported in `skipped`/`looked_for`."""
+    from xlt.tasks.registry import get_task
+
+    task = get_task(task)
+    langs = list(languages) if languages is not None else list(task.languages)
+    plan = DataPlan([], [], [], {}, {})
+
+    def add(split: str, lang: str) -> None:
+        if (split, lang) in plan.reads:
+            return
+        local = local_file(task, split, lang, data_dir)   # raises when a required file is missing
+        plan.reads.append((split, lang))
+        if local is not None:
+            plan.files.append(local)
+        else:
+            src = task.source_for(split, lang)
+            plan.hub.append(f"{src.hub}@{src.revision or 'main'}")
+
+    add(task.train_split, task.source_lang)
+    add(task.dev_split, task.source_lang)
+    for split in task.eval_splits:
+        missing = []
+        for lang in langs:
+            cands = local_candidates(task, split, lang, data_dir)
+            if cands and task.source_for(split, lang).files is None and not any(c.is_file() for c in cands):
+                missing.append(lang)
+            else:
+                add(split, lang)
+        if missing:
+            plan.skipped[split] = missing
+            plan.looked_for[split] = _looked_for(task, split, missing, data_dir)
+    return plan
+
+
 def _hub_unreachable(exc: BaseException) -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on") or \
-            os.environ.get("HF_DATASETS_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+    from xlt import hub
+
+    if hub.is_offline():
         return True
     text = f"{type(exc).__name__} {exc}".lower()
     if isinstance(exc, (ConnectionError, TimeoutError)):
@@ -124,6 +207,9 @@ def _hub_unreachable(exc: BaseException) -> bool:
 
 
 def _load_hub(task: TaskSpec, src: Source, split: str, lang: str):
+    from xlt import hub
+
+    hub.is_offline()   # probed once: with no network datasets then fails at once (or reads its cache)
     try:
         import datasets
     except ImportError:  # pragma: no cover - a dependency
@@ -139,9 +225,9 @@ def _load_hub(task: TaskSpec, src: Source, split: str, lang: str):
         ds = datasets.load_dataset(src.hub, name=config, split=hub_split, revision=src.revision, **kwargs)
     except Exception as exc:  # datasets raises many types; classify them into one clear message
         if _hub_unreachable(exc):
-            raise XltError(f"cannot reach the Hugging Face hub to load {what} ({type(exc).__name__}); "
-                           f"you are offline or HF_HUB_OFFLINE is set. Pass --data-dir DIR (or set "
-                           f"XLT_DATA_DIR) with the split as DIR/{local}") from None
+            raise XltError(f"cannot load {what} from the Hugging Face hub: {hub.offline_reason()}, and it is not "
+                           f"in the datasets cache. Pass --data-dir DIR (or set XLT_DATA_DIR) with the split as "
+                           f"DIR/{local}") from None
         raise XltError(f"could not load {what} at revision {src.revision}: {type(exc).__name__}: {exc}; check "
                        f"the task file {task.path} (hub id, config, revision) or pass --data-dir DIR") from None
     origin = f"hub:{src.hub}@{src.revision or 'main'}/{data_files or config or ''}/{hub_split}"
