@@ -148,7 +148,8 @@ def set_up(st: RunState) -> None:
     st.info["task"] = {"name": task.name, "version": task.version, "type": task.type,
                        "source_lang": task.source_lang, "languages": list(task.languages),
                        "label_names": list(task.label_names), "primary_metric": task.primary_metric,
-                       "metrics": list(task.metrics), "options": task.option_values}
+                       "metrics": list(task.metrics), "eval_splits": list(task.eval_splits),
+                       "options": task.option_values}
     seed_everything(spec.seed)
     st.emit({"event": "stage", "stage": "load model", "model": spec.model})
     st.loaded = load_model(spec.model, st.ttype.head, st.ttype.num_outputs(task), impl=spec.impl,

@@ -169,6 +169,20 @@ class TaskView:
     def type(self) -> TaskType | None:
         return task_type(self.type_name)
 
+    def evaluation_split(self, split: str) -> str:
+        """The split asked for, except that "test" of a task with one evaluation split that is not called
+        test (XQuAD's hub split is "validation") means that split: the task's held-out evaluation set."""
+        splits = self.info.get("eval_splits") or []
+        if split == "test" and len(splits) == 1 and splits[0] != "test":
+            return splits[0]
+        return split
+
+    def is_dev(self, split: str) -> bool:
+        """Is `split` a dev set beside a test set? A task whose only evaluation split the hub calls
+        "validation" (XQuAD, TyDiQA-GoldP) evaluates on it: that split is its test set."""
+        splits = self.info.get("eval_splits") or ["test", "validation"]
+        return split != "test" and len(splits) > 1
+
     def metric_caption(self) -> str:
         tt = self.type
         return tt.metric_caption({**self.info, "primary_metric": self.metric}) if tt else self.metric
@@ -184,7 +198,7 @@ def _registry_info(task: str, tasks_dir: Path | None) -> dict[str, Any]:
         return {}
     return {"name": spec.name, "type": spec.type, "languages": list(spec.languages),
             "source_lang": spec.source_lang, "primary_metric": spec.primary_metric, "metrics": list(spec.metrics),
-            "reference": str(spec.reference) if spec.reference else None}
+            "eval_splits": list(spec.eval_splits), "reference": str(spec.reference) if spec.reference else None}
 
 
 def task_view(task: str, records: Sequence[Mapping[str, Any]], reference: pd.DataFrame, frame: pd.DataFrame,

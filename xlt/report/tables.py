@@ -46,14 +46,16 @@ class Row:
     config: str | None = None      # spec without its seed (measured rows)
     more: dict[str, dict[str, Stat]] = field(default_factory=dict)   # the other shown metrics' cells
     collapsed: list[str] = field(default_factory=list)   # languages whose predictions collapsed to one class
+    dev: bool | None = None        # a dev-set row beside a test set (TaskView.is_dev); None: not test = dev
 
     @property
     def label(self) -> str:
-        return f"{'published' if self.kind == 'published' else 'xlt'}, {split_label(self.split)}"
+        return f"{'published' if self.kind == 'published' else 'xlt'}, " + \
+            (split_label(self.split) if self.is_dev else self.split)
 
     @property
     def is_dev(self) -> bool:
-        return self.split != "test"
+        return self.dev if self.dev is not None else self.split != "test"
 
     def stat(self, metric_index: int, metrics: Sequence[str], col: str) -> Stat | None:
         cells = self.cells if metric_index == 0 else self.more.get(metrics[metric_index], {})
@@ -237,7 +239,7 @@ def _measured_rows(frame: pd.DataFrame, view: TaskView, split: str,
             rows.append(Row(model=name, kind="measured", split=split, cells=stats[view.metric],
                             seeds=len(run_ids), run_ids=run_ids, config=config,
                             more={m: stats[m] for m in view.metrics[1:]},
-                            collapsed=_collapsed(records, run_ids, split)))
+                            collapsed=_collapsed(records, run_ids, split), dev=view.is_dev(split)))
     return rows
 
 
@@ -263,7 +265,8 @@ def _published_rows(reference: pd.DataFrame, view: TaskView) -> list[Row]:
         sources = "; ".join(dict.fromkeys(sub["source"]))
         rows.append(Row(model=str(model), kind="published", split=str(split),
                         cells=_published_cells(by_metric[view.metric], view), source=sources,
-                        more={m: _published_cells(by_metric[m], view) for m in view.metrics[1:] if m in by_metric}))
+                        more={m: _published_cells(by_metric[m], view) for m in view.metrics[1:] if m in by_metric},
+                        dev=view.is_dev(str(split))))
     return rows
 
 
@@ -357,6 +360,7 @@ def build_table(task: str, records: Records | None = None, *, baseline: str | No
     task_records = [r for r in records.records if r["spec"]["task"] == task]
     frame = runs_frame(task_records)
     view = task_view(task, task_records, ref, frame, tasks_dir, also)
+    split = view.evaluation_split(split)
     other_splits = sorted(set(frame["split"]) - {split})
     frame = frame[frame["split"] == split]
     table = Table(task=task, metrics=view.metrics, split=split, languages=view.languages,
