@@ -127,11 +127,12 @@ class TokenClassification(TaskType):
     # -- features and training ------------------------------------------------------------------------------
     def featurize(self, split, tokenizer: Any, params: Mapping[str, Any]):
         from xlt.data import Features, pad_id
+        from xlt.spec import Hyperparams
 
         prefix, suffix = special_tokens(tokenizer)
         enc = encode(tokenizer, split.frame["tokens"].tolist())
         rows = windows(enc, split.frame["tags"].tolist(), prefix, suffix, int(params["max_seq_len"]),
-                       int(params["window_step"]))
+                       int(params.get("window_step", Hyperparams.window_step)))
         return Features(rows.offsets, {"input_ids": rows.input_ids, "labels": rows.labels, "word": rows.word},
                         {"index": rows.index}, {"input_ids": pad_id(tokenizer), "labels": IGNORE, "word": -1})
 
