@@ -4,7 +4,6 @@ a language added with a YAML file and a data file only."""
 
 import dataclasses
 import random
-import textwrap
 import warnings
 
 import numpy as np
@@ -432,7 +431,7 @@ def write_task(folder, data: str, options: str) -> None:
      r"row 1 .*label_map"),
     ("Delhi\tB-LOC\n", "options: {unaligned_tag: MISC}\n", r"unaligned_tag 'MISC' is not one of the labels"),
     ("Delhi\tB-LOC\n", "options: {unaligned_tag: 3}\n", r"unaligned_tag must be one of the task's labels"),
-])
+], ids=["unknown-tag", "unaligned-tag-not-a-label", "unaligned-tag-not-text"])
 def test_bad_tagging_data_gets_one_message_naming_the_fix(tmp_path, data, options, message):
     from xlt.tasks import TaskFileError
 
