@@ -247,7 +247,7 @@ def load_split(task: TaskSpec | str, split: str, lang: str, data_dir: str | Path
     local = local_file(task, split, lang, data_dir)
     if local is not None:
         fmt = src.format or ttype.extensions.get(local.suffix.lstrip("."))
-        raw = ttype.read_file(local, fmt)
+        raw = ttype.read_source_file(local, fmt, src)
         st = local.stat()
         origin, revision = str(local.resolve()), None
         source_key = f"file:{origin}:{st.st_size}:{st.st_mtime_ns}"

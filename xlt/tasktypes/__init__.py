@@ -17,6 +17,7 @@ from xlt.tasktypes.base import TaskType
 # type name -> module defining `TASK_TYPE`; the only place in xlt that spells the built-in names
 BUILTIN = {
     "pair-classification": "xlt.tasktypes.pair_classification",
+    "token-classification": "xlt.tasktypes.token_classification",
     "extractive-qa": "xlt.tasktypes.extractive_qa",
 }
 

@@ -4,7 +4,8 @@ A task file's `type:` names a registered `TaskType` (`xlt.tasktypes.get_task_typ
 loop, evaluation, records and reports call these methods and never ask which type they hold, so adding a kind
 of task is one module (see docs/task-types.md). For one (split, language) the data flows:
 
-    read_file(path, fmt)                    raw rows of a local file (hub rows come from `datasets`)
+    read_file(path, fmt)                    raw rows of a local file (hub rows come from `datasets`);
+                                            read_source_file names them as the source's `columns:`
     prepare(raw, source, task, where)       rows in the type's schema (`columns`), validated
     featurize(frame, tokenizer, task, params)  Features: model rows (one per example, or several windows)
     collate(feats, rows, train)             a batch of tensors; the model maps it to logits of `head`
@@ -52,6 +53,15 @@ class TaskType:
         from xlt.tasks.formats import read_table
 
         return read_table(path, fmt)
+
+    def read_source_file(self, path, fmt: str, source: Any) -> pd.DataFrame:
+        """`read_file` with the source's column names: a format without a header (two-column CoNLL) names
+        its columns by role and says so in `frame.attrs["columns_by_role"]`; those are renamed to the
+        source's `columns:`, so one mapping serves the hub's rows and local files alike."""
+        frame = self.read_file(path, fmt)
+        if frame.attrs.get("columns_by_role"):
+            frame = frame.rename(columns={role: source.column(role) for role in self.columns})
+        return frame
 
     def prepare(self, raw: pd.DataFrame, source: Any, task: Any, where: str) -> pd.DataFrame:
         """Rows in this type's `columns` from the source's columns (`source.column(role)`), validated.
