@@ -91,11 +91,18 @@ class Evaluation:
     seconds: float = 0.0
     examples: int = 0
     rows: int = 0                                         # model rows (windows) predicted
+    counts: dict[str, int] = field(default_factory=dict)  # other units scored, e.g. {"words": 52000} (tagging)
     collapsed: list[str] = field(default_factory=list)   # "split/lang" whose predictions are degenerate
 
     @property
     def examples_per_s(self) -> float:
         return self.examples / self.seconds if self.seconds > 0 else 0.0
+
+    def throughput(self, unit: str) -> dict[str, float]:
+        """Per second: the type's examples (`unit`: pairs, sentences, questions) and every other unit counted."""
+        per_s = lambda n: round(n / self.seconds, 1) if self.seconds > 0 else 0.0   # noqa: E731
+        return {f"eval_{unit}_per_s": per_s(self.examples),
+                **{f"eval_{name}_per_s": per_s(n) for name, n in self.counts.items()}}
 
 
 def evaluate_splits(model: nn.Module, data: Mapping[tuple[str, str], tuple[Any, Features]], task_type,
@@ -117,6 +124,9 @@ def evaluate_splits(model: nn.Module, data: Mapping[tuple[str, str], tuple[Any, 
         values = tt.score(preds, metric_names)
         ev.metrics.setdefault(split_name, {})[lang] = values
         ev.examples += int(values["n"])
+        for key, value in values.items():
+            if key.startswith("n_"):
+                ev.counts[key[2:]] = ev.counts.get(key[2:], 0) + int(value)
         ev.rows += len(feats)
         if tt.collapsed(preds):
             ev.collapsed.append(f"{split_name}/{lang}")

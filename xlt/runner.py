@@ -277,7 +277,8 @@ def record(st: RunState) -> dict[str, Any]:
     timing = {"train_s": round(result.train_s, 3), "eval_s": round(ev.seconds, 3),
               "train_tokens": result.train_tokens, "train_tokens_per_s": round(result.tokens_per_s, 1),
               "eval_examples": ev.examples, "eval_rows": ev.rows, "eval_examples_per_s": round(ev.examples_per_s, 1),
-              "final_train_loss": result.losses[-1] if result.losses else None}
+              "final_train_loss": result.losses[-1] if result.losses else None,
+              **ev.throughput(st.ttype.example_unit)}
     env = environment(str(st.device), st.info["env"].get("data_revision")) | st.info["env"]
     return new_record(st.spec, status="completed", metrics=ev.metrics, selection=selection, timing=timing,
                       env=env, model=st.info["model"], task=st.info["task"], flags=st.info["flags"],

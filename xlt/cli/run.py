@@ -160,9 +160,12 @@ def _footer(record: dict[str, Any], path: Path | None) -> str:
         lines.append(escape(f"selected step {sel['best_step']} of {sel.get('total_steps')} by "
                             f"{sel.get('criterion')} = {sel['best_value']:.4f}"))
     if timing:
+        rates = [f"{v:,.0f} {k[5:-6]}/s" for k, v in timing.items()
+                 if k.startswith("eval_") and k.endswith("_per_s") and k != "eval_examples_per_s"] or \
+            [f"{timing.get('eval_examples_per_s', 0):.0f} ex/s"]
         lines.append(escape(f"train {timing.get('train_s', 0):.1f}s ({timing.get('train_tokens_per_s', 0):.0f} "
-                            f"tok/s), eval {timing.get('eval_s', 0):.1f}s ({timing.get('eval_examples_per_s', 0):.0f} "
-                            f"ex/s) on {env.get('device')} {env.get('precision', '')}"))
+                            f"tok/s), eval {timing.get('eval_s', 0):.1f}s ({', '.join(rates)}) on "
+                            f"{env.get('device')} {env.get('precision', '')} ({env.get('precision_reason', '')})"))
     data = record.get("data") or {}
     for split, langs in (data.get("skipped") or {}).items():
         looked = (data.get("looked_for") or {}).get(split)
