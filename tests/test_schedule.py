@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from tests.hygiene import isolated_home  # noqa: F401  (the fixture, used through pytestmark)
 from xlt import schedule
 from xlt.bench.schedule import overlap_stats
 from xlt.errors import XltError
@@ -28,7 +29,7 @@ from xlt.spec import RunSpec
 ROOT = Path(__file__).resolve().parents[1]
 HERE = "tests.test_schedule"
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("isolated_home")]
 
 
 # ------------------------------------------------------------------------------ jobs run by the workers
@@ -65,8 +66,10 @@ def dying_job(spec: RunSpec, *, marker_dir: str, **_: object):
 # -------------------------------------------------------------------------------------------- fixtures
 
 @pytest.fixture(scope="module")
-def ray_cluster():
-    ray = pytest.importorskip("ray")
+def ray_cluster(isolated_home):
+    """Started after `isolated_home`, so its workers inherit the module's HOME and XLT_CACHE_DIR."""
+    import ray
+
     if ray.is_initialized():
         ray.shutdown()
     ray.init(num_cpus=2, num_gpus=4, include_dashboard=False, log_to_driver=False, logging_level="warning",
@@ -262,9 +265,10 @@ def test_a_dying_worker_is_retried_then_recorded_failed(ray_cluster, tmp_path):
 
 
 def test_two_models_two_seeds_of_tiny_checkpoints_then_resume_skips_all(ray_cluster, tmp_path, shared_data,
-                                                                      tiny_deberta_v3, tiny_xlmr):
-    """The real runner (as `xlt run` uses it) through `xlt sweep` on the module's Ray instance."""
-    pytest.importorskip("xlt.runner", reason="xlt/runner.py has not landed yet")
+                                                                      tiny_deberta_v3, tiny_xlmr, isolated_home):
+    """The real runner (as `xlt run` uses it) through `xlt sweep` on the module's Ray instance.
+
+    Its workers cache features under the module's XLT_CACHE_DIR (a temp dir), never in ~/.cache/xlt."""
     from xlt.cli import app
 
     args = ["sweep", "--models", f"{tiny_deberta_v3},{tiny_xlmr}", "--tasks", "xnli", "--seeds", "1,2",
@@ -286,6 +290,7 @@ def test_two_models_two_seeds_of_tiny_checkpoints_then_resume_skips_all(ray_clus
     assert all(r["env"]["cuda_visible_devices"] in {"0", "1", "2", "3"} for r in records.records)
     output = " ".join(first.output.split())
     assert "4 completed" in output and "0 failed" in output and "note" not in output
+    assert list(isolated_home.cache_dir.rglob("*.npz")), "the workers did not use the module's feature cache"
 
     mtimes = [p.stat().st_mtime_ns for p in records.paths]
     second = CliRunner().invoke(app, args)

@@ -30,27 +30,41 @@ from xlt.schedule.outcomes import Event, JobOutcome, SweepResult, store_payload
 from xlt.spec import RunSpec
 
 
-class _Interrupt:
-    """First SIGINT sets a flag (the driver stops cleanly); a second one raises KeyboardInterrupt."""
+class _StopSignals:
+    """SIGINT (Ctrl-C), SIGTERM (`kill`, a batch scheduler) and SIGHUP (a closed terminal) ask the driver to stop
+    cleanly: cancel the running jobs, keep every record, shut Ray down. Without this, SIGHUP would end the driver
+    at once and leave Ray's agents behind. A second signal raises KeyboardInterrupt (abort at once)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
 
     def _handle(self, signum, frame) -> None:  # noqa: ARG002
         if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
+        self.signum = signum
 
-    def __enter__(self) -> "_Interrupt":
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+    def install(self) -> None:
+        """(Re)install the handlers; `ray.init` sets its own SIGTERM handler, so this runs again after it."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in self.SIGNALS:
+            previous = signal.signal(signum, self._handle)
+            self._previous.setdefault(signum, previous)
+
+    def __enter__(self) -> "_StopSignals":
+        self.install()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
 
 
 class InlineExecutor:
@@ -59,6 +73,7 @@ class InlineExecutor:
     def __init__(self, *, job: str | JobFn = DEFAULT_JOB, job_kwargs: Mapping[str, Any] | None = None) -> None:
         self.job, self.job_kwargs = job, dict(job_kwargs or {})
         self.gpus_per_job, self.cpus_per_job = 0.0, 0.0
+        self.stop_signal: int | None = None   # the signal that interrupted the last run
 
     def run(self, outcomes: Sequence[JobOutcome], results_dir: Path | str,
             emit: Callable[[str, JobOutcome], None]) -> bool:
@@ -72,6 +87,7 @@ class InlineExecutor:
             except KeyboardInterrupt:
                 outcome.state = "cancelled"
                 emit("cancelled", outcome)
+                self.stop_signal = signal.SIGINT
                 return True
             store_payload(results_dir, outcome, payload)
             emit(outcome.state, outcome)
@@ -90,6 +106,20 @@ class _Progress:
     def drain(self) -> list[tuple[str, int, dict]]:
         out, self._started = self._started, []
         return out
+
+
+def _start_progress(ray: Any) -> Any:
+    """The progress actor, placed on the driver's own node when Ray can say which that is: a worker node that
+    dies mid-sweep must not take the start notices with it."""
+    options: dict[str, Any] = {"num_cpus": 0}
+    try:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        node_id = ray.get_runtime_context().get_node_id()
+        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id=node_id, soft=True)
+    except Exception:  # noqa: BLE001 - e.g. Ray Client has no local node: any node will do
+        pass
+    return ray.remote(_Progress).options(**options).remote()
 
 
 class RayExecutor:
@@ -126,11 +156,16 @@ class RayExecutor:
         self.init_kwargs = dict(init_kwargs or {})
         self.poll_s, self.shutdown = poll_s, shutdown
         self.init_s: float | None = None   # time ray.init took (None if Ray was already up)
+        self.stop_signal: int | None = None   # the signal that interrupted the last run
 
     # -- Ray set-up
 
     def connect(self) -> bool:
-        """Initialise Ray if needed; returns True if this call started/joined it (and should shut it down)."""
+        """Initialise Ray if needed; returns True if this call started/joined it (and should shut it down).
+
+        A local instance starts without the dashboard UI (`include_dashboard=False`: fewer processes to start and
+        to leave behind). Interrupted half-way (a second Ctrl-C), whatever Ray had started is shut down again.
+        """
         import ray
 
         if ray.is_initialized():
@@ -146,6 +181,9 @@ class RayExecutor:
         except ConnectionError as exc:
             raise XltError(f"cannot join the Ray cluster at {address!r}: {exc}; check --address / RAY_ADDRESS "
                            f"(e.g. 'auto' on a cluster node, or ray://<head>:10001)") from None
+        except BaseException:
+            ray.shutdown()
+            raise
         self.init_s = time.perf_counter() - start
         return True
 
@@ -169,23 +207,39 @@ class RayExecutor:
 
     def run(self, outcomes: Sequence[JobOutcome], results_dir: Path | str,
             emit: Callable[[str, JobOutcome], None]) -> bool:
-        """Run every outcome's spec; returns True if interrupted (SIGINT)."""
-        import ray
+        """Run every outcome's spec; returns True if a signal interrupted it (see `_StopSignals`)."""
+        self.stop_signal = None
+        # The handlers go in before Ray is imported and started, so a Ctrl-C while Ray starts up stops the
+        # sweep cleanly (nothing is submitted, Ray is shut down) instead of surfacing from inside Ray's code.
+        with _StopSignals() as stop:
+            try:
+                import ray
 
-        started_here = self.connect()
-        try:
-            return self._run(ray, outcomes, results_dir, emit)
-        finally:
-            if started_here and self.shutdown:
-                ray.shutdown()
+                started_here = self.connect()
+            except KeyboardInterrupt:
+                return self._interrupted(outcomes, signal.SIGINT, emit)
+            stop.install()
+            try:
+                return self._run(ray, outcomes, results_dir, emit, stop)
+            finally:
+                if started_here and self.shutdown:
+                    ray.shutdown()
+
+    def _interrupted(self, outcomes: Sequence[JobOutcome], signum: int, emit: Callable) -> bool:
+        self.stop_signal = signum
+        for outcome in outcomes:
+            if outcome.state in ("pending", "queued", "running", "retrying"):
+                outcome.state = "cancelled"
+                emit("cancelled", outcome)
+        return True
 
     def _run(self, ray: Any, outcomes: Sequence[JobOutcome], results_dir: Path | str,
-             emit: Callable[[str, JobOutcome], None]) -> bool:
+             emit: Callable[[str, JobOutcome], None], stop: _StopSignals) -> bool:
         gpus, cpus = self.resources()
         self.gpus_per_job, self.cpus_per_job = gpus, cpus
         remote = ray.remote(execute_job).options(num_gpus=gpus, num_cpus=cpus, max_retries=0,
                                                  retry_exceptions=False)
-        progress = ray.remote(_Progress).options(num_cpus=0).remote()
+        progress: Any = _start_progress(ray)
         by_id = {o.spec.run_id: o for o in outcomes}
         queue: deque[JobOutcome] = deque(outcomes)
         inflight: dict[Any, JobOutcome] = {}
@@ -201,17 +255,24 @@ class RayExecutor:
                 emit("queued", outcome)
 
         def note_starts(timeout: float) -> None:
-            nonlocal drain_ref
+            nonlocal drain_ref, progress
+            if progress is None:
+                return
             if drain_ref is None:
                 drain_ref = progress.drain.remote()
             ready, _ = ray.wait([drain_ref], timeout=timeout)
             if not ready:
                 return
-            started, drain_ref = ray.get(drain_ref), None
+            try:
+                started, drain_ref = ray.get(drain_ref), None
+            except ray.exceptions.RayError:
+                # The start notices are informational: without them jobs go from queued straight to done.
+                progress = drain_ref = None
+                return
             for run_id, attempt, info in started:
                 outcome = by_id.get(run_id)
                 if outcome is not None and outcome.attempts == attempt and outcome.state in ("queued", "retrying"):
-                    outcome.state, outcome.started_at = "running", info.get("start")
+                    outcome.state, outcome.started_at, outcome.worker = "running", info.get("start"), dict(info)
                     emit("running", outcome)
 
         def collect(ref: Any, stopping: bool = False) -> None:
@@ -234,41 +295,46 @@ class RayExecutor:
 
         limit = self.max_concurrent or math.inf
         interrupted = False
-        with _Interrupt() as interrupt:
-            try:
-                while queue or inflight:
-                    if interrupt.requested:
-                        interrupted = True
-                        break
-                    while queue and len(inflight) < limit:
-                        submit(queue.popleft())
-                    ready, _ = ray.wait(list(inflight), num_returns=1, timeout=self.poll_s)
-                    if ready:
-                        rest = [r for r in inflight if r not in ready]
-                        more, _ = ray.wait(rest, num_returns=len(rest), timeout=0) if rest else ([], [])
-                        ready = ready + more
-                    note_starts(timeout=0 if ready else 0.01)
-                    for ref in ready:
-                        collect(ref, stopping=interrupt.requested)
-            except KeyboardInterrupt:
-                interrupted = True
-            if interrupted:
-                self._stop(ray, inflight, collect, emit)
-            for outcome in queue:
-                outcome.state = "cancelled" if interrupted else outcome.state
         try:
-            ray.kill(progress)
-        except Exception:  # noqa: BLE001
-            pass
+            while queue or inflight:
+                if stop.requested:
+                    interrupted = True
+                    break
+                while queue and len(inflight) < limit:
+                    submit(queue.popleft())
+                ready, _ = ray.wait(list(inflight), num_returns=1, timeout=self.poll_s)
+                if ready:
+                    rest = [r for r in inflight if r not in ready]
+                    more, _ = ray.wait(rest, num_returns=len(rest), timeout=0) if rest else ([], [])
+                    ready = ready + more
+                note_starts(timeout=0 if ready else 0.01)
+                for ref in ready:
+                    collect(ref, stopping=stop.requested)
+        except KeyboardInterrupt:
+            interrupted = True
+        if interrupted:
+            self.stop_signal = stop.signum or signal.SIGINT
+            self._stop(ray, inflight, collect, emit)
+            for outcome in queue:
+                outcome.state = "cancelled"
+        if progress is not None:
+            try:
+                ray.kill(progress)
+            except Exception:  # noqa: BLE001
+                pass
         return interrupted
 
     def _failure(self, ray: Any, exc: BaseException, outcome: JobOutcome, submit: Callable,
                  emit: Callable) -> dict[str, Any] | None:
         """A failed record for a Ray error, or None if the job was resubmitted."""
-        if not isinstance(exc, ray.exceptions.RayTaskError) and outcome.attempts <= self.retries:
+        if not isinstance(exc, ray.exceptions.RayTaskError):
             # A system failure: the worker process died (os._exit, kill -9, OOM killer) or its node went away.
-            outcome.state = "retrying"
-            outcome.note = f"worker died ({type(exc).__name__}); attempt {outcome.attempts + 1}"
+            where = outcome.worker or {}
+            outcome.lost.append({"attempt": outcome.attempts, "error": type(exc).__name__,
+                                 "node_id": where.get("node_id"), "node_ip": where.get("node_ip"),
+                                 "host": where.get("host")})
+        if not isinstance(exc, ray.exceptions.RayTaskError) and outcome.attempts <= self.retries:
+            outcome.state, outcome.worker = "retrying", None
             emit("retrying", outcome)
             submit(outcome)
             return None
@@ -328,4 +394,5 @@ def run_sweep(specs: Sequence[RunSpec], results_dir: Path | str, *, executor: An
     interrupted = executor.run(todo, results_dir, emit) if todo else False
     return SweepResult(outcomes, wall_s=time.perf_counter() - start,
                        gpus_per_job=float(getattr(executor, "gpus_per_job", 0) or 0),
-                       cpus_per_job=float(getattr(executor, "cpus_per_job", 0) or 0), interrupted=interrupted)
+                       cpus_per_job=float(getattr(executor, "cpus_per_job", 0) or 0), interrupted=interrupted,
+                       stop_signal=getattr(executor, "stop_signal", None) if interrupted else None)

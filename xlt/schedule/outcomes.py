@@ -47,6 +47,7 @@ class SweepResult:
     gpus_per_job: float = 0.0
     cpus_per_job: float = 0.0
     interrupted: bool = False
+    stop_signal: int | None = None   # which signal interrupted it (SIGINT, SIGTERM, SIGHUP)
 
     def count(self, state: str) -> int:
         return sum(o.state == state for o in self.outcomes)
