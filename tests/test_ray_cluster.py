@@ -81,6 +81,7 @@ def cluster(isolated_home, tmp_path_factory):
         mp.setenv("PYTHONPATH", str(ROOT))
         mp.setenv("XLT_CACHE_DIR", str(node_cache))
         mp.setenv("RAY_TMPDIR", "/tmp")   # Ray's own session files stay where Ray keeps them (socket paths)
+        mp.setenv("RAY_gcs_server_port_wait_time_s", "120")   # a busy 2-core machine can take over Ray's 30 s
         mp.delenv("RAY_ADDRESS", raising=False)
         for name in NODE_NAMES:
             tmpdirs[name].mkdir()

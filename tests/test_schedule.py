@@ -193,6 +193,30 @@ def test_executor_options_are_checked():
         schedule.resolve_job("no_colon_here")
 
 
+def test_stop_signals_flag_the_first_signal_abort_on_the_second_and_leave_ignored_ones_ignored():
+    """Catches: SIGTERM/SIGHUP killing the driver outright (no clean stop, Ray left behind), a second signal not
+    aborting, and a `nohup` sweep stopping when its terminal closes."""
+    import signal
+
+    from xlt.schedule.executors import _StopSignals
+
+    before_term = signal.getsignal(signal.SIGTERM)
+    before_hup = signal.signal(signal.SIGHUP, signal.SIG_IGN)   # as under nohup
+    try:
+        with _StopSignals() as stop:
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)
+            assert stop.signum == signal.SIGTERM
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(1)
+        assert signal.getsignal(signal.SIGTERM) is before_term
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before_hup)
+
+
 # --------------------------------------------------------------------------------------- on real Ray
 
 def test_concurrency_stays_within_the_gpu_budget_and_devices_never_collide(ray_cluster, tmp_path):
@@ -259,6 +283,12 @@ def test_a_dying_worker_is_retried_then_recorded_failed(ray_cluster, tmp_path):
     assert len(list(markers.glob("seed2-*"))) == 3                       # the process really ran 3 times
     assert flaky.state == "completed" and flaky.attempts == 2            # died once, then succeeded
     assert ("retrying", dead.spec.run_id) in seen and ("retrying", flaky.spec.run_id) in seen
+    # Each lost attempt is noted for the summary, with its node when the driver heard where it started (a
+    # process that dies at once may beat its own start notice).
+    assert [x["attempt"] for x in dead.lost] == [1, 2, 3] and [x["attempt"] for x in flaky.lost] == [1]
+    assert not ok.lost and result.lost == [dead, flaky]
+    this_node = ray_cluster.get_runtime_context().get_node_id()
+    assert {x["node_id"] for x in dead.lost + flaky.lost} <= {this_node, None}
     record = read_record(spec_record_path(tmp_path / "results", dead.spec))
     assert record["status"] == "failed" and "died" in record["error"]["message"]
     assert "3 attempt" in record["error"]["message"]

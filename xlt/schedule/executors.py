@@ -7,15 +7,17 @@ process; `RayExecutor` runs one Ray task per spec; `run_sweep` plans (skips done
 Faults: a job that raises becomes a `failed` record and the sweep goes on. A worker process that dies (killed,
 out of memory, `os._exit`) or whose node goes away surfaces as a Ray system error; the driver resubmits the spec
 up to `retries` times (Ray's own `max_retries` is left at 0 so every attempt is visible), then records it
-failed. SIGINT stops submitting, collects results that are already finished, force-cancels the running jobs and
-returns with `interrupted=True`; every record written before stays. A second SIGINT aborts at once. A failed
-run never overwrites a completed record of the same spec.
+failed; each lost attempt is noted on the outcome with the node it ran on. On Ray, SIGINT, SIGTERM or SIGHUP
+(also while Ray is starting) stops submitting, collects results that are already finished, force-cancels the
+running jobs, shuts Ray down and returns with `interrupted=True`; every record written before stays. A second
+signal aborts at once. A failed run never overwrites a completed record of the same spec.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 import threading
 import time
@@ -51,12 +53,14 @@ class _StopSignals:
         self.signum = signum
 
     def install(self) -> None:
-        """(Re)install the handlers; `ray.init` sets its own SIGTERM handler, so this runs again after it."""
+        """(Re)install the handlers; `ray.init` sets its own SIGTERM handler, so this runs again after it.
+        A signal the process was started with ignored stays ignored (`nohup xlt sweep ... &` survives logout)."""
         if threading.current_thread() is not threading.main_thread():
             return
         for signum in self.SIGNALS:
-            previous = signal.signal(signum, self._handle)
-            self._previous.setdefault(signum, previous)
+            self._previous.setdefault(signum, signal.getsignal(signum))
+            if self._previous[signum] is not signal.SIG_IGN:
+                signal.signal(signum, self._handle)
 
     def __enter__(self) -> "_StopSignals":
         self.install()
@@ -64,7 +68,8 @@ class _StopSignals:
 
     def __exit__(self, *exc: Any) -> None:
         for signum, previous in self._previous.items():
-            signal.signal(signum, previous)
+            if previous is not None:   # None: a handler not set from Python, which cannot be put back
+                signal.signal(signum, previous)
 
 
 class InlineExecutor:
@@ -287,6 +292,9 @@ class RayExecutor:
                     outcome.state = "cancelled"
                     emit("cancelled", outcome)
                     return
+                if outcome.worker is None:   # its start notice (where it ran) may still be on its way
+                    for _ in range(2):       # a drain already in flight may predate the notice
+                        note_starts(timeout=1.0)
                 payload = self._failure(ray, exc, outcome, submit, emit)
                 if payload is None:
                     return
@@ -329,10 +337,8 @@ class RayExecutor:
         """A failed record for a Ray error, or None if the job was resubmitted."""
         if not isinstance(exc, ray.exceptions.RayTaskError):
             # A system failure: the worker process died (os._exit, kill -9, OOM killer) or its node went away.
-            where = outcome.worker or {}
             outcome.lost.append({"attempt": outcome.attempts, "error": type(exc).__name__,
-                                 "node_id": where.get("node_id"), "node_ip": where.get("node_ip"),
-                                 "host": where.get("host")})
+                                 **_where_lost(outcome.worker, str(exc))})
         if not isinstance(exc, ray.exceptions.RayTaskError) and outcome.attempts <= self.retries:
             outcome.state, outcome.worker = "retrying", None
             emit("retrying", outcome)
@@ -358,6 +364,16 @@ class RayExecutor:
             outcome.state = "cancelled"
             emit("cancelled", outcome)
         inflight.clear()
+
+
+def _where_lost(worker: Mapping[str, Any] | None, message: str) -> dict[str, Any]:
+    """The node a lost attempt ran on: from its start notice, else from Ray's error ("Node IP: .., node ID: ..",
+    when the job died before the driver heard that it started)."""
+    where = dict(worker or {})
+    node_id = re.search(r"node ID: ([0-9a-f]+)", message)
+    node_ip = re.search(r"Node IP: ([0-9A-Fa-f.:]+?)[,\s]", message)
+    return {"node_id": where.get("node_id") or (node_id[1] if node_id else None),
+            "node_ip": where.get("node_ip") or (node_ip[1] if node_ip else None), "host": where.get("host")}
 
 
 def _ray_error(exc: BaseException, attempts: int) -> dict[str, str]:
