@@ -161,9 +161,9 @@ def _goes_to_hub(name: str) -> bool:
 
     if name in REGISTRY or any(info.hub_id == name for info in REGISTRY.values()):
         return False
-    path = Path(name).expanduser()
-    short = "/" not in name and "\\" not in name and not name.startswith((".", "~"))
-    return not short and not path.exists() and not name.startswith((".", "/", "~"))
+    if name.startswith((".", "/", "~")) or Path(name).expanduser().exists():
+        return False   # a path: resolve_model reads it, or says it is not a checkpoint
+    return "/" in name or "\\" in name   # org/name; a bare name is a registry name or unknown
 
 
 def _hub_cached(hub_id: str) -> bool:
