@@ -6,6 +6,10 @@ before any Ray instance starts, so Ray's worker processes inherit both. Anything
 lands in that fake home instead of the real one, and the fixture fails the module when it finds it there.
 Checking the real ~/.cache/xlt would not work: other processes on a shared machine write there too.
 
+The fake home's `.ray` links to the real `~/.ray`: Ray keeps its auth token there and caches it per process,
+so every Ray instance this test process starts, under whichever HOME, must find the same token (a GCS that
+looks in an empty home refuses to start).
+
     from tests.hygiene import isolated_home  # noqa: F401  (pytest finds fixtures by name in the module)
     pytestmark = pytest.mark.usefixtures("isolated_home")
 """
@@ -35,6 +39,9 @@ def isolated_home(tmp_path_factory):
     root = tmp_path_factory.mktemp("isolated")
     paths = IsolatedHome(home=root / "home", cache_dir=root / "xlt-cache")
     paths.home.mkdir()
+    real_ray = Path.home() / ".ray"
+    real_ray.mkdir(exist_ok=True)   # what Ray's first `ray.init` on this machine creates anyway
+    (paths.home / ".ray").symlink_to(real_ray, target_is_directory=True)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HOME", str(paths.home))
         mp.setenv("XLT_CACHE_DIR", str(paths.cache_dir))
