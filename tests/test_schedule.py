@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from tests.hygiene import isolated_home  # noqa: F401  (the fixture, used through pytestmark)
 from xlt import schedule
 from xlt.bench.schedule import overlap_stats
 from xlt.errors import XltError
@@ -28,7 +29,7 @@ from xlt.spec import RunSpec
 ROOT = Path(__file__).resolve().parents[1]
 HERE = "tests.test_schedule"
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("isolated_home")]
 
 
 # ------------------------------------------------------------------------------ jobs run by the workers
@@ -65,8 +66,10 @@ def dying_job(spec: RunSpec, *, marker_dir: str, **_: object):
 # -------------------------------------------------------------------------------------------- fixtures
 
 @pytest.fixture(scope="module")
-def ray_cluster():
-    ray = pytest.importorskip("ray")
+def ray_cluster(isolated_home):
+    """Started after `isolated_home`, so its workers inherit the module's HOME and XLT_CACHE_DIR."""
+    import ray
+
     if ray.is_initialized():
         ray.shutdown()
     ray.init(num_cpus=2, num_gpus=4, include_dashboard=False, log_to_driver=False, logging_level="warning",
@@ -190,6 +193,30 @@ def test_executor_options_are_checked():
         schedule.resolve_job("no_colon_here")
 
 
+def test_stop_signals_flag_the_first_signal_abort_on_the_second_and_leave_ignored_ones_ignored():
+    """Catches: SIGTERM/SIGHUP killing the driver outright (no clean stop, Ray left behind), a second signal not
+    aborting, and a `nohup` sweep stopping when its terminal closes."""
+    import signal
+
+    from xlt.schedule.executors import _StopSignals
+
+    before_term = signal.getsignal(signal.SIGTERM)
+    before_hup = signal.signal(signal.SIGHUP, signal.SIG_IGN)   # as under nohup
+    try:
+        with _StopSignals() as stop:
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)
+            assert stop.signum == signal.SIGTERM
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(1)
+        assert signal.getsignal(signal.SIGTERM) is before_term
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before_hup)
+
+
 # --------------------------------------------------------------------------------------- on real Ray
 
 def test_concurrency_stays_within_the_gpu_budget_and_devices_never_collide(ray_cluster, tmp_path):
@@ -256,15 +283,22 @@ def test_a_dying_worker_is_retried_then_recorded_failed(ray_cluster, tmp_path):
     assert len(list(markers.glob("seed2-*"))) == 3                       # the process really ran 3 times
     assert flaky.state == "completed" and flaky.attempts == 2            # died once, then succeeded
     assert ("retrying", dead.spec.run_id) in seen and ("retrying", flaky.spec.run_id) in seen
+    # Each lost attempt is noted for the summary, with its node when the driver heard where it started (a
+    # process that dies at once may beat its own start notice).
+    assert [x["attempt"] for x in dead.lost] == [1, 2, 3] and [x["attempt"] for x in flaky.lost] == [1]
+    assert not ok.lost and result.lost == [dead, flaky]
+    this_node = ray_cluster.get_runtime_context().get_node_id()
+    assert {x["node_id"] for x in dead.lost + flaky.lost} <= {this_node, None}
     record = read_record(spec_record_path(tmp_path / "results", dead.spec))
     assert record["status"] == "failed" and "died" in record["error"]["message"]
     assert "3 attempt" in record["error"]["message"]
 
 
 def test_two_models_two_seeds_of_tiny_checkpoints_then_resume_skips_all(ray_cluster, tmp_path, shared_data,
-                                                                      tiny_deberta_v3, tiny_xlmr):
-    """The real runner (as `xlt run` uses it) through `xlt sweep` on the module's Ray instance."""
-    pytest.importorskip("xlt.runner", reason="xlt/runner.py has not landed yet")
+                                                                      tiny_deberta_v3, tiny_xlmr, isolated_home):
+    """The real runner (as `xlt run` uses it) through `xlt sweep` on the module's Ray instance.
+
+    Its workers cache features under the module's XLT_CACHE_DIR (a temp dir), never in ~/.cache/xlt."""
     from xlt.cli import app
 
     args = ["sweep", "--models", f"{tiny_deberta_v3},{tiny_xlmr}", "--tasks", "xnli", "--seeds", "1,2",
@@ -286,6 +320,7 @@ def test_two_models_two_seeds_of_tiny_checkpoints_then_resume_skips_all(ray_clus
     assert all(r["env"]["cuda_visible_devices"] in {"0", "1", "2", "3"} for r in records.records)
     output = " ".join(first.output.split())
     assert "4 completed" in output and "0 failed" in output and "note" not in output
+    assert list(isolated_home.cache_dir.rglob("*.npz")), "the workers did not use the module's feature cache"
 
     mtimes = [p.stat().st_mtime_ns for p in records.paths]
     second = CliRunner().invoke(app, args)

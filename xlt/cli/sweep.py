@@ -2,13 +2,16 @@
 
 Parses options (or a sweep YAML) into RunSpecs with `xlt.schedule`, runs them with `schedule.run_sweep` on a
 `RayExecutor` (or `InlineExecutor` with --inline) and renders a live table and a closing summary.
-Exit codes: 0 everything completed or was skipped, 1 a job failed, 2 a usage error, 130 interrupted (Ctrl-C).
+Exit codes: 0 everything completed or was skipped, 1 a job failed, 2 a usage error (an unknown model or task
+included), 128 + the signal when stopped by one: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import signal
 import sys
 import threading
 import time
@@ -17,6 +20,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from xlt.cli.common import DataDirOpt, JsonOpt, ResultsDirOpt, TasksDirOpt, app, bench_app, console, err_console
@@ -69,14 +73,21 @@ class SweepTable:
                 elapsed = None
             head = headline(o.record) if o.state != "skipped" else None
             if o.state == "failed" and o.error:
-                head_text = f"[red]{o.error.get('type', 'error')}[/]"
+                head_text = f"[red]{escape(str(o.error.get('type', 'error')))}[/]"
             elif head:
-                head_text = f"{head[1] * 100:.2f} {head[0]}"   # e.g. 71.30 accuracy (test, 15 lang)
+                head_text = escape(f"{head[1] * 100:.2f} {head[0]}")   # e.g. 71.30 accuracy (test, 15 lang)
             else:
                 head_text = ""
-            table.add_row(o.spec.label(), o.spec.run_id, f"[{STATE_STYLE.get(o.state, '')}]{o.state}[/]",
+            table.add_row(escape(o.spec.label()), o.spec.run_id, f"[{STATE_STYLE.get(o.state, '')}]{o.state}[/]",
                           str(o.attempts or ""), _fmt_s(elapsed), head_text)
         return table
+
+
+def _model_notes(checks: list[Any]) -> None:
+    """Say which names could not be checked offline (hub ids), so "to run" is not read as "exists"."""
+    for check in checks:
+        if check.kind == "hub":
+            err_console.print(f"[yellow]note[/] model {escape(check.name)}: {escape(check.detail)}", highlight=False)
 
 
 def _dry_run(planned: list[Any], results_dir: Path) -> None:
@@ -86,16 +97,47 @@ def _dry_run(planned: list[Any], results_dir: Path) -> None:
         table.add_column(name, no_wrap=True)
     for p in planned:
         h = p.spec.hparams
-        table.add_row(p.spec.label(), p.spec.run_id, f"{h.lr:g}", f"{h.epochs:g}", str(h.batch_size),
+        table.add_row(escape(p.spec.label()), p.spec.run_id, f"{h.lr:g}", f"{h.epochs:g}", str(h.batch_size),
                       str(h.max_seq_len), "[green]done[/]" if p.done else "to run")
     console.print(table)
     todo = sum(not p.done for p in planned)
-    console.print(f"{len(planned) - todo} done, {todo} to run (records under {results_dir}/runs)")
+    console.print(escape(f"{len(planned) - todo} done, {todo} to run (records under {results_dir}/runs)"))
 
 
 def _resume_command() -> str:
     args = [a for a in sys.argv[1:] if a != "--force"]
     return shlex.join(["xlt", *args])
+
+
+def _short(node_id: str | None) -> str:
+    return (node_id or "?")[:8]
+
+
+def _lost_lines(result: Any) -> list[str]:
+    """What happened to jobs whose worker process or node died: grouped by node, then each job's end."""
+    by_node: dict[tuple, list[tuple[Any, dict]]] = {}
+    for o in result.lost:
+        for loss in o.lost:
+            by_node.setdefault((loss.get("node_id"), loss.get("node_ip"), loss.get("error")), []).append((o, loss))
+    lines = []
+    for (node_id, node_ip, error), losses in by_node.items():
+        where = f"node {_short(node_id)} ({node_ip})" if node_id else "an unknown node"
+        what = "node died" if error == "NodeDiedError" else "worker process died"
+        lines.append(f"[yellow]lost[/] {len(losses)} running job(s) on {where}: {what} ({error})")
+    for o in result.lost:
+        attempts = ", ".join(str(loss["attempt"]) for loss in o.lost)
+        if o.state == "completed":
+            node = (o.worker or {}).get("node_id")
+            end = f"re-run, completed on attempt {o.attempts}" + (f" on node {_short(node)}" if node else "")
+        elif o.state == "failed":
+            end = f"failed after {o.attempts} attempt(s)"
+        else:
+            end = o.state
+        lines.append(f"  {escape(o.spec.label())}: attempt {attempts} lost; {end}")
+    if lines:
+        lines.append("  the driver writes each record as its job returns: what finished before is kept, only the "
+                     "lost attempts ran again")
+    return lines
 
 
 def _summary(result: Any, results_dir: Path) -> None:
@@ -110,11 +152,13 @@ def _summary(result: Any, results_dir: Path) -> None:
     for o in result.outcomes:
         if o.state == "failed":
             err = o.error or {}
-            console.print(f"[red]failed[/] {o.spec.label()} ({o.spec.run_id}, {o.attempts} attempt(s)): "
-                          f"{err.get('type', '')}: {err.get('message', '')}", highlight=False)
+            console.print(f"[red]failed[/] {escape(o.spec.label())} ({o.spec.run_id}, {o.attempts} attempt(s)): "
+                          + escape(f"{err.get('type', '')}: {err.get('message', '')}"), highlight=False)
         if o.note:
-            console.print(f"[yellow]note[/] {o.spec.label()}: {o.note}", highlight=False)
-    console.print(f"records: {results_dir}/runs")
+            console.print(f"[yellow]note[/] {escape(o.spec.label())}: {escape(o.note)}", highlight=False)
+    for line in _lost_lines(result):
+        console.print(line, highlight=False)
+    console.print(escape(f"records: {results_dir}/runs"))
 
 
 @app.command("sweep")
@@ -176,12 +220,17 @@ def sweep_command(
         spec_fields=spec_fields)
     specs = schedule.build_grid(config, data_dir=data_dir)
     schedule.check_tasks(specs, tasks_dir)
+    if job is None:   # model names mean models only to the real runner; a --job may use them as it likes
+        _model_notes(schedule.require_models(specs))
     if dry_run:
         _dry_run(schedule.plan(specs, results_dir, force=force), results_dir)
         return
 
+    # Paths travel with each job: a worker on another node does not share the driver's environment.
+    cache_dir = os.environ.get("XLT_CACHE_DIR")
     job_kwargs = {"data_dir": str(data_dir.resolve()) if data_dir else None,
-                  "tasks_dir": str(tasks_dir.resolve()) if tasks_dir else None}
+                  "tasks_dir": str(tasks_dir.resolve()) if tasks_dir else None,
+                  "cache_dir": str(Path(cache_dir).expanduser().resolve()) if cache_dir else None}
     job_fn = job or schedule.DEFAULT_JOB
     if inline:
         executor: Any = schedule.InlineExecutor(job=job_fn, job_kwargs=job_kwargs)
@@ -190,15 +239,24 @@ def sweep_command(
                                         max_concurrent=max_concurrent, retries=retries, job=job_fn,
                                         job_kwargs=job_kwargs)
     view = SweepTable()
-    with Live(view, console=console, refresh_per_second=2, transient=False):
-        result = schedule.run_sweep(specs, results_dir, executor=executor, force=force, on_event=view.update)
+    try:
+        with Live(view, console=console, refresh_per_second=2, transient=False):
+            result = schedule.run_sweep(specs, results_dir, executor=executor, force=force, on_event=view.update)
+    except KeyboardInterrupt:   # outside the executor's own handling, e.g. a second Ctrl-C while stopping
+        console.print(f"\n[magenta]interrupted[/]: records written so far are kept. Resume (completed specs are "
+                      f"skipped) with:\n  {escape(_resume_command())}", highlight=False)
+        raise typer.Exit(130) from None
     console.print()
     _summary(result, results_dir)
     if result.interrupted:
-        console.print(f"[magenta]interrupted[/]: running jobs were cancelled; the "
+        signum = result.stop_signal or signal.SIGINT
+        by = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
+        what = ("running jobs were cancelled" if any(o.attempts for o in result.outcomes)
+                else "no job had started")
+        console.print(f"[magenta]interrupted{by}[/]: {what}; the "
                       f"{result.count('completed')} completed record(s) written so far are kept. "
-                      f"Resume (completed specs are skipped) with:\n  {_resume_command()}", highlight=False)
-        raise typer.Exit(130)
+                      f"Resume (completed specs are skipped) with:\n  {escape(_resume_command())}", highlight=False)
+        raise typer.Exit(128 + signum)
     if not result.ok:
         raise typer.Exit(1)
 
