@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.hygiene import isolated_home  # noqa: F401  (the fixture, used through pytestmark)
+from tests.factories import SHARED_DATA as SHARED
 from xlt import schedule
 from xlt.bench.schedule import overlap_stats
 from xlt.errors import XltError
@@ -94,7 +95,7 @@ def test_grid_is_models_x_tasks_x_seeds_with_overrides_in_order_of_precedence():
                          overrides={"epochs": "2", "lr": "1e-5"}, task_overrides={"pawsx": {"lr": 3e-5}},
                          model_overrides={"xlm-roberta-base": {"lr": 7e-6}},
                          spec_fields={"max_train_samples": 100})
-    specs = build_grid(config, data_dir="/data")
+    specs = build_grid(config)   # hub data: the task files' pinned revisions, no download needed
     assert len(specs) == 12 and len({s.run_id for s in specs}) == 12
     assert [s.label() for s in specs[:4]] == ["mdeberta-v3-base/xnli/seed1", "mdeberta-v3-base/xnli/seed2",
                                               "mdeberta-v3-base/xnli/seed3", "mdeberta-v3-base/pawsx/seed1"]
@@ -103,12 +104,20 @@ def test_grid_is_models_x_tasks_x_seeds_with_overrides_in_order_of_precedence():
     assert by["mdeberta-v3-base", "xnli", 1].hparams.warmup_steps == 3000  # preset kept
     assert by["mdeberta-v3-base", "pawsx", 2].hparams.lr == 3e-5           # per-task over --set
     assert by["xlm-roberta-base", "pawsx", 3].hparams.lr == 7e-6           # per-model over per-task
-    assert all(s.hparams.epochs == 2 and s.max_train_samples == 100 and s.data_source == "local" for s in specs)
-    # The same spec as `xlt run` builds, so records are shared between the two commands.
-    assert by["xlm-roberta-base", "xnli", 1].run_id == RunSpec.create(
-        "xlm-roberta-base", "xnli", seed=1, overrides={"epochs": 2, "lr": 7e-6}, data_source="local",
-        max_train_samples=100).run_id
-    assert build_grid(SweepConfig(models=("m",), tasks=("xnli",), seeds=(1,)))[0].data_source == "hub"
+    assert all(s.hparams.epochs == 2 and s.max_train_samples == 100 and s.data_source == "hub" for s in specs)
+    assert by["xlm-roberta-base", "xnli", 1].data_revision.startswith("facebook/xnli@b8dd5d7a")
+    # The same spec as `xlt run` builds (data identity included), so records are shared between the two commands.
+    from xlt.cli.run import build_spec
+
+    def run_spec(data_dir):
+        return build_spec("xlm-roberta-base", "xnli", 1, data_dir=data_dir, overrides={"epochs": 2, "lr": 7e-6},
+                          precision="auto", impl="auto", max_train_samples=100, max_eval_samples=None)
+
+    assert by["xlm-roberta-base", "xnli", 1] == run_spec(None)
+    local = build_grid(SweepConfig(models=("xlm-roberta-base",), tasks=("xnli",), seeds=(1,),
+                                   overrides={"epochs": "2"}, model_overrides={"xlm-roberta-base": {"lr": 7e-6}},
+                                   spec_fields={"max_train_samples": 100}), data_dir=SHARED)
+    assert local == [run_spec(SHARED)] and local[0].data_revision.startswith("local-sha256:")
 
 
 def test_seed_and_set_parsing():

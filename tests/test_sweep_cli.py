@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from tests.hygiene import isolated_home  # noqa: F401  (the fixture, used through pytestmark)
 from xlt.cli import app
 from xlt.errors import XltError
-from xlt.results import load_predictions, new_record, read_record, spec_record_path, write_run
+from xlt.results import load_predictions, load_records, new_record, read_record, spec_record_path, write_run
 from xlt.spec import RunSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,7 +100,10 @@ def _sweep_process(results: Path, seeds: str = "1-4") -> subprocess.Popen:
 def test_dry_run_lists_every_spec_and_which_are_done(tmp_path):
     args = ["sweep", "--models", "mdeberta-v3-base,xlm-roberta-base", "--tasks", "xnli", "--seeds", "1,2",
             "--set", "epochs=2", "--results-dir", str(tmp_path), "--dry-run"]
-    done = RunSpec.create("xlm-roberta-base", "xnli", seed=2, overrides={"epochs": 2})
+    from xlt.cli.run import build_spec
+
+    done = build_spec("xlm-roberta-base", "xnli", 2, data_dir=None, overrides={"epochs": 2}, precision="auto",
+                      impl="auto", max_train_samples=None, max_eval_samples=None)   # what `xlt run` would write
     write_run(tmp_path, _ok(done))
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -181,6 +184,13 @@ def test_dry_run_resolves_local_checkpoints_and_says_a_hub_id_is_not_checked_off
     assert "model someorg/some-encoder: hub id, not checked offline" in output
 
 
+def _grid_spec(model: str, task: str, seed: int) -> RunSpec:
+    """The spec a sweep builds (the data's identity included) for one (model, task, seed)."""
+    from xlt.schedule import SweepConfig, build_grid
+
+    return build_grid(SweepConfig(models=(model,), tasks=(task,), seeds=(seed,)))[0]
+
+
 def test_inline_sweep_exits_non_zero_when_a_job_failed(tmp_path):
     result = runner.invoke(app, ["sweep", "--models", "tiny", "--tasks", "xnli", "--seeds", "1-3", "--inline",
                                  "--results-dir", str(tmp_path), "--job", "tests.test_schedule:raising_job"])
@@ -188,7 +198,7 @@ def test_inline_sweep_exits_non_zero_when_a_job_failed(tmp_path):
     output = " ".join(result.output.split())
     assert "2 completed" in output and "1 failed" in output
     assert "boom from seed 2" in output
-    failed = read_record(spec_record_path(tmp_path, RunSpec.create("tiny", "xnli", seed=2)))
+    failed = read_record(spec_record_path(tmp_path, _grid_spec("tiny", "xnli", 2)))
     assert failed["status"] == "failed" and "ValueError" in failed["error"]["traceback_tail"]
 
 
@@ -202,7 +212,7 @@ def test_a_signal_cancels_running_jobs_keeps_completed_records_and_says_how_to_r
     (SIGHUP used to end the driver at once, and Ray's agents then lingered for a minute)."""
     results = tmp_path / "results"
     proc = _sweep_process(results)
-    first = spec_record_path(results, RunSpec.create("tiny", "xnli", seed=1))
+    first = spec_record_path(results, _grid_spec("tiny", "xnli", 1))
     try:
         deadline = time.monotonic() + 150
         while not first.exists():
@@ -284,3 +294,28 @@ def test_bench_schedule_writes_its_json(tmp_path):
     assert (data["jobs"], data["gpus"], data["ideal_s"], data["completed"]) == (4, 2, 0.4, 4)
     assert data["max_concurrent_observed"] <= 2 and data["device_collisions"] == 0
     assert "makespan" in result.output and "ratio" in result.output
+
+
+def test_sweep_takes_languages_and_display_names_like_xlt_run(tmp_path, tiny_deberta_v3, shared_data, monkeypatch):
+    """Would catch: sweep specs that differ from `xlt run`'s for the same command (a language subset or the
+    data's identity missing), or a display name that is lost on the way to the record."""
+    monkeypatch.setenv("XLT_CACHE_DIR", str(tmp_path / "features"))
+    args = ["sweep", "--models", str(tiny_deberta_v3), "--tasks", "xnli", "--seeds", "1", "--inline",
+            "--data-dir", str(shared_data), "--results-dir", str(tmp_path), "--languages", "sw,fr",
+            "--name", f"{tiny_deberta_v3}=tiny-v3", "--max-train-samples", "16", "--max-eval-samples", "8",
+            "--set", "epochs=1", "--set", "batch_size=8", "--set", "max_seq_len=32"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    records = load_records(tmp_path).records
+    assert len(records) == 1
+    record = records[0]
+    assert record["model"]["display_name"] == "tiny-v3" and record["model"]["hub_id"] == str(tiny_deberta_v3)
+    assert list(record["metrics"]["validation"]) == ["en", "fr", "sw"]          # task order, source included
+    from xlt.cli.run import build_spec
+
+    same = build_spec(str(tiny_deberta_v3), "xnli", 1, data_dir=shared_data, precision="auto", impl="auto",
+                      overrides={"epochs": 1, "batch_size": 8, "max_seq_len": 32}, max_train_samples=16,
+                      max_eval_samples=8, languages=("sw", "fr"))
+    assert record["run_id"] == same.run_id and same.data_revision.startswith("local-sha256:")
+    bad = runner.invoke(app, [*args[:-6], "--name", "no-equals-sign"])
+    assert isinstance(bad.exception, XltError) and "MODEL=NAME" in str(bad.exception)   # main() exits 2 on it

@@ -161,6 +161,16 @@ def _summary(result: Any, results_dir: Path) -> None:
     console.print(escape(f"records: {results_dir}/runs"))
 
 
+def _parse_names(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        model, sep, name = item.rpartition("=")
+        if not sep or not model.strip() or not name.strip():
+            raise XltError(f"--name {item!r} is not MODEL=NAME, e.g. --name /ckpts/run-17=my-model")
+        out[model.strip()] = name.strip()
+    return out
+
+
 @app.command("sweep")
 def sweep_command(
     file: Annotated[Optional[Path], typer.Argument(
@@ -181,6 +191,11 @@ def sweep_command(
     precision: Annotated[Optional[str], typer.Option(
         "--precision", help=f"One of {', '.join(PRECISIONS)} (default auto).")] = None,
     impl: Annotated[Optional[str], typer.Option("--impl", help=f"One of {', '.join(IMPLS)} (default auto).")] = None,
+    languages: Annotated[Optional[str], typer.Option(
+        "--languages", help="Evaluate only these languages, comma-separated (the source language always).")] = None,
+    names: Annotated[Optional[list[str]], typer.Option(
+        "--name", help="MODEL=NAME: the display name of a model in reports (repeatable; default: a readable "
+                       "form of the model's folder or hub name). Not part of any run's identity.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the specs and which are done; run nothing.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Re-run specs that already have a completed record.")] = False,
     address: Annotated[Optional[str], typer.Option(
@@ -207,7 +222,7 @@ def sweep_command(
     base = schedule.load_sweep_file(file) if file is not None else None
     spec_fields = dict(base.spec_fields) if base else {}
     for name, value in (("max_train_samples", max_train_samples), ("max_eval_samples", max_eval_samples),
-                        ("precision", precision), ("impl", impl)):
+                        ("precision", precision), ("impl", impl), ("languages", languages)):
         if value is not None:
             spec_fields[name] = value
     config = schedule.SweepConfig(
@@ -217,8 +232,8 @@ def sweep_command(
         overrides={**(base.overrides if base else {}), **schedule.parse_sets(sets or [])},
         task_overrides=base.task_overrides if base else {},
         model_overrides=base.model_overrides if base else {},
-        spec_fields=spec_fields)
-    specs = schedule.build_grid(config, data_dir=data_dir)
+        spec_fields=spec_fields, names={**(base.names if base else {}), **_parse_names(names or [])})
+    specs = schedule.build_grid(config, data_dir=data_dir, tasks_dir=tasks_dir)
     schedule.check_tasks(specs, tasks_dir)
     if job is None:   # model names mean models only to the real runner; a --job may use them as it likes
         _model_notes(schedule.require_models(specs))
@@ -231,6 +246,8 @@ def sweep_command(
     job_kwargs = {"data_dir": str(data_dir.resolve()) if data_dir else None,
                   "tasks_dir": str(tasks_dir.resolve()) if tasks_dir else None,
                   "cache_dir": str(Path(cache_dir).expanduser().resolve()) if cache_dir else None}
+    if config.names and job is None:
+        job_kwargs["display_names"] = dict(config.names)
     job_fn = job or schedule.DEFAULT_JOB
     if inline:
         executor: Any = schedule.InlineExecutor(job=job_fn, job_kwargs=job_kwargs)

@@ -13,13 +13,14 @@ from xlt.results import completed_record, spec_record_path
 from xlt.spec import RunSpec, coerce_hparams
 
 # Spec fields other than model/task/seed/hparams that a sweep may set for every run.
-SPEC_FIELDS = ("protocol", "impl", "precision", "data_revision", "max_train_samples", "max_eval_samples")
-SWEEP_FILE_KEYS = ("models", "tasks", "seeds", "set", "model_overrides", "task_overrides", *SPEC_FIELDS)
+SPEC_FIELDS = ("protocol", "impl", "precision", "max_train_samples", "max_eval_samples", "languages")
+SWEEP_FILE_KEYS = ("models", "tasks", "seeds", "set", "model_overrides", "task_overrides", "names", *SPEC_FIELDS)
 
 
 @dataclass(frozen=True)
 class SweepConfig:
-    """What a sweep covers. Hyperparameters: preset < `overrides` < per-task < per-model."""
+    """What a sweep covers. Hyperparameters: the recipe (task file, model rules) < `overrides` < per-task <
+    per-model. `names` gives models display names in reports (not part of any run's identity)."""
 
     models: tuple[str, ...]
     tasks: tuple[str, ...]
@@ -28,6 +29,7 @@ class SweepConfig:
     task_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     model_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     spec_fields: Mapping[str, Any] = field(default_factory=dict)                 # impl, precision, max_*_samples
+    names: Mapping[str, str] = field(default_factory=dict)                       # model -> display name
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -37,7 +39,7 @@ class SweepConfig:
         if not self.seeds:
             raise XltError("a sweep needs at least one seed: --seeds 1,2,3 or `seeds:` in the sweep file")
         for kind, names, known in (("model", self.model_overrides, self.models),
-                                   ("task", self.task_overrides, self.tasks)):
+                                   ("task", self.task_overrides, self.tasks), ("model", self.names, self.models)):
             stray = [n for n in names if n not in known]
             if stray:
                 raise XltError(f"{kind}_overrides name {', '.join(map(repr, stray))}, which the sweep does not "
@@ -79,7 +81,9 @@ def load_sweep_file(path: Path | str) -> SweepConfig:
         set: {epochs: 3}                 # every run
         task_overrides: {pawsx: {lr: 1e-5}}
         model_overrides: {xlm-roberta-base: {lr: 1e-5}}
-        max_train_samples: 2000          # also impl, precision, protocol, data_revision, max_eval_samples
+        max_train_samples: 2000          # also impl, precision, protocol, max_eval_samples
+        languages: [en, de, sw]          # evaluate only these (the source language always)
+        names: {/ckpts/run-17: my-model} # display names in reports
     """
     import yaml
 
@@ -112,19 +116,22 @@ def load_sweep_file(path: Path | str) -> SweepConfig:
     try:
         return SweepConfig(models=split_list(data.get("models")), tasks=split_list(data.get("tasks")),
                            seeds=parse_seeds(data.get("seeds", [1])), overrides=mapping("set"),
-                           spec_fields={k: data[k] for k in SPEC_FIELDS if k in data}, **nested)
+                           spec_fields={k: data[k] for k in SPEC_FIELDS if k in data},
+                           names={str(k): str(v) for k, v in mapping("names").items()}, **nested)
     except XltError as exc:
         raise XltError(f"sweep file {path}: {exc}") from None
 
 
-def build_grid(config: SweepConfig, *, data_dir: Path | str | None = None) -> list[RunSpec]:
-    """Every (model, task, seed) as a RunSpec, in that nesting order, duplicates removed.
-
-    `data_dir` only decides `data_source` ("local" or "hub"), as for `xlt run`; the path is not part of a
-    spec's identity.
-    """
+def build_grid(config: SweepConfig, *, data_dir: Path | str | None = None,
+               tasks_dir: Path | str | None = None) -> list[RunSpec]:
+    """Every (model, task, seed) as a RunSpec, in that nesting order, duplicates removed: the same specs `xlt
+    run` builds, so the two share records. `data_dir` decides `data_source` ("local" or "hub"); the path is not
+    part of a spec's identity, but the data is: each spec of a known task carries `data_revision`, the hub
+    revisions or a fingerprint of the local files it will read (xlt.tasks.sources.plan_data)."""
     fields = dict(config.spec_fields)
     fields.setdefault("data_source", "local" if data_dir is not None else "hub")
+    if fields.get("languages") is not None:
+        fields["languages"] = split_list(fields["languages"])
     specs: dict[str, RunSpec] = {}
     for model in config.models:
         for task in config.tasks:
@@ -132,9 +139,31 @@ def build_grid(config: SweepConfig, *, data_dir: Path | str | None = None) -> li
                          **coerce_hparams(config.task_overrides.get(task, {})),
                          **coerce_hparams(config.model_overrides.get(model, {}))}
             for seed in config.seeds:
-                spec = RunSpec.create(model, task, seed=seed, overrides=overrides, **fields)
+                spec = RunSpec.create(model, task, seed=seed, overrides=overrides, tasks_dir=tasks_dir, **fields)
+                spec = _with_data_revision(spec, data_dir, tasks_dir)
                 specs.setdefault(spec.run_id, spec)
     return list(specs.values())
+
+
+_REVISIONS: dict[tuple, str | None] = {}
+
+
+def _with_data_revision(spec: RunSpec, data_dir, tasks_dir) -> RunSpec:
+    """`spec` with the identity of the data it reads, computed once per (task, data, languages)."""
+    import dataclasses
+
+    from xlt.runner import effective_data_dir, evaluated_languages
+    from xlt.spec import find_task
+    from xlt.tasks.sources import plan_data
+
+    task = find_task(spec.task, tasks_dir)
+    if task is None:   # an unknown task: check_tasks says so; test jobs may use made-up ones
+        return spec
+    ddir = effective_data_dir(spec, data_dir)
+    key = (task.path, str(ddir), spec.languages, spec.data_source)
+    if key not in _REVISIONS:
+        _REVISIONS[key] = plan_data(task, ddir, evaluated_languages(spec, task)).revision
+    return dataclasses.replace(spec, data_revision=_REVISIONS[key])
 
 
 def check_tasks(specs: Iterable[RunSpec], tasks_dir: Path | str | None = None) -> None:

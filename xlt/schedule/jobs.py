@@ -17,7 +17,6 @@ import importlib
 import os
 import socket
 import time
-import traceback
 from typing import Any, Callable, Mapping
 
 from xlt.errors import XltError
@@ -25,13 +24,13 @@ from xlt.results import new_record, predictions_to_bytes
 from xlt.spec import RunSpec
 
 DEFAULT_JOB = "xlt.schedule:run_spec_job"   # an import path stored in configs: keep it stable
-TRACEBACK_TAIL_LINES = 25
 
 JobFn = Callable[..., Any]
 
 
 def run_spec_job(spec: RunSpec, *, data_dir: str | None = None, tasks_dir: str | None = None,
-                 device: str | None = None, cache_dir: str | None = None) -> Any:
+                 device: str | None = None, cache_dir: str | None = None,
+                 display_names: dict[str, str] | None = None) -> Any:
     """The default job: what `xlt run` does, quietly, returning the outcome instead of writing it.
 
     `cache_dir` is the driver's feature cache (XLT_CACHE_DIR) when it set one: a worker on another node does
@@ -39,7 +38,8 @@ def run_spec_job(spec: RunSpec, *, data_dir: str | None = None, tasks_dir: str |
     """
     from xlt.runner import execute
 
-    kwargs: dict[str, Any] = dict(data_dir=data_dir, device=device, quiet=True)
+    kwargs: dict[str, Any] = dict(data_dir=data_dir, device=device, quiet=True,
+                                  display_name=(display_names or {}).get(spec.model))
     if tasks_dir is not None:
         kwargs["tasks_dir"] = tasks_dir
     if cache_dir is not None:
@@ -62,9 +62,10 @@ def resolve_job(job: str | JobFn) -> JobFn:
 
 
 def error_info(exc: BaseException) -> dict[str, str]:
-    lines = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip().splitlines()
-    return {"type": type(exc).__name__, "message": str(exc),
-            "traceback_tail": "\n".join(lines[-TRACEBACK_TAIL_LINES:])}
+    """A failed job's `error`: the runner's own serialiser (one definition for runs and jobs)."""
+    from xlt.runner import error_info as run_error_info
+
+    return run_error_info(exc)
 
 
 def failed_record(spec: RunSpec, error: BaseException | Mapping[str, str]) -> dict[str, Any]:
