@@ -40,7 +40,7 @@ def _task_cell(summary: Summary, row: SummaryRow, task: str) -> GridCell:
     text = " / ".join("–" if s is None else f"{s.mean:.1f}" for s in cell.stats)
     if row.kind == "measured":
         text += f" (n={cell.seeds})"
-    if cell.split != summary.split:
+    if cell.split and cell.split != summary.split:
         text += f" ({split_label(cell.split)})"
     if cell.missing:
         text += f" ({cell.missing})"

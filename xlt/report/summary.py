@@ -156,7 +156,8 @@ def _cell(table: Table, row: Row, score_metrics: Sequence[str]) -> TaskCell:
     score = _mean([by_metric[m].mean for m in want]) if not lacking else None
     missing = "" if not lacking else (f"no {', '.join(lacking)}" if stats[0] is not None
                                       else "no average over all languages")
-    return TaskCell(stats, score, row.seeds, row.split, missing)
+    # the table's own evaluation split stands for the summary's (XQuAD's only split is its "validation")
+    return TaskCell(stats, score, row.seeds, row.split if row.split != table.split or row.is_dev else "", missing)
 
 
 def build_summary(results_dir: Path | str, tasks: Sequence[str] | None = None, *, suite: str = DEFAULT_SUITE,
@@ -182,7 +183,7 @@ def build_summary(results_dir: Path | str, tasks: Sequence[str] | None = None, *
             srow = by_key.setdefault(key, SummaryRow(row.model, row.kind))
             srow.cells[table.task] = _cell(table, row, the_suite.score_metrics(table.task))
             if row.source:
-                srow.sources[table.task] = f"{row.source} ({split_label(row.split)})"
+                srow.sources[table.task] = f"{row.source} ({split_label(row.split) if row.is_dev else row.split})"
     for srow in by_key.values():
         scores = {t: (srow.cells[t].score if t in srow.cells else None) for t in tasks}
         srow.missing = [t for t in tasks if scores[t] is None]
