@@ -1,0 +1,230 @@
+"""Report statistics against independent computations: the transfer gap and macro average in plain Python,
+seed aggregation against `statistics` (mean, sample std), the paired bootstrap against resampling examples by
+index, and bold-best per column (highest, lowest for the gap, at display precision)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests import hypothesis_home  # noqa: F401  (hypothesis' files in a temp dir, not ./.hypothesis)
+
+# Imports from xlt in one place.
+from xlt.report import (AVG, GAP, Row, Stat, Table, aggregate, build_table, macro_average, paired_bootstrap,
+                        per_run_table, transfer_gap)
+from xlt.results import load_records, new_record, write_run
+from xlt.spec import RunSpec
+
+PROPERTY = settings(max_examples=150, deadline=None, derandomize=True, database=None)
+LANGS = ["en", "fr", "de", "sw"]
+scores = st.floats(0, 100, allow_nan=False)
+maybe = st.one_of(scores, st.just(float("nan")), st.none())
+
+
+@PROPERTY
+@given(st.fixed_dictionaries({}, optional={lang: maybe for lang in LANGS}), st.sampled_from(LANGS))
+def test_transfer_gap_is_source_minus_the_mean_of_the_other_languages(values, source):
+    """Catches a gap that includes the source in the mean, uses the wrong sign, or counts missing (None/NaN)
+    languages as zeros."""
+    others = [v for lang, v in values.items() if lang != source and v is not None and not math.isnan(v)]
+    src = values.get(source)
+    expected = None if src is None or math.isnan(src) or not others else src - statistics.fmean(others)
+    got = transfer_gap(values, source)
+    assert got == pytest.approx(expected, abs=1e-9) if expected is not None else got is None
+
+
+@PROPERTY
+@given(st.fixed_dictionaries({lang: scores for lang in LANGS}, optional={"xx": maybe}),
+       st.lists(st.sampled_from(LANGS), min_size=1, max_size=4, unique=True))
+def test_macro_average_is_the_unweighted_mean_over_the_listed_languages(values, languages):
+    """Catches an average over every language present (here `xx` is extra) or a weighted one."""
+    assert macro_average(values, languages) == pytest.approx(statistics.fmean(values[l] for l in languages))
+    assert macro_average(values, languages + ["xx"]) == (
+        None if values.get("xx") is None or math.isnan(values["xx"]) else
+        pytest.approx(statistics.fmean([values[l] for l in languages] + [values["xx"]])))
+    assert macro_average(values, []) is None
+
+
+def test_gap_and_average_on_a_case_where_wrong_formulas_differ():
+    values = {"en": 90.0, "fr": 80.0, "de": 60.0, "sw": None}
+    assert transfer_gap(values, "en") == pytest.approx(20.0)          # not 90 - 230/3, not 90 - 140/3
+    assert transfer_gap(values, "fr") == pytest.approx(5.0)
+    assert transfer_gap({"en": 90.0}, "en") is None and transfer_gap({"fr": 1.0}, "en") is None
+    assert macro_average(values, ["en", "fr", "de"]) == pytest.approx(230 / 3)
+    assert macro_average(values, ["en", "sw"]) is None
+
+
+@PROPERTY
+@given(st.lists(st.lists(st.one_of(scores, st.just(float("nan"))), min_size=3, max_size=3), min_size=1,
+                max_size=6))
+def test_seed_aggregation_is_mean_and_sample_std(rows):
+    """Catches a population std (ddof=0), NaN counted as a seed, and a std reported for a single seed."""
+    frame = pd.DataFrame(rows, columns=["a", "b", "c"])
+    got = aggregate(frame)
+    for col in frame.columns:
+        vals = [v for v in frame[col] if not math.isnan(v)]
+        if not vals:
+            assert col not in got
+            continue
+        assert got[col].n == len(vals)
+        assert got[col].mean == pytest.approx(statistics.fmean(vals), abs=1e-9)
+        if len(vals) == 1:
+            assert got[col].std is None
+        else:
+            assert got[col].std == pytest.approx(statistics.stdev(vals), abs=1e-7)
+
+
+def test_per_run_table_rows_hold_each_runs_average_and_gap():
+    frame = pd.DataFrame({"run_id": ["r1"] * 3 + ["r2"] * 2, "lang": ["en", "fr", "de", "en", "fr"],
+                          "value": [90.0, 80.0, 70.0, 88.0, 78.0]})
+    wide = per_run_table(frame, ["en", "fr", "de"], "en")
+    assert wide.loc["r1", AVG] == pytest.approx(80.0) and wide.loc["r1", GAP] == pytest.approx(15.0)
+    assert math.isnan(wide.loc["r2", AVG])                       # de missing: no average over a subset
+    assert wide.loc["r2", GAP] == pytest.approx(10.0)
+    assert list(wide.columns) == ["en", "fr", "de", AVG, GAP]
+
+
+# --------------------------------------------------------------------------------------------------
+# Paired bootstrap
+
+
+def brute_force_bootstrap(a, b, n_resamples, rng):
+    """Resample example indices with replacement; the mean difference (percent) of each resample."""
+    d = (np.asarray(a, float) - np.asarray(b, float)) * 100
+    idx = rng.integers(0, len(d), size=(n_resamples, len(d)))
+    return d[idx].mean(axis=1)
+
+
+@pytest.mark.parametrize("confidence", [0.95, 0.8])
+def test_paired_bootstrap_matches_resampling_examples_by_index(confidence):
+    """Catches resampling that breaks the pairing, the wrong percentiles, an average that pools examples instead
+    of averaging languages, and a difference of the wrong sign. Brute force: each language's examples resampled
+    by index, the average being the mean over languages of their resampled differences."""
+    rng = np.random.default_rng(7)
+    sizes = {"en": 300, "fr": 120, "sw": 40}                   # unequal sizes: pooling and averaging differ
+    rates = {"en": (0.85, 0.80), "fr": (0.70, 0.72), "sw": (0.60, 0.45)}
+    a = {l: (rng.random(n) < rates[l][0]).astype(float) for l, n in sizes.items()}
+    b = {l: np.where(rng.random(n) < 0.7, a[l], (rng.random(n) < rates[l][1]).astype(float))   # correlated
+         for l, n in sizes.items()}
+    b["fr"] = (b["fr"] + a["fr"]) / 2                          # a mean over seeds: values 0, 0.5, 1
+    b["sw"] = a["sw"].copy()
+    b["sw"][np.flatnonzero(a["sw"])[:8]] = 0                   # b is wrong on 8 examples a gets right
+    R = 20000
+    ours = paired_bootstrap(a, b, n_resamples=R, seed=1, confidence=confidence)
+    brute = {l: brute_force_bootstrap(a[l], b[l], R, rng) for l in sizes}
+    brute[AVG] = np.mean([brute[l] for l in sizes], axis=0)
+    tail = (1 - confidence) / 2 * 100
+    diffs = {l: 100 * float(np.mean(a[l] - b[l])) for l in sizes}
+    for key in [*sizes, AVG]:
+        low, high = np.percentile(brute[key], [tail, 100 - tail])
+        # Monte Carlo noise, plus one example's worth: a percentile of a mean of n values moves in steps of 100/n
+        tol = 0.03 * (high - low) + (100 / sizes[key] if key != AVG else 0)
+        got = ours[key]
+        assert got.diff == pytest.approx(diffs[key] if key != AVG else statistics.fmean(diffs.values()))
+        assert got.low == pytest.approx(low, abs=tol) and got.high == pytest.approx(high, abs=tol)
+        assert got.n == (sizes[key] if key != AVG else sum(sizes.values())) and got.n_resamples == R
+        # independent of any resampling: the bootstrap distribution of a mean has sd = sd(d) / sqrt(n)
+        if key != AVG:
+            d = (a[key] - b[key]) * 100
+            z = statistics.NormalDist().inv_cdf(1 - tail / 100)
+            assert (got.high - got.low) / 2 == pytest.approx(z * d.std() / math.sqrt(len(d)), rel=0.08)
+    assert ours["sw"].significant and ours["sw"].low > 0 and ours["sw"].diff == pytest.approx(20.0)
+    assert not ours["fr"].significant
+    swapped = paired_bootstrap(b, a, n_resamples=R, seed=1, confidence=confidence)
+    assert swapped["en"].diff == pytest.approx(-ours["en"].diff)
+
+
+def test_paired_bootstrap_edge_cases():
+    assert paired_bootstrap({}, {}) == {}
+    got = paired_bootstrap({"en": np.ones(5), "fr": np.zeros(0)}, {"en": np.zeros(5), "fr": np.zeros(0)},
+                           n_resamples=50)
+    assert set(got) == {"en", AVG} and got["en"].low == got["en"].high == got["en"].diff == 100.0
+    assert got["en"].significant
+    with pytest.raises(ValueError, match="pair the same examples"):
+        paired_bootstrap({"en": np.ones(3)}, {"en": np.ones(4)})
+    a = paired_bootstrap({"en": np.r_[np.ones(30), np.zeros(30)]}, {"en": np.r_[np.zeros(30), np.ones(30)]},
+                         n_resamples=500, seed=3)
+    b = paired_bootstrap({"en": np.r_[np.ones(30), np.zeros(30)]}, {"en": np.r_[np.zeros(30), np.ones(30)]},
+                         n_resamples=500, seed=3)
+    assert a == b and a["en"].diff == 0 and not a["en"].significant   # seeded: the same interval every time
+
+
+# --------------------------------------------------------------------------------------------------
+# Bold-best
+
+
+def _row(name, **cells):
+    return Row(model=name, kind="measured", split="test", cells={k: Stat(v) for k, v in cells.items()})
+
+
+def test_bold_best_is_highest_per_column_and_lowest_for_the_gap():
+    """Catches a gap ranked like a score (higher = better), a best taken over unrounded values (two rows that
+    display the same number must both be bold), and bold in a one-row table."""
+    t = Table(task="t", metric="accuracy", split="test", languages=["en", "fr"], source_lang="en")
+    t.rows = [_row("a", en=90.04, fr=70.0, avg=80.02, gap=20.04),
+              _row("b", en=90.01, fr=75.0, avg=82.5, gap=15.01),
+              _row("c", en=85.0, avg=85.0, gap=-1.0 + 16.04)]   # no fr
+    assert t.best() == {"en": 90.0, "fr": 75.0, AVG: 85.0, GAP: 15.0}
+    bold = {(r.model, c) for r in t.rows for c in t.columns if t.is_best(r, c)}
+    assert bold == {("a", "en"), ("b", "en"), ("b", "fr"), ("c", AVG), ("b", GAP), ("c", GAP)}
+    t.rows = t.rows[:1]
+    assert not any(t.is_best(t.rows[0], c) for c in t.columns)
+
+
+# --------------------------------------------------------------------------------------------------
+# A table from records: seeds aggregated, deltas against the baseline, significance from predictions
+
+TASK = {"name": "toy", "languages": ["en", "fr", "de"], "source_lang": "en", "primary_metric": "accuracy"}
+
+
+def _write(results, model, seed, correct):
+    """A record and its predictions with per-example correctness `correct[lang]` (0/1 arrays)."""
+    rows, metrics = [], {}
+    rng = np.random.default_rng(seed)
+    for lang, c in correct.items():
+        labels = rng.integers(0, 3, len(c))
+        rows.append(pd.DataFrame({"split": "test", "lang": lang, "idx": np.arange(len(c)), "label": labels,
+                                  "pred": np.where(c, labels, (labels + 1) % 3)}))
+        metrics[lang] = {"accuracy": float(np.mean(c)), "n": len(c)}
+    from xlt.results import predictions_to_bytes
+    spec = RunSpec.create(model, "toy", seed=seed)
+    record = new_record(spec, status="completed", model={"name": model}, task=TASK, metrics={"test": metrics})
+    write_run(results, record, predictions_to_bytes(pd.concat(rows, ignore_index=True)))
+
+
+def test_table_deltas_and_significance_from_records(tmp_path):
+    """Catches deltas of the wrong sign or against the wrong row, seeds not averaged per example before the
+    bootstrap, and a significance test that is not the paired bootstrap of the two models' correctness."""
+    rng = np.random.default_rng(0)
+    n = {"en": 200, "fr": 150, "de": 100}
+    base = {s: {l: (rng.random(k) < 0.6).astype(float) for l, k in n.items()} for s in (1, 2)}
+    good = {s: {l: (rng.random(k) < 0.8).astype(float) for l, k in n.items()} for s in (1, 2, 3)}
+    for s, c in base.items():
+        _write(tmp_path, "xlm-roberta-base", s, c)
+    for s, c in good.items():
+        _write(tmp_path, "better-model", s, c)
+    table = build_table("toy", load_records(tmp_path), reference=False, n_resamples=2000, seed=5)
+    rows = {r.model: r for r in table.rows}
+    assert table.baseline.startswith("xlm-roberta-base")
+    for model, runs in (("xlm-roberta-base", base), ("better-model", good)):
+        for lang in n:
+            per_seed = [100 * runs[s][lang].mean() for s in runs]
+            assert rows[model].cells[lang].mean == pytest.approx(statistics.fmean(per_seed))
+            assert rows[model].cells[lang].std == pytest.approx(statistics.stdev(per_seed))
+    (delta,) = table.deltas
+    assert delta.model == "better-model" and delta.baseline == "xlm-roberta-base"
+    for col in [*n, AVG, GAP]:
+        assert delta.cells[col] == pytest.approx(rows["better-model"].cells[col].mean -
+                                                 rows["xlm-roberta-base"].cells[col].mean)
+    # the significance is the paired bootstrap of correctness averaged over each model's seeds
+    mean_a = {l: np.mean([good[s][l] for s in good], axis=0) for l in n}
+    mean_b = {l: np.mean([base[s][l] for s in base], axis=0) for l in n}
+    expected = paired_bootstrap(mean_a, mean_b, n_resamples=2000, seed=5)
+    assert delta.significance == expected
+    assert all(delta.significance[k].significant for k in [*n, AVG])
