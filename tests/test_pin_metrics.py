@@ -59,6 +59,8 @@ def test_score_shapes_and_errors():
     assert got == {"macro_f1": pytest.approx(f1_score([0, 1, 1, 1], [0, 1, 0, 1], average="macro")), "n": 4}
     with pytest.raises(XltError, match="3 labels but 2 predictions"):
         score(["accuracy"], [0, 1, 2], [0, 1])
+    with pytest.raises(XltError, match="2 labels but 3 predictions"):
+        score(["accuracy"], [0, 1], [0, 1, 2])
     with pytest.raises(XltError, match="cannot score zero examples"):
         score(["accuracy"], [], [])
     with pytest.raises(XltError, match="unknown metric 'f1'; known: accuracy, macro_f1"):

@@ -184,6 +184,7 @@ def test_a_local_checkpoint_folder_gets_its_recipe_by_name(tmp_path):
     folder = tmp_path / "mdeberta-v3-base-finetuned"
     folder.mkdir()
     assert preset_for(str(folder), "xnli")["warmup_steps"] == 3000
+    assert preset_for(str(folder) + "/", "xnli")["warmup_steps"] == 3000     # a shell's completed path
     assert preset_for(str(tmp_path / "missing" / "xlm-roberta-large"), "xnli")["lr"] == 3e-5
 
 
@@ -225,7 +226,9 @@ def test_parse_sets():
 def test_spec_validation_boundaries(hp, ok):
     if ok:
         spec = RunSpec("m", "t", hparams=Hyperparams(**hp))
-        assert spec.hparams.per_step_batch == spec.hparams.batch_size // spec.hparams.grad_accum
+        per_step = spec.hparams.per_step_batch
+        assert per_step * spec.hparams.grad_accum == spec.hparams.batch_size
+        assert type(per_step) is int           # a batch size: range() and tensor shapes refuse 8.0
     else:
         with pytest.raises(XltError):
             RunSpec("m", "t", hparams=Hyperparams(**hp))
