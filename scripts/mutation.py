@@ -212,6 +212,23 @@ lines = {{ "{module.path}" = [{lines}] }}
 """)
 
 
+def resume_module(module: Module, workdir: Path, log) -> Path:
+    """Run the mutants a stopped run left pending (cosmic-ray runs them in random order, so a stopped run's
+    results are a uniform sample of the module's mutants)."""
+    base = workdir / module.name
+    tree, session, config = base / "tree", base / "session.sqlite", base / "cosmic-ray.toml"
+    if not session.exists():
+        raise SystemExit(f"{module.name}: no previous run under {workdir}")
+    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("XLT_DATA_DIR", None)
+    subprocess.run(["git", "checkout", "--", module.path], cwd=tree, capture_output=True)   # no-op outside git
+    log(f"{module.name}: {count(session)['pending']} pending mutants")
+    subprocess.run([str(BIN / "cosmic-ray"), "exec", str(config), str(session)], cwd=tree, env=env, check=True,
+                   capture_output=True, text=True)
+    log(f"{module.name}: done")
+    return session
+
+
 def retest_survivors(module: Module, workdir: Path, log) -> Path:
     """Run the survivors of the last run again against the current tests (the sources must be unchanged)."""
     base = workdir / module.name
@@ -316,26 +333,39 @@ def summarize(module: Module, session: Path, root: Path) -> dict:
     equivalent = [(m, r) for m in survived if (r := equivalent_reason(module, m, source))]
     live = [m for m in survived if not equivalent_reason(module, m, source)]
     scored = len(ms) - len(equivalent)
-    return {"module": module.name, "path": module.path, "mutants": len(ms), "killed": len(killed),
+    return {"module": module.name, "path": module.path, "mutants": len(ms), "pending": count(session)["pending"],
+            "killed": len(killed),
             "timeouts": sum(m["timeout"] for m in killed), "equivalent": len(equivalent),
             "survived": len(live), "score": len(killed) / scored if scored else 1.0,
             "survivors": [dict(m, source=source[m["line"] - 1].strip()) for m in live],
             "equivalents": [dict(m, source=source[m["line"] - 1].strip(), reason=r) for m, r in equivalent]}
 
 
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% interval of a proportion k/n (Wilson): what a partial run's sample says about the whole module."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    centre, half = p + z * z / (2 * n), z * ((p * (1 - p) + z * z / (4 * n)) / n) ** 0.5
+    return (centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)
+
+
 def print_table(summaries: list[dict]) -> None:
-    head = f"{'module':<12} {'file':<16} {'mutants':>7} {'killed':>6} {'equiv.':>6} {'survived':>8} {'score':>6}"
+    head = (f"{'module':<12} {'file':<16} {'run':>9} {'killed':>6} {'equiv.':>6} {'survived':>8} {'score':>6}"
+            f"  {'95% CI (partial runs)':<20}")
     print(head)
     print("-" * len(head))
-    for s in summaries:
-        print(f"{s['module']:<12} {s['path']:<16} {s['mutants']:>7} {s['killed']:>6} {s['equivalent']:>6} "
-              f"{s['survived']:>8} {100 * s['score']:>5.1f}%")
-    mutants_, killed, equiv = (sum(s[k] for s in summaries) for k in ("mutants", "killed", "equivalent"))
-    if summaries:
-        score = killed / (mutants_ - equiv) if mutants_ > equiv else 1.0
-        print("-" * len(head))
-        print(f"{'total':<12} {'':<16} {mutants_:>7} {killed:>6} {equiv:>6} {mutants_ - killed - equiv:>8} "
-              f"{100 * score:>5.1f}%")
+    rows = summaries + ([{"module": "total", "path": "", **{k: sum(s[k] for s in summaries) for k in
+                                                           ("mutants", "pending", "killed", "equivalent")}}]
+                        if summaries else [])
+    for s in rows:
+        scored = s["mutants"] - s["equivalent"]
+        score = s["killed"] / scored if scored else 1.0
+        ci = "" if not s["pending"] else "[{:.1f}%, {:.1f}%]".format(*(100 * x for x in wilson(s["killed"], scored)))
+        if s["module"] == "total":
+            print("-" * len(head))
+        print(f"{s['module']:<12} {s['path']:<16} {s['mutants']:>4}/{s['mutants'] + s['pending']:<4} "
+              f"{s['killed']:>6} {s['equivalent']:>6} {scored - s['killed']:>8} {100 * score:>5.1f}%  {ci}")
 
 
 def main(argv=None) -> int:
@@ -347,6 +377,7 @@ def main(argv=None) -> int:
     parser.add_argument("--report", action="store_true", help="summarise the last run, run nothing")
     parser.add_argument("--retest", action="store_true",
                         help="run only the last run's survivors again, against the current tests")
+    parser.add_argument("--resume", action="store_true", help="run the mutants a stopped run left pending")
     parser.add_argument("--survivors", action="store_true", help="with --report: the diff of every survivor")
     args = parser.parse_args(argv)
     by_name = {m.name: m for m in MODULES}
@@ -372,7 +403,7 @@ def main(argv=None) -> int:
         workdir.mkdir(parents=True, exist_ok=True)
         log = lambda text: print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)  # noqa: E731
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-            step = retest_survivors if args.retest else run_module
+            step = retest_survivors if args.retest else resume_module if args.resume else run_module
             list(pool.map(lambda m: step(m, workdir, log), chosen))
     summaries = []
     for m in chosen:

@@ -3,8 +3,8 @@ directly, transformers' own padding, and plain-Python orderings."""
 
 from __future__ import annotations
 
+import copy
 import math
-import shutil
 
 import numpy as np
 import pytest
@@ -73,6 +73,23 @@ def test_tokenizers_with_the_same_vocab_size_never_share_a_cache_entry(two_token
     assert not same_features(from_a, from_b)
     again = featurize(fr_split, a, 64, cache_dir=tmp_path)           # a's entry is still a's
     assert same_features(again, featurize(fr_split, a, 64, use_cache=False))
+
+
+def test_a_tokenizer_with_the_same_vocabulary_but_another_normalizer_gets_its_own_entry(two_tokenizers, fr_split,
+                                                                                      tmp_path):
+    """Catches a fingerprint built from the vocabulary alone: lower-casing in the normalizer changes every id
+    of a cased word while the pieces, their ids and the special tokens stay the same."""
+    from tokenizers import normalizers
+
+    a, _ = two_tokenizers
+    lower = copy.deepcopy(a)
+    lower.backend_tokenizer.normalizer = normalizers.Sequence(
+        [normalizers.Lowercase(), *([a.backend_tokenizer.normalizer] if a.backend_tokenizer.normalizer else [])])
+    assert lower.get_vocab() == a.get_vocab() and lower("Paris")["input_ids"] != a("Paris")["input_ids"]
+    assert tokenizer_fingerprint(lower) != tokenizer_fingerprint(a)
+    featurize(fr_split, a, 64, cache_dir=tmp_path)
+    assert same_features(featurize(fr_split, lower, 64, cache_dir=tmp_path),
+                         featurize(fr_split, lower, 64, use_cache=False))
 
 
 def test_the_same_tokenizer_loaded_twice_shares_its_entry(two_tokenizers, spm_model, fr_split, tmp_path):
