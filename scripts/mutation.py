@@ -114,6 +114,14 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("metrics", "core/ReplaceUnaryOperator_USub_Invert", "preds = np.asarray(preds).reshape(-1)", NUMPY_NEGATIVE),
     ("metrics", "core/NumberReplacer", "labels = np.asarray(labels).reshape(-1)", NUMPY_NEGATIVE + " (-1 -> -2)"),
     ("metrics", "core/NumberReplacer", "preds = np.asarray(preds).reshape(-1)", NUMPY_NEGATIVE + " (-1 -> -2)"),
+    ("train-parts", "core/NumberReplacer", "x = args[0]",
+     "a forward pre-hook on a LayerNorm gets its one positional input: args[-1] is args[0]"),
+    ("train-fit", "core/ReplaceAndWithOr", "if result.best_step is not None and best_file.exists():",
+     "best.pt is written by the evaluation that sets best_step, before any checkpoint records that step, so "
+     "in a run's checkpoint folder one holds exactly when the other does"),
+    ("train-loop", "core/ReplaceComparisonOperator_GtE_Eq", "last = result.steps >= total_steps",
+     "steps grows by one per iteration and the loop only runs while steps < total_steps: steps reaches "
+     "total_steps exactly, never passes it"),
     ("metrics", "core/NumberReplacer", "return float(np.mean(f1s)) if f1s else 0.0",
      "f1s is empty only for zero examples, and score() refuses those before any metric runs (sklearn refuses "
      "them too)"),

@@ -26,6 +26,7 @@ from torch import nn
 # Imports from xlt in one place (modules are moving: train -> train + device, tasks -> a package).
 from xlt import data as xdata
 from xlt.models import load_classifier
+from xlt.errors import XltError
 from xlt.spec import Hyperparams
 from xlt.tasks import get_task, load_split
 from xlt.train import Sift, TrainingDiverged, fit, param_groups, symmetric_kl
@@ -194,6 +195,16 @@ def test_param_groups_on_real_checkpoints(fixture, request):
     got_decay = {names[id(p)] for p in decay["params"]}
     assert got_no == expected_no and any("LayerNorm.weight" in n for n in got_no)
     assert got_decay == set(names.values()) - expected_no
+
+
+@pytest.mark.timeout(30)
+def test_an_epoch_without_batches_is_an_error_not_an_endless_loop():
+    """Catches the empty-epoch guard never firing: fit would spin forever asking for batches."""
+    hp = Hyperparams(lr=1e-3, epochs=2, batch_size=4)
+    with pytest.raises(XltError, match="training batches of an epoch came back empty"):
+        fit(Bag(), lambda epoch: iter(()), 3, hp, seed=0)
+    with pytest.raises(XltError, match="no training batches"):
+        fit(Bag(), lambda epoch: iter(()), 0, hp, seed=0)
 
 
 # --------------------------------------------------------------------------------------------------
