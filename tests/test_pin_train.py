@@ -113,6 +113,64 @@ def linear_warmup_decay(step: int, warmup: int, total: int) -> float:
 
 
 # --------------------------------------------------------------------------------------------------
+# One step, as textbooks write it (first: it catches most changes to the loop, and fast)
+
+
+def textbook_loop(model, batches, n_batches, hp, seed):
+    """The fine-tuning loop written out the plain way (torch + transformers' scheduler), for the Bag model:
+    decayed weights listed by hand, the mean loss of each group of `grad_accum` batches (a short group at an
+    epoch's end), gradient clipping, AdamW, the scheduler after the optimizer."""
+    from transformers import get_linear_schedule_with_warmup
+
+    torch.manual_seed(seed)
+    model.train()
+    decay = [model.emb.weight, model.out.weight]
+    no_decay = [model.norm.weight, model.norm.bias, model.out.bias]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": hp.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=hp.lr, eps=hp.adam_eps)
+    per_epoch = math.ceil(n_batches / hp.grad_accum)
+    total = math.ceil(per_epoch * hp.epochs)
+    sched = get_linear_schedule_with_warmup(opt, min(hp.warmup_steps, total), total)
+    losses, epoch, tokens = [], 0, 0
+    while len(losses) < total:
+        epoch_batches = list(batches(epoch))
+        for start in range(0, n_batches, hp.grad_accum):
+            group = epoch_batches[start:start + hp.grad_accum]
+            step_loss = 0.0
+            for b in group:
+                tokens += int(b["attention_mask"].sum())
+                loss = F.cross_entropy(model(b["input_ids"], b["attention_mask"]), b["labels"])
+                (loss / len(group)).backward()
+                step_loss += loss.item() / len(group)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), hp.max_grad_norm)
+            opt.step()
+            sched.step()
+            opt.zero_grad()
+            losses.append(step_loss)
+            if len(losses) == total:
+                break
+        epoch += 1
+    return losses, tokens
+
+
+@pytest.mark.parametrize("grad_accum, n_batches, epochs", [(1, 4, 2.0), (2, 5, 1.7)])
+def test_fit_equals_the_textbook_loop_step_by_step(grad_accum, n_batches, epochs):
+    """Catches any change to what a step computes: the loss divided by the wrong count, gradients not cleared
+    or cleared before the step, clipping skipped or misapplied (it is active here), eps or weight decay not
+    passed, the scheduler stepped at the wrong time, an epoch's short last group dropped or merged, a wrong
+    step count for fractional epochs. Bitwise: the same operations in the same order."""
+    hp = Hyperparams(lr=5e-2, epochs=epochs, batch_size=4 * grad_accum, grad_accum=grad_accum, warmup_steps=2,
+                     weight_decay=0.1, max_grad_norm=0.05, adam_eps=1e-4)
+    batches = epochs_of(synthetic_batches(n_batches))
+    ours, theirs = Bag(), Bag()
+    result = fit(ours, batches, n_batches, hp, seed=3)
+    expected, tokens = textbook_loop(theirs, batches, n_batches, hp, seed=3)
+    assert result.losses == expected and result.steps == len(expected)
+    assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), theirs.state_dict().values()))
+    assert result.train_tokens == tokens
+
+
+# --------------------------------------------------------------------------------------------------
 # Learning-rate schedule
 
 
