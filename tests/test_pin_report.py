@@ -173,6 +173,9 @@ def test_bold_best_is_highest_per_column_and_lowest_for_the_gap():
     assert t.best() == {"en": 90.0, "fr": 75.0, AVG: 85.0, GAP: 15.0}
     bold = {(r.model, c) for r in t.rows for c in t.columns if t.is_best(r, c)}
     assert bold == {("a", "en"), ("b", "en"), ("b", "fr"), ("c", AVG), ("b", GAP), ("c", GAP)}
+    t.rows = t.rows[:2]                                           # two rows: a comparison, so bold
+    assert {(r.model, c) for r in t.rows for c in t.columns if t.is_best(r, c)} == {
+        ("a", "en"), ("b", "en"), ("b", "fr"), ("b", AVG), ("b", GAP)}
     t.rows = t.rows[:1]
     assert not any(t.is_best(t.rows[0], c) for c in t.columns)
 
