@@ -101,7 +101,7 @@ def brute_force_bootstrap(a, b, n_resamples, rng):
     return d[idx].mean(axis=1)
 
 
-@pytest.mark.parametrize("confidence", [0.95, 0.8])
+@pytest.mark.parametrize("confidence", [0.95, 0.8, 0.5])
 def test_paired_bootstrap_matches_resampling_examples_by_index(confidence):
     """Catches resampling that breaks the pairing, the wrong percentiles, an average that pools examples instead
     of averaging languages, and a difference of the wrong sign. Brute force: each language's examples resampled

@@ -301,7 +301,8 @@ def test_divergence_guard_stops_on_nan_and_inf_losses_at_their_step(mode, value)
     """Catches a guard that checks only for NaN (or only for inf), and a wrong step in the error."""
     hp = Hyperparams(lr=1e-3, epochs=2, batch_size=4, grad_accum=2)
     batches = epochs_of(nonzero_labels(synthetic_batches(4)))
-    with pytest.raises(TrainingDiverged, match=rf"loss became {value} at step 3 of 4") as info:
+    with pytest.raises(TrainingDiverged, match=rf"loss became {value} at step 3 of 4 \(epoch 2, precision fp32\)") \
+            as info:
         fit(GoesBad(mode, good=4), batches, 4, hp, seed=0)    # 2 forwards a step: the 5th is step 3's
     assert info.value.step == 3
 
@@ -319,6 +320,18 @@ def test_divergence_guard_stops_on_a_negative_infinite_loss():
 
 # --------------------------------------------------------------------------------------------------
 # SiFT
+
+
+def test_fit_adds_the_weighted_sift_term_to_the_loss():
+    """Catches the adversarial term added with the wrong weight (lambda + adv, lambda / adv, unweighted): the
+    first step's clean pass is the plain run's, so its loss is the plain loss plus lambda times the term."""
+    hp = Hyperparams(lr=1e-2, epochs=1, batch_size=4, sift_init=0.1, sift_lr=0.1)
+    batches = epochs_of(synthetic_batches(2))
+    plain = fit(Bag(), batches, 2, hp, seed=0)
+    model = Bag()
+    sift = fit(model, batches, 2, dataclasses.replace(hp, sift=True, sift_lambda=2.5), seed=0, sift_layer=model.norm)
+    assert len(sift.sift_losses) == 2 and sift.sift_losses[0] > 1e-4
+    assert sift.losses[0] == pytest.approx(plain.losses[0] + 2.5 * sift.sift_losses[0], rel=1e-6)
 
 
 class Perturbable(nn.Module):
