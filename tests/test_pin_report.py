@@ -133,9 +133,10 @@ def test_paired_bootstrap_matches_resampling_examples_by_index(confidence):
         if key != AVG:
             d = (a[key] - b[key]) * 100
             z = statistics.NormalDist().inv_cdf(1 - tail / 100)
-            assert (got.high - got.low) / 2 == pytest.approx(z * d.std() / math.sqrt(len(d)), rel=0.08)
+            assert (got.high - got.low) / 2 == pytest.approx(z * d.std() / math.sqrt(len(d)), rel=0.08,
+                                                             abs=100 / len(d))
     assert ours["sw"].significant and ours["sw"].low > 0 and ours["sw"].diff == pytest.approx(20.0)
-    assert not ours["fr"].significant
+    assert ours["fr"].significant == (confidence < 0.8)           # -1.7 points on 120 examples: only at 50%
     swapped = paired_bootstrap(b, a, n_resamples=R, seed=1, confidence=confidence)
     assert swapped["en"].diff == pytest.approx(-ours["en"].diff)
 
