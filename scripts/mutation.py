@@ -108,6 +108,7 @@ KIND = ("Hyperparams' field types are the strings 'float', 'int' and 'bool' (pos
 BACKEND_PATHS = ("_backend_state's fast path (cut the serialized text at \"added_tokens\") and its JSON path both "
                  "drop truncation and padding and keep the rest; which one runs changes the fingerprint's value, "
                  "never which tokenizers share one (tokenizers always writes \"added_tokens\" after them)")
+TWO_VALUES = "{0} is {1!r} or {2!r}; on those two the ordering comparison selects the same branch as =="
 EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("spec", "core/ReplaceComparisonOperator_Eq_LtE", 'if kind == "bool" and isinstance(value, str):', KIND),
     ("spec", "core/ReplaceComparisonOperator_Eq_GtE", 'elif kind == "int":', KIND),
@@ -146,6 +147,15 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
      "if len(group) < hp.grad_accum and position < batches_per_epoch:",
      "a group grows by one batch at a time and is emptied when it reaches grad_accum: it is never longer, "
      "so < and != agree"),
+    ("train-loop", "core/ReplaceComparisonOperator_Eq_LtE",
+     "if not last and (evaluated or (checkpoint_every > 0 and result.steps % checkpoint_every == 0)):",
+     "x % k is never negative for k > 0 (the clause's own guard), so <= 0 is == 0"),
+    ("train-loop", "core/ReplaceComparisonOperator_GtE_Eq", "end_of_epoch = position >= batches_per_epoch",
+     "position grows by one batch and the epoch ends when it reaches batches_per_epoch: it never passes it"),
+    ("runner", "core/ReplaceComparisonOperator_Eq_LtE", 'if spec.data_source == "hub" and ddir is not None:',
+     TWO_VALUES.format("data_source", "hub", "local")),
+    ("runner", "core/ReplaceComparisonOperator_Eq_LtE", 'if record["status"] == "completed":',
+     TWO_VALUES.format("status", "completed", "failed")),
     ("metrics", "core/NumberReplacer", "return float(np.mean(f1s)) if f1s else 0.0",
      "f1s is empty only for zero examples, and score() refuses those before any metric runs (sklearn refuses "
      "them too)"),
@@ -211,7 +221,10 @@ def copy_tree(dest: Path) -> None:
                            capture_output=True, text=True).stdout.splitlines()
     for rel in files:
         src = ROOT / rel
-        if src.is_file():
+        if src.is_symlink():        # e.g. xlt/_data/tasks -> ../../tasks: the same link in the copy
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(os.readlink(src), dest / rel)
+        elif src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
     shared = dest.parent / "shared"

@@ -120,15 +120,18 @@ def test_cache_entries_follow_length_split_and_file_content(two_tokenizers, shar
     assert len(list(cache.rglob("*.npz"))) == 4
 
 
-def test_a_damaged_cache_entry_is_rebuilt(two_tokenizers, fr_split, tmp_path):
+def test_a_damaged_cache_entry_is_rebuilt(two_tokenizers, fr_split, shared_data, tmp_path):
     a, _ = two_tokenizers
     path = cache_path(fr_split, a, 64, tmp_path)
     featurize(fr_split, a, 64, cache_dir=tmp_path)
     path.write_bytes(b"not a numpy file")
     assert same_features(featurize(fr_split, a, 64, cache_dir=tmp_path), featurize(fr_split, a, 64, use_cache=False))
-    short = featurize(fr_split.head(10), a, 64, use_cache=False)        # an entry with the wrong row count
+    short = featurize(fr_split.head(10), a, 64, use_cache=False)        # entries with the wrong row count
     short.save(path)
     assert len(featurize(fr_split, a, 64, cache_dir=tmp_path)) == len(fr_split)
+    longer = load_split("xnli", "validation", "fr", data_dir=shared_data).head(len(fr_split) + 50)
+    featurize(longer, a, 64, use_cache=False).save(path)
+    assert same_features(featurize(fr_split, a, 64, cache_dir=tmp_path), featurize(fr_split, a, 64, use_cache=False))
 
 
 def test_featurize_is_the_tokenizer_called_on_each_pair(two_tokenizers, fr_split, tmp_path):

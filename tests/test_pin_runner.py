@@ -102,3 +102,16 @@ def test_a_missing_file_is_skipped_not_filled_with_another_split(tiny_deberta_v3
     assert rec["data"]["skipped"] == {"test": ["en"]}
     assert "split_not_evaluated:test/en" in rec["flags"]
     assert set(rec["metrics"]["validation"]) == {"en", "fr"}
+
+
+def test_a_local_spec_without_a_data_directory_fails_before_anything_runs(tmp_path, pin_task):
+    """Catches a local-data spec silently falling back to the hub when no --data-dir is given (and the
+    reverse: a data directory with a hub spec)."""
+    tasks, data = pin_task
+    local = RunSpec.create("no-model-needed", "pin", data_source="local")
+    out = runner.execute(local, tasks_dir=tasks, quiet=True)
+    assert out.record["status"] == "failed" and out.record["error"]["stage"] == "setup"
+    assert "no data directory was given" in out.record["error"]["message"]
+    hub = RunSpec.create("no-model-needed", "pin")
+    out = runner.execute(hub, data_dir=data, tasks_dir=tasks, quiet=True)
+    assert out.record["status"] == "failed" and "data_source='hub'" in out.record["error"]["message"]

@@ -255,6 +255,30 @@ def test_param_groups_on_real_checkpoints(fixture, request):
     assert got_decay == set(names.values()) - expected_no
 
 
+def test_epochs_are_asked_for_in_order_even_when_one_comes_up_short():
+    """Catches the epoch counter moving backwards or repeating (the data order of each epoch comes from its
+    number): when an epoch yields fewer batches than announced, fit goes on with the next one."""
+    asked = []
+    data = synthetic_batches(4)
+
+    def batches(epoch):
+        asked.append(epoch)
+        return data[:3] if epoch == 0 else data       # epoch 0 is one batch short of the 4 announced
+
+    result = fit(Bag(), batches, 4, Hyperparams(lr=1e-3, epochs=2, batch_size=4), seed=0)
+    assert result.steps == 8 and asked == [0, 1, 2]
+
+
+@pytest.mark.parametrize("precision, scaled", [("fp32", False), ("fp16", True)])
+def test_loss_scaling_only_in_fp16(tmp_path, precision, scaled):
+    """Catches a GradScaler switched on for fp32 (or off for fp16): its state is what a checkpoint keeps."""
+    hp = Hyperparams(lr=1e-3, epochs=1, batch_size=4)
+    fit(Bag(), epochs_of(synthetic_batches(2)), 2, hp, seed=0, precision=precision, checkpoint_dir=tmp_path,
+        checkpoint_every=1)
+    state = torch.load(tmp_path / "last.pt", weights_only=False)["scaler"]
+    assert bool(state) == scaled and (not scaled or state["scale"] > 1)
+
+
 @pytest.mark.timeout(30)
 def test_an_epoch_without_batches_is_an_error_not_an_endless_loop():
     """Catches the empty-epoch guard never firing: fit would spin forever asking for batches."""
@@ -322,15 +346,19 @@ def test_divergence_guard_stops_on_a_negative_infinite_loss():
 # SiFT
 
 
-def test_fit_adds_the_weighted_sift_term_to_the_loss():
-    """Catches the adversarial term added with the wrong weight (lambda + adv, lambda / adv, unweighted): the
-    first step's clean pass is the plain run's, so its loss is the plain loss plus lambda times the term."""
-    hp = Hyperparams(lr=1e-2, epochs=1, batch_size=4, sift_init=0.1, sift_lr=0.1)
-    batches = epochs_of(synthetic_batches(2))
-    plain = fit(Bag(), batches, 2, hp, seed=0)
-    model = Bag()
-    sift = fit(model, batches, 2, dataclasses.replace(hp, sift=True, sift_lambda=2.5), seed=0, sift_layer=model.norm)
-    assert len(sift.sift_losses) == 2 and sift.sift_losses[0] > 1e-4
+@pytest.mark.parametrize("grad_accum", [1, 2])
+def test_fit_adds_the_weighted_sift_term_to_the_loss(grad_accum):
+    """Catches the adversarial term added with the wrong weight (lambda + adv, lambda / adv, unweighted) or
+    averaged wrongly over accumulated batches: without dropout, the first step's clean passes are the plain
+    run's, so its loss is the plain loss plus lambda times the mean adversarial term."""
+    hp = Hyperparams(lr=1e-2, epochs=1, batch_size=4 * grad_accum, grad_accum=grad_accum, sift_init=0.1,
+                     sift_lr=0.1)
+    batches = epochs_of(synthetic_batches(4))
+    plain_model, model = Bag(), Bag()
+    plain_model.drop.p = model.drop.p = 0.0
+    plain = fit(plain_model, batches, 4, hp, seed=0)
+    sift = fit(model, batches, 4, dataclasses.replace(hp, sift=True, sift_lambda=2.5), seed=0, sift_layer=model.norm)
+    assert len(sift.sift_losses) == sift.steps == 4 // grad_accum and sift.sift_losses[0] > 1e-4
     assert sift.losses[0] == pytest.approx(plain.losses[0] + 2.5 * sift.sift_losses[0], rel=1e-6)
 
 
