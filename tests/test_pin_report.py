@@ -143,8 +143,8 @@ def test_paired_bootstrap_matches_resampling_examples_by_index(confidence):
 
 def test_paired_bootstrap_edge_cases():
     assert paired_bootstrap({}, {}) == {}
-    got = paired_bootstrap({"en": np.ones(5), "fr": np.zeros(0)}, {"en": np.zeros(5), "fr": np.zeros(0)},
-                           n_resamples=50)
+    got = paired_bootstrap({"fr": np.zeros(0), "en": np.ones(5)}, {"fr": np.zeros(0), "en": np.zeros(5)},
+                           n_resamples=50)                      # an empty language first: skipped, not the end
     assert set(got) == {"en", AVG} and got["en"].low == got["en"].high == got["en"].diff == 100.0
     assert got["en"].significant
     with pytest.raises(ValueError, match="pair the same examples"):
@@ -167,16 +167,17 @@ def _row(name, **cells):
 def test_bold_best_is_highest_per_column_and_lowest_for_the_gap():
     """Catches a gap ranked like a score (higher = better), a best taken over unrounded values (two rows that
     display the same number must both be bold), and bold in a one-row table."""
-    t = Table(task="t", metric="accuracy", split="test", languages=["en", "fr"], source_lang="en")
-    t.rows = [_row("a", en=90.04, fr=70.0, avg=80.02, gap=20.04),
-              _row("b", en=90.01, fr=75.0, avg=82.5, gap=15.01),
-              _row("c", en=85.0, avg=85.0, gap=-1.0 + 16.04)]   # no fr
-    assert t.best() == {"en": 90.0, "fr": 75.0, AVG: 85.0, GAP: 15.0}
+    # "sw" sorts after "gap": a test of `col == GAP` written as an ordering would rank it like the gap
+    t = Table(task="t", metric="accuracy", split="test", languages=["en", "fr", "sw"], source_lang="en")
+    t.rows = [_row("a", en=90.04, fr=70.0, sw=60.0, avg=80.02, gap=20.04),
+              _row("b", en=90.01, fr=75.0, sw=50.0, avg=82.5, gap=15.01),
+              _row("c", en=85.0, avg=85.0, gap=-1.0 + 16.04)]   # no fr, no sw
+    assert t.best() == {"en": 90.0, "fr": 75.0, "sw": 60.0, AVG: 85.0, GAP: 15.0}
     bold = {(r.model, c) for r in t.rows for c in t.columns if t.is_best(r, c)}
-    assert bold == {("a", "en"), ("b", "en"), ("b", "fr"), ("c", AVG), ("b", GAP), ("c", GAP)}
+    assert bold == {("a", "en"), ("b", "en"), ("b", "fr"), ("a", "sw"), ("c", AVG), ("b", GAP), ("c", GAP)}
     t.rows = t.rows[:2]                                           # two rows: a comparison, so bold
     assert {(r.model, c) for r in t.rows for c in t.columns if t.is_best(r, c)} == {
-        ("a", "en"), ("b", "en"), ("b", "fr"), ("b", AVG), ("b", GAP)}
+        ("a", "en"), ("b", "en"), ("b", "fr"), ("a", "sw"), ("b", AVG), ("b", GAP)}
     t.rows = t.rows[:1]
     assert not any(t.is_best(t.rows[0], c) for c in t.columns)
 
@@ -190,9 +191,8 @@ TASK = {"name": "toy", "languages": ["en", "fr", "de"], "source_lang": "en", "pr
 def _write(results, model, seed, correct):
     """A record and its predictions with per-example correctness `correct[lang]` (0/1 arrays)."""
     rows, metrics = [], {}
-    rng = np.random.default_rng(seed)
     for lang, c in correct.items():
-        labels = rng.integers(0, 3, len(c))
+        labels = np.random.default_rng([ord(ch) for ch in lang]).integers(0, 3, len(c))   # the same examples
         rows.append(pd.DataFrame({"split": "test", "lang": lang, "idx": np.arange(len(c)), "label": labels,
                                   "pred": np.where(c, labels, (labels + 1) % 3)}))
         # the same examples' validation predictions, all wrong: a test-split comparison must never see them
@@ -235,3 +235,31 @@ def test_table_deltas_and_significance_from_records(tmp_path):
     expected = paired_bootstrap(mean_a, mean_b, n_resamples=2000, seed=5)
     assert delta.significance == expected
     assert all(delta.significance[k].significant for k in [*n, AVG])
+
+
+def test_no_significance_when_gold_labels_disagree_and_no_average_over_a_subset(tmp_path):
+    """Catches a gold-label check that only notices one direction of disagreement, and an `avg` significance
+    reported when predictions cover only some of the table's languages."""
+    rng = np.random.default_rng(1)
+    n = {"en": 60, "fr": 60, "de": 60}
+    for s in (1, 2):
+        _write(tmp_path / "a", "xlm-roberta-base", s, {l: (rng.random(k) < 0.5).astype(float) for l, k in n.items()})
+        _write(tmp_path / "a", "other", s, {l: (rng.random(k) < 0.9).astype(float) for l, k in n.items()})
+    records = load_records(tmp_path / "a")
+    # the other model's predictions with every gold label one higher (mod 3 keeps 2 -> 0 too: both directions)
+    for path, record in zip(records.paths, records.records):
+        if record["model"]["name"] == "other":
+            pq = path.with_name(path.stem + ".predictions.parquet")
+            frame = pd.read_parquet(pq)
+            frame.loc[frame["label"] < 2, "label"] += 1
+            frame.loc[frame["label"] == frame["pred"], "pred"] = (frame["label"] + 1) % 3   # keep it self-consistent
+            frame.to_parquet(pq)
+    table = build_table("toy", load_records(tmp_path / "a"), reference=False, n_resamples=200)
+    assert table.deltas and not table.deltas[0].significance
+    assert any("disagree on gold labels" in note for note in table.notes)
+
+    for s in (1, 2):   # predictions for en and fr only, while the table has de too
+        _write(tmp_path / "b", "xlm-roberta-base", s, {l: (rng.random(60) < 0.5).astype(float) for l in ("en", "fr")})
+        _write(tmp_path / "b", "other", s, {l: (rng.random(60) < 0.9).astype(float) for l in ("en", "fr")})
+    sig = build_table("toy", load_records(tmp_path / "b"), reference=False, n_resamples=200).deltas[0].significance
+    assert set(sig) == {"en", "fr"}

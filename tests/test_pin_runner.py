@@ -11,7 +11,9 @@ import pytest
 import torch
 
 # Imports from xlt in one place.
+from xlt import evaluate as xeval
 from xlt import runner
+from xlt.results import spec_record_path
 from xlt.spec import RunSpec
 
 SIZES = {("train", "en"): 32, ("validation", "en"): 24, ("test", "en"): 20, ("validation", "fr"): 18,
@@ -115,3 +117,25 @@ def test_a_local_spec_without_a_data_directory_fails_before_anything_runs(tmp_pa
     hub = RunSpec.create("no-model-needed", "pin")
     out = runner.execute(hub, data_dir=data, tasks_dir=tasks, quiet=True)
     assert out.record["status"] == "failed" and "data_source='hub'" in out.record["error"]["message"]
+
+
+def test_run_writes_a_failed_evaluation_and_a_run_that_never_checkpointed(tiny_deberta_v3, pin_task, tmp_path,
+                                                                        monkeypatch):
+    """Catches `run` dropping the record of a run that failed after training (only a setup failure, where
+    nothing ran, goes unrecorded), and `run` crashing on a completed run that wrote no checkpoint (one step)."""
+    tasks, data = pin_task
+    spec = RunSpec.create(str(tiny_deberta_v3), "pin", seed=1, data_source="local", max_train_samples=16,
+                          overrides=dict(epochs=1, batch_size=16, max_seq_len=40, lr=1e-3))
+    done = runner.run(spec, data_dir=data, tasks_dir=tasks, results_dir=tmp_path / "ok", quiet=True,
+                      cache_dir=tmp_path / "features")
+    assert done.ok and done.record["selection"]["total_steps"] == 1 and done.path.is_file()
+    assert not runner.checkpoint_dir(tmp_path / "ok", spec).exists()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated evaluation crash")
+
+    monkeypatch.setattr(xeval, "evaluate_splits", broken)
+    failed = runner.run(spec, data_dir=data, tasks_dir=tasks, results_dir=tmp_path / "bad", quiet=True,
+                        cache_dir=tmp_path / "features")
+    assert failed.record["status"] == "failed" and failed.record["error"]["stage"] == "evaluate"
+    assert failed.path == spec_record_path(tmp_path / "bad", spec) and failed.path.is_file()

@@ -174,3 +174,41 @@ def test_xnli_labels_are_the_hub_class_order(shared_data):
     assert split.frame["label"].tolist() == raw["label"].astype(int).tolist()
     assert split.frame["label"].value_counts().to_dict() == {0: 830, 1: 830, 2: 830}
     assert split.label_names == ("entailment", "neutral", "contradiction")
+
+
+def test_head_takes_the_first_rows_and_changes_the_identity(tmp_path, data_dir):
+    """max_train_samples / max_eval_samples: the first n rows in source order, a fresh 0..n-1 index, and a
+    source key of its own (the feature cache must not hand the full split's features to a head)."""
+    full = load_split(write_task(tmp_path / "tasks"), "train", "en", data_dir)
+    head = full.head(4)
+    assert head.frame["text_a"].tolist() == full.frame["text_a"].tolist()[:4]
+    assert list(head.frame.columns) == list(full.frame.columns) and list(head.frame.index) == [0, 1, 2, 3]
+    assert head.source_key != full.source_key and len(head) == 4
+    for same in (None, len(full), len(full) + 5):
+        assert full.head(same) is full
+
+
+def test_text_columns_are_strings_even_when_a_typed_file_holds_numbers_or_nulls(tmp_path):
+    task = write_task(tmp_path / "tasks")
+    path = tmp_path / "data" / "pin" / "test-fr.jsonl"
+    path.parent.mkdir(parents=True)
+    rows = [{"p": 123, "h": None, "y": 1}, {"p": "a", "h": 4.5, "y": 0}]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    frame = load_split(task, "test", "fr", tmp_path / "data").frame
+    assert frame["text_a"].tolist() == ["123", "a"] and frame["text_b"].tolist() == ["", "4.5"]
+
+
+def test_a_files_source_is_read_in_its_declared_format(tmp_path):
+    """`format:` wins over the extension for `files:` sources (a .txt holding TSV)."""
+    source = "source:\n  files: data/{split}-{lang}.txt\n  format: tsv\n  columns: {text_a: p, text_b: h, label: y}\n"
+    task = write_task(tmp_path / "tasks", source=source)
+    write_tsv(tmp_path / "tasks" / "data" / "test-fr.txt", [("a", "b", "2"), ("c", "d", "0")])
+    assert load_split(task, "test", "fr").frame["label"].tolist() == [2, 0]
+
+
+def test_two_files_for_one_split_are_an_error(tmp_path, data_dir):
+    task = write_task(tmp_path / "tasks")
+    pd.read_csv(data_dir / "pin" / "test-fr.tsv", sep="\t", dtype=str).to_csv(data_dir / "pin" / "test-fr.csv",
+                                                                             index=False)
+    with pytest.raises(XltError, match="several files hold pin test-fr"):
+        load_split(task, "test", "fr", data_dir)
