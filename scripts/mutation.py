@@ -265,6 +265,16 @@ lines = {{ "{module.path}" = [{lines}] }}
 """)
 
 
+def restore_original(module: Module, base: Path) -> None:
+    """Put the unmutated source back into the copy (a stopped run can leave its last mutant on disk); refuse
+    when the working tree's source has changed since the run (the mutants' positions would be wrong)."""
+    original = base / "original.py"
+    source = (original if original.exists() else ROOT / module.path).read_bytes()
+    if source != (ROOT / module.path).read_bytes():
+        raise SystemExit(f"{module.path} changed since the last run; run the module again from scratch")
+    (base / "tree" / module.path).write_bytes(source)
+
+
 def resume_module(module: Module, workdir: Path, log) -> Path:
     """Run the mutants a stopped run left pending (cosmic-ray runs them in random order, so a stopped run's
     results are a uniform sample of the module's mutants)."""
@@ -272,9 +282,9 @@ def resume_module(module: Module, workdir: Path, log) -> Path:
     tree, session, config = base / "tree", base / "session.sqlite", base / "cosmic-ray.toml"
     if not session.exists():
         raise SystemExit(f"{module.name}: no previous run under {workdir}")
+    restore_original(module, base)
     env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("XLT_DATA_DIR", None)
-    subprocess.run(["git", "checkout", "--", module.path], cwd=tree, capture_output=True)   # no-op outside git
     log(f"{module.name}: {count(session)['pending']} pending mutants")
     subprocess.run([str(BIN / "cosmic-ray"), "exec", str(config), str(session)], cwd=tree, env=env, check=True,
                    capture_output=True, text=True)
@@ -292,8 +302,7 @@ def retest_survivors(module: Module, workdir: Path, log) -> Path:
                               capture_output=True, text=True).stdout.splitlines():
         (tree / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, tree / rel)
-    if (ROOT / module.path).read_bytes() != (tree / module.path).read_bytes():
-        raise SystemExit(f"{module.path} changed since the last run; run the module again from scratch")
+    restore_original(module, base)
     write_config(module, config, float(config.read_text().split("timeout = ")[1].split()[0]),
                  scope_lines(module, tree))
     db = sqlite3.connect(session)
