@@ -141,6 +141,26 @@ def test_paired_bootstrap_matches_resampling_examples_by_index(confidence):
     assert swapped["en"].diff == pytest.approx(-ours["en"].diff)
 
 
+def test_bootstrap_interval_of_a_binomial_is_its_exact_quantiles():
+    """d is 100 on k of n examples and 0 elsewhere, so a resample's mean is 100 Binomial(n, k/n) / n: the
+    interval must sit on the binomial's own 2.5% and 97.5% quantiles (scipy), which a shifted percentile
+    (e.g. 96.5 instead of 97.5) misses by more than a lattice step."""
+    from scipy.stats import binom
+
+    n, k = 2000, 1000
+    a, b = np.r_[np.ones(k), np.zeros(n - k)], np.zeros(n)
+    got = paired_bootstrap({"x": a}, {"x": b}, n_resamples=40000, seed=2)["x"]
+    assert got.low == pytest.approx(100 * binom.ppf(0.025, n, k / n) / n, abs=0.06)
+    assert got.high == pytest.approx(100 * binom.ppf(0.975, n, k / n) / n, abs=0.06)
+
+
+def test_significance_means_the_interval_excludes_zero():
+    from xlt.report import Bootstrap
+
+    assert Bootstrap(1.0, 0.5, 2.0, 10, 100).significant and Bootstrap(-1.0, -2.0, -0.01, 10, 100).significant
+    assert not Bootstrap(0.5, -0.5, 1.5, 10, 100).significant and not Bootstrap(0.0, 0.0, 0.0, 10, 100).significant
+
+
 def test_paired_bootstrap_edge_cases():
     assert paired_bootstrap({}, {}) == {}
     got = paired_bootstrap({"fr": np.zeros(0), "en": np.ones(5)}, {"fr": np.zeros(0), "en": np.zeros(5)},
@@ -201,7 +221,9 @@ def _write(results, model, seed, correct):
         metrics[lang] = {"accuracy": float(np.mean(c)), "n": len(c)}
     from xlt.results import predictions_to_bytes
     spec = RunSpec.create(model, "toy", seed=seed)
-    record = new_record(spec, status="completed", model={"name": model}, task=TASK, metrics={"test": metrics})
+    wrong = {lang: {"accuracy": 0.0, "n": m["n"]} for lang, m in metrics.items()}
+    record = new_record(spec, status="completed", model={"name": model}, task=TASK,
+                        metrics={"test": metrics, "validation": wrong})
     write_run(results, record, predictions_to_bytes(pd.concat(rows, ignore_index=True)))
 
 
@@ -235,6 +257,9 @@ def test_table_deltas_and_significance_from_records(tmp_path):
     expected = paired_bootstrap(mean_a, mean_b, n_resamples=2000, seed=5)
     assert delta.significance == expected
     assert all(delta.significance[k].significant for k in [*n, AVG])
+    # on the validation split both models are wrong everywhere: nothing of the test split may leak in
+    val = build_table("toy", load_records(tmp_path), reference=False, split="validation", n_resamples=200).deltas
+    assert val and all(b.diff == 0 and not b.significant for b in val[0].significance.values())
 
 
 def test_no_significance_when_gold_labels_disagree_and_no_average_over_a_subset(tmp_path):

@@ -117,6 +117,9 @@ def test_a_local_spec_without_a_data_directory_fails_before_anything_runs(tmp_pa
     hub = RunSpec.create("no-model-needed", "pin")
     out = runner.execute(hub, data_dir=data, tasks_dir=tasks, quiet=True)
     assert out.record["status"] == "failed" and "data_source='hub'" in out.record["error"]["message"]
+    out = runner.execute(hub, tasks_dir=tasks, quiet=True)      # hub data needs no directory: it gets further
+    assert out.record["status"] == "failed" and "data dir" not in out.record["error"]["message"].replace(
+        "directory", "dir")
 
 
 def test_run_writes_a_failed_evaluation_and_a_run_that_never_checkpointed(tiny_deberta_v3, pin_task, tmp_path,

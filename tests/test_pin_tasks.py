@@ -212,3 +212,12 @@ def test_two_files_for_one_split_are_an_error(tmp_path, data_dir):
                                                                              index=False)
     with pytest.raises(XltError, match="several files hold pin test-fr"):
         load_split(task, "test", "fr", data_dir)
+
+
+def test_a_split_whose_every_row_is_dropped_is_an_error(tmp_path):
+    source = ("source:\n  files: data/{split}-{lang}.tsv\n  drop_labels: [\"-1\"]\n"
+              "  columns: {text_a: p, text_b: h, label: y}\n")
+    task = write_task(tmp_path / "tasks", source=source)
+    write_tsv(tmp_path / "tasks" / "data" / "test-fr.tsv", [("a", "b", "-1"), ("c", "d", "-1")])
+    with pytest.raises(XltError, match=r"empty split: every row of pin test-fr .* drop_labels \['-1'\]"):
+        load_split(task, "test", "fr")
