@@ -108,6 +108,8 @@ KIND = ("Hyperparams' field types are the strings 'float', 'int' and 'bool' (pos
 BACKEND_PATHS = ("_backend_state's fast path (cut the serialized text at \"added_tokens\") and its JSON path both "
                  "drop truncation and padding and keep the rest; which one runs changes the fingerprint's value, "
                  "never which tokenizers share one (tokenizers always writes \"added_tokens\" after them)")
+SAME_CODE = ("{} changes every key's value but not which keys are equal: keys are only compared with keys "
+             "computed by the same code (caches of another xlt version are simply not found)")
 TWO_VALUES = "{0} is {1!r} or {2!r}; on those two the ordering comparison selects the same branch as =="
 EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("spec", "core/ReplaceComparisonOperator_Eq_LtE", 'if kind == "bool" and isinstance(value, str):', KIND),
@@ -164,6 +166,24 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("runner", "core/ReplaceTrueWithFalse", "shutil.rmtree(checkpoint_dir(results_dir, spec), ignore_errors=True)",
      "a completed run evaluated at least once (fit always evaluates its last step), which wrote best.pt into "
      "this folder: it exists, so ignore_errors never matters"),
+    ("train-loop", "core/ReplaceComparisonOperator_Eq_LtE",
+     "if position == 0:   # an epoch that yielded nothing: avoid looping forever", "position is never negative"),
+    ("train-loop", "core/NumberReplacer", "or (hp.eval_every <= 0 and end_of_epoch)):",
+     "eval_every is an int: the mutant adds eval_every == 1, where every step is evaluated already"),
+    ("data", "core/ReplaceComparisonOperator_GtE_Gt", "if n is None or n >= len(self):",
+     "subset(len(self)) then selects every row in order: equal features (a copy instead of self)"),
+    ("data", "core/NumberReplacer", "fp = h.hexdigest()[:24]", SAME_CODE.format("a 23-character fingerprint")),
+    ("tasks", "core/ReplaceTrueWithFalse", "sort_keys=True, default=str).encode()).hexdigest()",
+     SAME_CODE.format("a source key from the dict's insertion order")),
+    ("report", "core/ReplaceComparisonOperator_Eq_LtE", "if len(a) == 0:", "a length is never negative"),
+    ("report", "core/ReplaceComparisonOperator_Gt_NotEq",
+     "out[col] = Stat(float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else None, int(len(vals)))",
+     "empty columns were skipped just before: len(vals) >= 1, so != 1 is > 1"),
+    ("report", "core/ReplaceComparisonOperator_Gt_NotEq",
+     "return len(self.rows) > 1 and col in row.cells and round(row.cells[col].mean, 1) == best",
+     "is_best is asked about a row of the table: len(self.rows) >= 1, so != 1 is > 1"),
+    ("tasks", "core/ReplaceComparisonOperator_Eq_LtE", "if len(raw) == 0:", "a length is never negative"),
+    ("tasks", "core/NumberReplacer", "label = -1", "every negative id is refused alike (labels < 0)"),
     ("metrics", "core/NumberReplacer", "return float(np.mean(f1s)) if f1s else 0.0",
      "f1s is empty only for zero examples, and score() refuses those before any metric runs (sklearn refuses "
      "them too)"),
