@@ -167,8 +167,9 @@ def test_paired_bootstrap_edge_cases():
                            n_resamples=50)                      # an empty language first: skipped, not the end
     assert set(got) == {"en", AVG} and got["en"].low == got["en"].high == got["en"].diff == 100.0
     assert got["en"].significant
-    with pytest.raises(ValueError, match="pair the same examples"):
-        paired_bootstrap({"en": np.ones(3)}, {"en": np.ones(4)})
+    for m, k in ((3, 4), (4, 3)):
+        with pytest.raises(ValueError, match="pair the same examples"):
+            paired_bootstrap({"en": np.ones(m)}, {"en": np.ones(k)})
     a = paired_bootstrap({"en": np.r_[np.ones(30), np.zeros(30)]}, {"en": np.r_[np.zeros(30), np.ones(30)]},
                          n_resamples=500, seed=3)
     b = paired_bootstrap({"en": np.r_[np.ones(30), np.zeros(30)]}, {"en": np.r_[np.zeros(30), np.ones(30)]},
@@ -271,13 +272,12 @@ def test_no_significance_when_gold_labels_disagree_and_no_average_over_a_subset(
         _write(tmp_path / "a", "xlm-roberta-base", s, {l: (rng.random(k) < 0.5).astype(float) for l, k in n.items()})
         _write(tmp_path / "a", "other", s, {l: (rng.random(k) < 0.9).astype(float) for l, k in n.items()})
     records = load_records(tmp_path / "a")
-    # the other model's predictions with every gold label one higher (mod 3 keeps 2 -> 0 too: both directions)
+    # the other model's gold labels, shifted
     for path, record in zip(records.paths, records.records):
         if record["model"]["name"] == "other":
             pq = path.with_name(path.stem + ".predictions.parquet")
             frame = pd.read_parquet(pq)
-            frame.loc[frame["label"] < 2, "label"] += 1
-            frame.loc[frame["label"] == frame["pred"], "pred"] = (frame["label"] + 1) % 3   # keep it self-consistent
+            frame["label"] = (frame["label"] + 1) % 3                 # 0->1, 1->2 and 2->0: both directions
             frame.to_parquet(pq)
     table = build_table("toy", load_records(tmp_path / "a"), reference=False, n_resamples=200)
     assert table.deltas and not table.deltas[0].significance
