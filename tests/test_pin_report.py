@@ -268,20 +268,21 @@ def test_no_significance_when_gold_labels_disagree_and_no_average_over_a_subset(
     reported when predictions cover only some of the table's languages."""
     rng = np.random.default_rng(1)
     n = {"en": 60, "fr": 60, "de": 60}
-    for s in (1, 2):
-        _write(tmp_path / "a", "xlm-roberta-base", s, {l: (rng.random(k) < 0.5).astype(float) for l, k in n.items()})
-        _write(tmp_path / "a", "other", s, {l: (rng.random(k) < 0.9).astype(float) for l, k in n.items()})
-    records = load_records(tmp_path / "a")
-    # the other model's gold labels, shifted
-    for path, record in zip(records.paths, records.records):
-        if record["model"]["name"] == "other":
-            pq = path.with_name(path.stem + ".predictions.parquet")
-            frame = pd.read_parquet(pq)
-            frame["label"] = (frame["label"] + 1) % 3                 # 0->1, 1->2 and 2->0: both directions
-            frame.to_parquet(pq)
-    table = build_table("toy", load_records(tmp_path / "a"), reference=False, n_resamples=200)
-    assert table.deltas and not table.deltas[0].significance
-    assert any("disagree on gold labels" in note for note in table.notes)
+    for shift in (+1, -1):        # the other model's gold labels moved up, then down: each direction alone
+        where = tmp_path / f"shift{shift}"
+        for s in (1, 2):
+            _write(where, "xlm-roberta-base", s, {l: (rng.random(k) < 0.5).astype(float) for l, k in n.items()})
+            _write(where, "other", s, {l: (rng.random(k) < 0.9).astype(float) for l, k in n.items()})
+        records = load_records(where)
+        for path, record in zip(records.paths, records.records):
+            if record["model"]["name"] == "other":
+                pq = path.with_name(path.stem + ".predictions.parquet")
+                frame = pd.read_parquet(pq)
+                frame["label"] = (frame["label"] + shift).clip(0, 2)
+                frame.to_parquet(pq)
+        table = build_table("toy", load_records(where), reference=False, n_resamples=200)
+        assert table.deltas and not table.deltas[0].significance, shift
+        assert any("disagree on gold labels" in note for note in table.notes)
 
     for s in (1, 2):   # predictions for en and fr only, while the table has de too
         _write(tmp_path / "b", "xlm-roberta-base", s, {l: (rng.random(60) < 0.5).astype(float) for l in ("en", "fr")})
