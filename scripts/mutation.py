@@ -326,14 +326,24 @@ def retest_survivors(module: Module, workdir: Path, log) -> Path:
     write_config(module, config, float(config.read_text().split("timeout = ")[1].split()[0]),
                  scope_lines(module, tree))
     db = sqlite3.connect(session)
+    # cosmic-ray runs every mutant without a result: park the ones a stopped run never reached (--resume runs
+    # them), so that only the survivors run again
+    never_run = [row[0] for row in db.execute(
+        "SELECT job_id FROM work_items WHERE job_id NOT IN (SELECT job_id FROM work_results)")]
+    db.executemany("INSERT INTO work_results (job_id, worker_outcome, output) VALUES (?, 'SKIPPED', 'parked')",
+                   [(job,) for job in never_run])
     gone = db.execute("DELETE FROM work_results WHERE test_outcome IN ('SURVIVED', 'survived')").rowcount
     db.commit()
-    db.close()
     env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("XLT_DATA_DIR", None)
     log(f"{module.name}: {gone} survivors again")
-    subprocess.run([str(BIN / "cosmic-ray"), "exec", str(config), str(session)], cwd=tree, env=env, check=True,
-                   capture_output=True, text=True)
+    try:
+        subprocess.run([str(BIN / "cosmic-ray"), "exec", str(config), str(session)], cwd=tree, env=env,
+                       check=True, capture_output=True, text=True)
+    finally:
+        db.execute("DELETE FROM work_results WHERE output = 'parked'")
+        db.commit()
+        db.close()
     log(f"{module.name}: done")
     return session
 
