@@ -106,7 +106,7 @@ def test_a_missing_file_is_skipped_not_filled_with_another_split(tiny_deberta_v3
     assert set(rec["metrics"]["validation"]) == {"en", "fr"}
 
 
-def test_a_local_spec_without_a_data_directory_fails_before_anything_runs(tmp_path, pin_task):
+def test_a_local_spec_without_a_data_directory_fails_before_anything_runs(tmp_path, pin_task, monkeypatch):
     """Catches a local-data spec silently falling back to the hub when no --data-dir is given (and the
     reverse: a data directory with a hub spec)."""
     tasks, data = pin_task
@@ -117,6 +117,11 @@ def test_a_local_spec_without_a_data_directory_fails_before_anything_runs(tmp_pa
     hub = RunSpec.create("no-model-needed", "pin")
     out = runner.execute(hub, data_dir=data, tasks_dir=tasks, quiet=True)
     assert out.record["status"] == "failed" and "data_source='hub'" in out.record["error"]["message"]
+    monkeypatch.setenv("XLT_DATA_DIR", str(data))              # the environment's directory counts as given
+    out = runner.execute(local, tasks_dir=tasks, quiet=True)
+    assert out.record["status"] == "failed" and "data dir" not in out.record["error"]["message"].replace(
+        "directory", "dir")
+    monkeypatch.delenv("XLT_DATA_DIR")
     out = runner.execute(hub, tasks_dir=tasks, quiet=True)      # hub data needs no directory: it gets further
     assert out.record["status"] == "failed" and "data dir" not in out.record["error"]["message"].replace(
         "directory", "dir")
@@ -142,3 +147,4 @@ def test_run_writes_a_failed_evaluation_and_a_run_that_never_checkpointed(tiny_d
                         cache_dir=tmp_path / "features")
     assert failed.record["status"] == "failed" and failed.record["error"]["stage"] == "evaluate"
     assert failed.path == spec_record_path(tmp_path / "bad", spec) and failed.path.is_file()
+    assert runner.checkpoint_dir(tmp_path / "bad", spec).is_dir()     # kept for --resume: only success clears it

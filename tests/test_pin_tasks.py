@@ -63,7 +63,7 @@ def test_each_split_and_language_reads_its_own_file(tmp_path, data_dir, split, l
     assert got.frame["text_b"].tolist() == raw["h"].tolist()
     assert got.frame["label"].tolist() == raw["y"].astype(int).tolist()
     assert (got.split, got.lang, got.task) == (split, lang, "pin")
-    assert got.origin.endswith(f"{split}-{lang}.tsv")
+    assert got.origin.endswith(f"{split}-{lang}.tsv") and got.dropped == 0
 
 
 def test_available_splits_lists_exactly_the_languages_with_files(tmp_path, data_dir):
@@ -160,6 +160,7 @@ def test_label_map_maps_source_values_to_the_task_label_order(tmp_path):
     split = load_split(task, "test", "fr")
     assert split.frame["label"].tolist() == [1, 2, 0, 2]
     assert split.frame["text_a"].tolist() == ["a", "c", "e", "g"] and split.dropped == 1
+    assert list(split.frame.columns) == ["text_a", "text_b", "label"] and list(split.frame.index) == [0, 1, 2, 3]
     rows[0]["gold"] = "neutral"          # with a label_map, only its keys are valid source values
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     with pytest.raises(XltError, match="label outside"):
@@ -221,3 +222,16 @@ def test_a_split_whose_every_row_is_dropped_is_an_error(tmp_path):
     write_tsv(tmp_path / "tasks" / "data" / "test-fr.tsv", [("a", "b", "-1"), ("c", "d", "-1")])
     with pytest.raises(XltError, match=r"empty split: every row of pin test-fr .* drop_labels \['-1'\]"):
         load_split(task, "test", "fr")
+
+
+def test_missing_files_are_named_with_the_fix(tmp_path, data_dir):
+    task = write_task(tmp_path / "tasks", languages=("en", "fr", "sw"))
+    with pytest.raises(XltError, match=r"missing local data for task 'pin' split 'test' language 'sw': expected "
+                                       r"\S+/pin/test-sw\.tsv \(or \.csv/\.jsonl/\.parquet\); \S+ has: "
+                                       r"test-en\.tsv, test-fr\.tsv, train-en\.tsv"):
+        load_split(task, "test", "sw", data_dir)
+    source = "source:\n  files: data/{split}-{lang}.tsv\n  columns: {text_a: p, text_b: h, label: y}\n"
+    files_task = write_task(tmp_path / "tasks2", source=source)
+    with pytest.raises(XltError, match=r"task 'pin': expected \S+/data/test-fr\.tsv for split 'test', language "
+                                       r"'fr' \(from `files:` in \S+pin\.yaml\); create it or fix the pattern"):
+        load_split(files_task, "test", "fr")
