@@ -239,3 +239,4 @@ def test_restore_order_undoes_any_batching(positions, batch_size):
     assert restore_order(index[order], values[order]).tolist() == sorted(values.tolist())
     with pytest.raises(ValueError):
         restore_order(index, values[:-1] if len(values) > 1 else np.zeros(2))
+    assert len(restore_order([], [])) == 0

@@ -229,13 +229,18 @@ class CustomRMSNorm(nn.Module):
 def test_param_groups_by_rule_on_mixed_modules():
     """Catches a bias/norm rule that misses GroupNorm, a custom *Norm class or a bias-only module, or that
     hands frozen parameters to the optimizer."""
+    class PostNormBlock(nn.Module):      # "norm" in a container's name: its own children are not norms
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(4, 4, bias=False)
+
     model = nn.Sequential(nn.Linear(4, 4), nn.GroupNorm(2, 4), CustomRMSNorm(4), nn.Embedding(10, 4),
-                          nn.Linear(4, 2, bias=False), nn.LayerNorm(4))
+                          nn.Linear(4, 2, bias=False), nn.LayerNorm(4), PostNormBlock())
     model[3].weight.requires_grad_(False)        # frozen: in no group
     decay, no_decay = param_groups(model, 0.1)
     names = {id(p): n for n, p in model.named_parameters()}
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
-    assert sorted(names[id(p)] for p in decay["params"]) == ["0.weight", "4.weight"]
+    assert sorted(names[id(p)] for p in decay["params"]) == ["0.weight", "4.weight", "6.proj.weight"]
     assert sorted(names[id(p)] for p in no_decay["params"]) == ["0.bias", "1.bias", "1.weight", "2.weight",
                                                                "5.bias", "5.weight"]
 
@@ -258,15 +263,25 @@ def test_param_groups_on_real_checkpoints(fixture, request):
 def test_epochs_are_asked_for_in_order_even_when_one_comes_up_short():
     """Catches the epoch counter moving backwards or repeating (the data order of each epoch comes from its
     number): when an epoch yields fewer batches than announced, fit goes on with the next one."""
-    asked = []
+    asked, seen = [], []
     data = synthetic_batches(4)
+    first_ids = [int(b["input_ids"][0, 0]) for b in data]
+
+    class Watched(Bag):
+        def forward(self, input_ids, attention_mask, token_type_ids=None):
+            if self.training:
+                seen.append(int(input_ids[0, 0]))
+            return super().forward(input_ids, attention_mask, token_type_ids)
 
     def batches(epoch):
         asked.append(epoch)
         return data[:3] if epoch == 0 else data       # epoch 0 is one batch short of the 4 announced
 
-    result = fit(Bag(), batches, 4, Hyperparams(lr=1e-3, epochs=2, batch_size=4), seed=0)
+    events = []
+    result = fit(Watched(), batches, 4, Hyperparams(lr=1e-3, epochs=2, batch_size=4), seed=0, on_event=events.append)
     assert result.steps == 8 and asked == [0, 1, 2]
+    assert seen == first_ids[:3] + first_ids + first_ids[:1]          # the next epoch starts at its first batch
+    assert [e["loss"] for e in events if e["event"] == "step"] == result.losses
 
 
 @pytest.mark.parametrize("precision, scaled", [("fp32", False), ("fp16", True)])
