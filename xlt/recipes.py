@@ -59,7 +59,7 @@ def model_config(model: str) -> dict[str, Any] | None:
     from xlt.models.registry import REGISTRY, family_of, read_config
 
     config = None
-    entry = REGISTRY.get(model) or next((i for i in REGISTRY.values() if i.hub_id == model), None)
+    entry = REGISTRY.get(model) or next((i for i in REGISTRY.values() if i.hub_id.lower() == model.lower()), None)
     try:
         if entry is not None:
             config = dict(entry.config)

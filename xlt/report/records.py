@@ -140,10 +140,13 @@ def runs_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 def task_type(name: str | None) -> TaskType | None:
     """The registered task type `name`, or None when this installation does not have it. A record can
     name a type whose module is not importable here (a plugin that is not installed): its numbers are
-    still shown, only the type's extras (several metrics, significance) are not."""
-    if not name:
-        return None
+    still shown, only the type's extras (several metrics, significance) are not. A record that names no
+    type is from before types existed: the default (sentence-pair) type."""
+    from xlt.tasktypes import DEFAULT
+
     try:
+        if not name:
+            return get_task_type(DEFAULT)
         return get_task_type(name)
     except (XltError, ImportError):
         return None

@@ -288,13 +288,14 @@ def _note_once(notes: list[str], note: str) -> None:
 
 
 def example_statistics(run_ids: Sequence[str], runs: Mapping[str, tuple[Path, Mapping[str, Any]]], split: str,
-                       task_type: Any, notes: list[str], warnings: list[str] | None = None) -> pd.DataFrame | None:
+                       task_type: Any, notes: list[str], warnings: list[str] | None = None
+                       ) -> tuple[pd.DataFrame, pd.Series | None] | None:
     """Per example (lang, idx) of `split`: the task type's statistics averaged over the runs (seeds), on the
-    examples every run has. `runs` maps a run id to (record file, record); each predictions file is checked
+    examples every run has, and each example's gold answer as text (None if the type has no `label`). `runs` maps a run id to (record file, record); each predictions file is checked
     against its record's sha256. None (with a note, and a warning naming the file when it does not match its
     record) if a run has no usable predictions."""
     need = ["split", "lang", "idx", *task_type.prediction_columns]
-    frames = []
+    frames, golds = [], []
     for run_id in run_ids:
         try:
             preds = load_predictions(*runs[run_id]) if run_id in runs else None
@@ -316,14 +317,25 @@ def example_statistics(run_ids: Sequence[str], runs: Mapping[str, tuple[Path, Ma
         for lang, sub in preds[preds["split"] == split].groupby("lang", sort=False):
             sub = sub.reset_index(drop=True)
             stats = task_type.statistics(sub).reset_index(drop=True)
-            stats.index = pd.MultiIndex.from_arrays([[lang] * len(sub), sub["idx"].to_numpy()],
-                                                    names=["lang", "idx"])
+            index = pd.MultiIndex.from_arrays([[lang] * len(sub), sub["idx"].to_numpy()], names=["lang", "idx"])
+            stats.index = index
             frames.append(stats)
+            if "label" in sub.columns:   # the gold answer, as text, to check that two systems saw the same data
+                golds.append(pd.Series(sub["label"].map(_gold_text).to_numpy(), index=index))
     if not frames:
         return None
     grouped = pd.concat(frames).astype(float).groupby(level=["lang", "idx"])
     means, counts = grouped.mean(), grouped.size()
-    return means[counts == len(run_ids)].sort_index()
+    out = means[counts == len(run_ids)].sort_index()
+    gold = None
+    if golds:
+        gold = pd.concat(golds)
+        gold = gold[~gold.index.duplicated()].reindex(out.index)
+    return out, gold
+
+
+def _gold_text(value: Any) -> str:
+    return str(value.tolist() if hasattr(value, "tolist") else value)
 
 
 def _significance(row: Row, base: Row, runs: Mapping[str, tuple[Path, Mapping[str, Any]]], view: TaskView,
@@ -332,10 +344,17 @@ def _significance(row: Row, base: Row, runs: Mapping[str, tuple[Path, Mapping[st
     tt = view.type
     if tt is None:
         return {}
-    a = example_statistics(row.run_ids, runs, split, tt, notes, warnings)
-    b = example_statistics(base.run_ids, runs, split, tt, notes, warnings)
-    if a is None or b is None or a.empty or b.empty:
+    got_a = example_statistics(row.run_ids, runs, split, tt, notes, warnings)
+    got_b = example_statistics(base.run_ids, runs, split, tt, notes, warnings)
+    if got_a is None or got_b is None or got_a[0].empty or got_b[0].empty:
         return {}
+    (a, gold_a), (b, gold_b) = got_a, got_b
+    if gold_a is not None and gold_b is not None:
+        shared = gold_a.index.intersection(gold_b.index)
+        if (gold_a.loc[shared] != gold_b.loc[shared]).any():
+            _note_once(notes, f"{row.model} and {base.model} disagree on gold labels of shared examples (different "
+                              "data?); no significance test for them.")
+            return {}
     result = paired_bootstrap(a, b, tt.metric_from_totals, view.metric, n_resamples=n_resamples, seed=seed,
                               languages=view.languages)
     if sum(lang in result for lang in view.languages) < len(view.languages):
