@@ -57,7 +57,8 @@ class PairClassification(TaskType):
 
     def prepare(self, frame: pd.DataFrame, source: Any, task: Any, where: str) -> pd.DataFrame:
         for role in ("text_a", "text_b"):
-            frame[role] = frame[role].fillna("").astype(str)
+            col = frame[role].astype(object)
+            frame[role] = col.where(col.notna(), "").astype(str)   # a missing text is empty, not "nan"
         dropped = 0
         if source.drop_labels:
             raw = frame["label"].map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer()
