@@ -1,7 +1,7 @@
 """Load Hugging Face DeBERTa checkpoints into the native modules, and save them back for transformers.
 
 ```python
-model, report = load_native("microsoft/mdeberta-v3-base", head="sequence-classification", num_labels=3)
+model, report = load_native("microsoft/mdeberta-v3-base", head="classification", num_labels=3)  # or "token", "qa"
 print(report)   # one line: what was newly initialised, which checkpoint tensors were knowingly ignored
 save_native(model, "out/")   # config.json + model.safetensors; transformers' from_pretrained loads it
 ```
@@ -34,9 +34,12 @@ from xlt.atomic import atomic_path
 from xlt.errors import XltError
 from xlt.models import deberta as nd
 
+# xlt.models.load_model's head names ("classification", "token", "qa"), transformers' task names, "base"
 HEADS: dict[str, type[nn.Module]] = {
+    "classification": nd.DebertaForSequenceClassification,
+    "token": nd.DebertaForTokenClassification,
+    "qa": nd.DebertaForQuestionAnswering,
     "sequence-classification": nd.DebertaForSequenceClassification,
-    "classification": nd.DebertaForSequenceClassification,  # alias used by load_classifier
     "token-classification": nd.DebertaForTokenClassification,
     "question-answering": nd.DebertaForQuestionAnswering,
     "base": nd.DebertaModel,
@@ -200,6 +203,11 @@ def load_native(name_or_path: str | Path, head: str = "sequence-classification",
     the module is returned as constructed, i.e. in training mode like any fresh nn.Module)."""
     if head not in HEADS:
         raise XltError(f"unknown head '{head}'; choose one of {', '.join(HEADS)}.")
+    if HEADS[head] is nd.DebertaForQuestionAnswering:  # start and end logits, whatever config.json says
+        if num_labels not in (None, 2):
+            raise XltError(f"a question-answering head has 2 outputs (start, end), not num_labels={num_labels}; "
+                           "leave num_labels unset for head 'qa'.")
+        num_labels = 2
     d = resolve_dir(name_or_path)
     cfg = native_config(read_config(d), num_labels)
     state, weights = read_state_dict(d)
