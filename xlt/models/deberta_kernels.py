@@ -143,7 +143,12 @@ def disentangled_bias(q, k, pos_k, pos_q, idx, scale):
 
 
 class DisentangledAttention(torch.autograd.Function):
-    """softmax((q k^T + c2p + p2c) * scale + key_bias) v with dropout on the probabilities, fp32 inside.
+    """softmax((q k^T + c2p + p2c) * scale + key_bias) v with dropout on the probabilities.
+
+    Precision: the scores (q k^T, c2p, p2c), the softmax, its backward and the kept probabilities are fp32
+    whatever the inputs are; the product with v and every backward matmul run in the inputs' dtype (bf16
+    under bf16 autocast, like nn.Linear). With bf16 scores as well, a from-scratch model learned measurably
+    less in tests/test_train_bf16.py's setting (0.3815 vs 0.3972 at seed 0; see docs/benchmarks.md).
 
     Autograd through these ops keeps ~5 (B, H, T, T) tensors per layer (scores, gathered c2p/p2c, softmax
     output, dropout output and mask) and allocates as many again in backward. This keeps one: the fp32
@@ -152,7 +157,8 @@ class DisentangledAttention(torch.autograd.Function):
     nor the output is saved: the softmax backward's rowsum(p * dp) is summed from the chunk's own (T, T)
     tiles. It works chunk by chunk over the batch (each chunk's (b, H, T, T) temporaries stay around 16 MB and
     are reused), folds the 1/(1-p) dropout scale into the (T, D)-sized tensors, and turns the gather backward
-    into one flat index_add_ per position term (3-4x faster than scatter_add_ on CPU).
+    into one flat index_add_ per position term (3-4x faster than scatter_add_ on CPU). The dropout mask is
+    OR-ed into the sign bits as integers (`drop_sign_bits`), ~8x faster than torch.where with a bool mask.
     Gradients flow to q, k, v, pos_k, pos_q (not to the padding bias).
     """
 
@@ -168,26 +174,31 @@ class DisentangledAttention(torch.autograd.Function):
 
     @staticmethod
     def _forward(ctx, q, k, v, pos_k, pos_q, idx, key_bias, scale, dropout_p):
-        dt = q.dtype
-        ct = torch.float32 if dt in (torch.float16, torch.bfloat16) else dt  # fp32 scores/softmax under autocast
-        q = (q.to(ct) * scale).contiguous()  # the scale folded into q and pos_q: no (T, T) pass for it
-        k, v = k.to(ct).contiguous(), v.to(ct).contiguous()
-        pos_k = pos_k.to(ct) if pos_k is not None else None
-        pos_q = pos_q.to(ct) * scale if pos_q is not None else None
-        key_bias = key_bias.to(ct) if key_bias is not None else None
+        # mt: the inputs' dtype (bf16 under autocast) for the v product and the backward matmuls;
+        # st: fp32 (or fp64 in gradcheck) for the scores, softmax and kept probabilities.
+        ctx.dtypes = [t.dtype if t is not None else None for t in (q, k, v, pos_k, pos_q)]
+        mt = q.dtype
+        st = torch.float32 if mt in (torch.float16, torch.bfloat16) else mt
+        q = (q * scale).contiguous()  # the scale folded into q and pos_q: no (T, T) pass for it
+        k, v = k.to(mt).contiguous(), v.to(mt).contiguous()
+        pos_k = pos_k.to(mt) if pos_k is not None else None
+        pos_q = pos_q.to(mt) * scale if pos_q is not None else None
+        key_bias = key_bias.to(st) if key_bias is not None else None
         (B, H, Q, D), T = q.shape, k.size(2)  # Q <= T queries: the first Q positions
         c2p_flat, p2c_flat = flat_index(idx, T, pos_k, pos_q)
         out = q.new_empty(B, H, Q, v.size(-1))
-        probs = q.new_empty(B, H, Q, T)  # kept for backward, dropped entries negated (see the class docstring)
+        probs = q.new_empty(B, H, Q, T, dtype=st)  # kept for backward, dropped entries negated (class docstring)
+        pk32 = pos_k.to(st) if pos_k is not None else None  # the score matmuls' operands, in st
+        pq32 = pos_q.to(st) if pos_q is not None else None
         for c in DisentangledAttention._chunks(B, H, Q, T):
-            qc, kc = q[c], k[c]
+            qc, kc = q[c].to(st), k[c].to(st)  # (b, H, Q or T, D); no copy in fp32
             b = qc.size(0)
-            s = q.new_empty(b * H, Q * T)  # scores, flat per (batch, head)
+            s = q.new_empty(b * H, Q * T, dtype=st)  # scores, flat per (batch, head)
             if pos_k is not None:  # c2p[i, j] = q_i . pos_k[idx[i, j]], gathered along each row
-                c2p = torch.matmul(qc, pos_k.transpose(-1, -2))  # (b, H, Q, R)
+                c2p = torch.matmul(qc, pk32.transpose(-1, -2))  # (b, H, Q, R)
                 take_flat(c2p.view(b, H, -1), c2p_flat, out=s)
             if pos_q is not None:  # p2c[i, j] = pos_q[idx[i, j]] . k_j, from the rows of pos_q k^T
-                p2c = torch.matmul(pos_q, kc.transpose(-1, -2)).view(b * H, -1)  # (b*H, R*T)
+                p2c = torch.matmul(pq32, kc.transpose(-1, -2)).view(b * H, -1)  # (b*H, R*T)
                 if pos_k is None:
                     take_flat(p2c, p2c_flat, out=s)
                 else:
@@ -203,12 +214,12 @@ class DisentangledAttention(torch.autograd.Function):
                 bits = {4: torch.int32, 8: torch.int64}[p.element_size()]
                 p.view(bits).bitwise_or_(drop_sign_bits(p.numel(), dropout_p, bits, p.device).view(p.shape))
                 p = torch.clamp(p, min=0, out=s)
-            torch.matmul(p, v[c], out=out[c])
+            torch.matmul(p.to(mt), v[c], out=out[c])
         if dropout_p > 0:
             out.mul_(keep_scale(dropout_p))
         ctx.save_for_backward(q, k, v, pos_k, pos_q, idx, probs)
         ctx.scale, ctx.dropout_p = scale, dropout_p
-        return out.to(dt)
+        return out
 
     @staticmethod
     def backward(ctx, dout):
@@ -219,11 +230,12 @@ class DisentangledAttention(torch.autograd.Function):
     def _backward(ctx, dout):
         q, k, v, pos_k, pos_q, idx, probs = ctx.saved_tensors  # q, pos_q pre-scaled; probs signed
         scale, dropout_p = ctx.scale, ctx.dropout_p
-        dout = dout.to(q.dtype).contiguous()
+        mt, st = q.dtype, probs.dtype  # matmul and softmax dtypes, as in forward
+        dout = dout.to(mt).contiguous()
         (B, H, Q, D), T = q.shape, k.size(2)
         dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-        dpos_k = torch.zeros_like(pos_k) if pos_k is not None else None
-        dpos_q = torch.zeros_like(pos_q) if pos_q is not None else None
+        dpos_k = torch.zeros_like(pos_k, dtype=st) if pos_k is not None else None  # summed over chunks
+        dpos_q = torch.zeros_like(pos_q, dtype=st) if pos_q is not None else None
         c2p_flat, p2c_flat = flat_index(idx, T, pos_k, pos_q)
         if dropout_p > 0:
             dout = dout * keep_scale(dropout_p)
@@ -232,28 +244,33 @@ class DisentangledAttention(torch.autograd.Function):
             b = qc.size(0)
             # With kept = p * mask: dv = kept^T dout; d(kept) = dout v^T; the softmax backward is
             # ds = p * (dp - rowsum(p * dp)) with dp = mask * d(kept), so p * dp = kept * d(kept).
-            kept = probs[c].clamp(min=0) if dropout_p > 0 else probs[c]
-            torch.matmul(kept.transpose(-1, -2), doc, out=dv[c])
-            ds = torch.matmul(doc, vc.transpose(-1, -2)).mul_(kept)  # (b, H, Q, T) p * dp
+            kept = probs[c].clamp(min=0) if dropout_p > 0 else probs[c]  # (b, H, Q, T) in st
+            torch.matmul(kept.to(mt).transpose(-1, -2), doc, out=dv[c])
+            ds = torch.matmul(doc, vc.transpose(-1, -2))  # (b, H, Q, T) d(kept), in mt
+            ds = ds.mul_(kept) if mt == st else torch.mul(ds, kept)  # p * dp, in st
             delta = ds.sum(-1, keepdim=True)  # (b, H, Q, 1)
             p = torch.abs(probs[c], out=kept) if dropout_p > 0 else probs[c]
-            ds = torch.addcmul(ds, p, delta, value=-1, out=ds)  # grad of the (scaled) scores
-            torch.matmul(ds, kc, out=dq[c])
-            torch.matmul(ds.transpose(-1, -2), qc, out=dk[c])
+            ds = torch.addcmul(ds, p, delta, value=-1, out=ds)  # grad of the (scaled) scores, in st
+            dsm = ds.to(mt)
+            torch.matmul(dsm, kc, out=dq[c])
+            torch.matmul(dsm.transpose(-1, -2), qc, out=dk[c])
             if pos_k is not None:  # c2p: add the score grads back onto the relative rows (flat index_add_)
                 R = pos_k.size(2)
                 g = ds.new_zeros(b, H, Q * R).index_add_(-1, c2p_flat, ds.view(b, H, Q * T)).view(b, H, Q, R)
+                g = g.to(mt)
                 dq[c] += torch.matmul(g, pos_k)
                 dpos_k += torch.matmul(g.transpose(-1, -2), qc).sum(0, keepdim=True)
             if pos_q is not None:  # p2c, along the row axis
                 R = pos_q.size(2)
                 g = ds.new_zeros(b, H, R * T).index_add_(-1, p2c_flat, ds.view(b, H, Q * T)).view(b, H, R, T)
+                g = g.to(mt)
                 dk[c] += torch.matmul(g.transpose(-1, -2), pos_q)
                 dpos_q += torch.matmul(g, kc).sum(0, keepdim=True)
         dq.mul_(scale)  # q was pre-scaled; d(q_scaled)/dq = scale
         if dpos_q is not None:
             dpos_q.mul_(scale)
-        return dq, dk, dv, dpos_k, dpos_q, None, None, None, None
+        grads = (dq, dk, dv, dpos_k, dpos_q)
+        return (*(g if g is None else g.to(d) for g, d in zip(grads, ctx.dtypes)), None, None, None, None)
 
 
 # ----------------------------------------------------------------------------------------------------------
