@@ -10,12 +10,10 @@ from tests import factories
 from xlt.bench.model import build_pair, forward_flops, parse_cells, step_flops
 from xlt.cli import app
 from xlt.errors import XltError
-from xlt.models import native_available
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "200"}
 KEYS = {"impl", "mode", "dtype", "seq_len", "batch_size", "tokens_per_s", "peak_mem_bytes"}
-pytestmark = pytest.mark.skipif(not native_available(), reason="native DeBERTa not in this tree yet")
 
 
 @pytest.fixture(autouse=True)
@@ -114,3 +112,17 @@ def test_model_flops_grow_with_length_and_train_is_three_forwards():
     assert step_flops(cfg, "train", 128, 8) == 3 * step_flops(cfg, "infer", 128, 8)
     # ~2 x 86M non-embedding parameters per token, plus attention
     assert 2 * 85e6 * 1024 < f128 < 2 * 110e6 * 1024
+
+
+def test_bf16_rows_are_timed_beside_fp32_and_carry_the_precision_ratio(config_dir, tmp_path):
+    from xlt.bench.model import run_model_bench
+
+    res = run_model_bench(str(config_dir), impls=["native"], cells=parse_cells("train:fp32:16,train:bf16:16"),
+                          batch_size=2, repeats=2, warmup=0, memory=False)
+    by_dtype = {r["dtype"]: r for r in res.rows}
+    assert set(by_dtype) == {"fp32", "bf16"} and by_dtype["fp32"]["speed_vs_fp32"] is None
+    ratio = by_dtype["bf16"]["tokens_per_s"] / by_dtype["fp32"]["tokens_per_s"]
+    assert by_dtype["bf16"]["speed_vs_fp32"] == pytest.approx(ratio)
+    assert res.precision_ratios() == [{"impl": "native", "mode": "train", "seq_len": 16, "dtype": "bf16",
+                                       "speed_vs_fp32": pytest.approx(ratio)}]
+    assert res.ratios() == []  # one implementation: nothing to compare across implementations

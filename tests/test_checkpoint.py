@@ -118,18 +118,69 @@ def test_save_round_trip_through_transformers(ckpts, tmp_path, name):
     torch.testing.assert_close(again.eval()(ids, mask), model(ids, mask), atol=0, rtol=0)
 
 
-def test_save_qa_and_token_heads(ckpts, tmp_path):
-    for head, auto in [("qa", transformers.AutoModelForQuestionAnswering),
-                       ("token", transformers.AutoModelForTokenClassification)]:
-        model, _ = ck.load_native(ckpts["v3-base"], head=head, num_labels=2)
-        out = ck.save_native(model, tmp_path / head)
-        hf, info = auto.from_pretrained(out, output_loading_info=True)
-        assert not info["missing_keys"] and not info["unexpected_keys"]
-        ids, mask = _batch()
-        o = hf.eval()(input_ids=ids, attention_mask=mask)
-        ref = o.logits if head == "token" else torch.stack([o.start_logits, o.end_logits], -1)
-        m = mask.bool()
-        torch.testing.assert_close(model.eval()(ids, mask)[m], ref[m], atol=1e-5, rtol=1e-4)
+HEAD_AUTO = {"token": ("ForTokenClassification", "AutoModelForTokenClassification"),
+             "qa": ("ForQuestionAnswering", "AutoModelForQuestionAnswering")}
+
+
+def _head_logits(hf_model, ids, mask):
+    o = hf_model.eval()(input_ids=ids, attention_mask=mask)
+    return o.logits if hasattr(o, "logits") else torch.stack([o.start_logits, o.end_logits], -1)
+
+
+@pytest.mark.parametrize("name", ["v3-cls", "v1-cls-bin", "v2-mlm"])
+@pytest.mark.parametrize("head", ["token", "qa"])
+def test_token_and_qa_models_save_into_transformers_auto_classes(ckpts, tmp_path, name, head):
+    """A fine-tuned native token classifier / QA model is a checkpoint transformers' AutoModelFor* loads with
+    nothing missing, unexpected or mismatched, giving the same logits; and it loads back natively exactly."""
+    model, _ = ck.load_native(ckpts[name], head=head, num_labels=7 if head == "token" else None)
+    out_layer = model.classifier if head == "token" else model.qa_outputs
+    with torch.no_grad():  # "fine-tuned": head and encoder both moved
+        out_layer.weight.add_(0.5)
+        out_layer.bias.add_(0.1)
+        model.deberta.encoder.layer[0].output.dense.weight.mul_(1.5)
+    out = ck.save_native(model, tmp_path / "saved")
+    kind, auto_name = HEAD_AUTO[head]
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["architectures"] == [("Deberta" if name.startswith("v1") else "DebertaV2") + kind]
+    hf, info = getattr(transformers, auto_name).from_pretrained(out, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    assert hf.config.num_labels == (7 if head == "token" else 2)
+    ids, mask = _batch()
+    m = mask.bool()
+    ours = model.eval()(ids, mask)
+    assert ours.shape == (2, 16, hf.config.num_labels)
+    torch.testing.assert_close(ours[m], _head_logits(hf, ids, mask)[m], atol=1e-5, rtol=1e-4)
+    again, report = ck.load_native(out, head=head)
+    assert report.initialised == () and report.ignored == () and report.reinitialised == ()
+    torch.testing.assert_close(again.eval()(ids, mask), ours, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("head,new", [("token", ["classifier.weight", "classifier.bias"]),
+                                      ("qa", ["qa_outputs.weight", "qa_outputs.bias"])])
+def test_pretrained_mlm_checkpoint_gets_a_fresh_token_or_qa_head(ckpts, head, new):
+    model, report = ck.load_native(ckpts["v2-mlm"], head=head, num_labels=7 if head == "token" else None)
+    assert list(report.initialised) == new
+    assert report.ignored and all(k.startswith("cls.predictions.") and why == "MLM head"
+                                  for k, why in report.ignored)
+    assert f"newly initialised: {new[0]}, {new[1]}; unused checkpoint tensors: cls.* (MLM head) " \
+           f"x{len(report.ignored)}" in str(report)
+    w = getattr(model, new[0].split(".")[0]).weight
+    assert w.shape == ((7, 32) if head == "token" else (2, 32)) and 0.01 < w.std() < 0.03
+    ids, mask = _batch()
+    hf = transformers.AutoModel.from_pretrained(ckpts["v2-mlm"]).eval()
+    m = mask.bool()
+    torch.testing.assert_close(model.deberta.eval()(ids, mask)[m], hf(input_ids=ids, attention_mask=mask)
+                               .last_hidden_state[m], atol=1e-5, rtol=1e-5)
+
+
+def test_head_names_of_load_model_and_of_transformers_agree(ckpts):
+    for short, long in [("classification", "sequence-classification"), ("token", "token-classification"),
+                        ("qa", "question-answering")]:
+        assert ck.HEADS[short] is ck.HEADS[long]
+    model, _ = ck.load_native(ckpts["v3-cls"], head="qa")  # a 3-label config still gets start/end outputs
+    assert model.qa_outputs.weight.shape == (2, 32)
+    with pytest.raises(XltError, match="2 outputs"):
+        ck.load_native(ckpts["v3-cls"], head="qa", num_labels=3)
 
 
 def test_classifier_for_another_label_count_is_reinitialised(ckpts):

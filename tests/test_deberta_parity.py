@@ -105,18 +105,34 @@ def test_sequence_classification_logits_and_gradients(name):
         torch.testing.assert_close(gb[k], ga[k], atol=1e-4, rtol=1e-4, msg=f"gradient of {k}")
 
 
-@pytest.mark.parametrize("head", ["token", "qa"])
-def test_token_and_qa_heads(head):
-    auto, native, n = {
-        "token": (transformers.AutoModelForTokenClassification, nd.DebertaForTokenClassification, 5),
-        "qa": (transformers.AutoModelForQuestionAnswering, nd.DebertaForQuestionAnswering, 2)}[head]
-    hf, nat = _pair(V3, auto, native, num_labels=n)
-    ids, mask, _ = _batch(24, V3["vocab_size"], False)
-    out = hf(input_ids=ids, attention_mask=mask)
-    b = nat(ids, mask)
+HEAD_CLASSES = {  # head -> (transformers Auto class, native class, num_labels)
+    "token": (transformers.AutoModelForTokenClassification, nd.DebertaForTokenClassification, 5),
+    "qa": (transformers.AutoModelForQuestionAnswering, nd.DebertaForQuestionAnswering, 2),
+}
+
+
+@pytest.mark.parametrize("name", ["v1", "v2-conv", "v3", "v3-c2p-unshared-types"])
+@pytest.mark.parametrize("head", list(HEAD_CLASSES))
+def test_token_and_qa_heads(head, name):
+    """DebertaV2For{TokenClassification,QuestionAnswering} (and v1's Deberta*) on the same weights: equal
+    per-token logits on real tokens of a padded batch, and equal gradients of a loss over real tokens."""
+    cfg = VARIANTS[name]
+    auto, native, n = HEAD_CLASSES[head]
+    hf, nat = _pair(cfg, auto, native, num_labels=n)
+    ids, mask, tt = _batch(24, cfg["vocab_size"], bool(cfg.get("type_vocab_size")))
+    out = hf(input_ids=ids, attention_mask=mask, token_type_ids=tt)
+    b = nat(ids, mask, tt)
     a = out.logits if head == "token" else torch.stack([out.start_logits, out.end_logits], -1)
+    assert b.shape == (3, 24, n)
     m = mask.bool()
     torch.testing.assert_close(b[m], a[m], atol=1e-5, rtol=1e-4)
+    w = torch.randn_like(a) * mask[..., None]  # a loss on real tokens only
+    (a * w).sum().backward()
+    (b * w).sum().backward()
+    ga, gb = _grads(hf), _grads(nat)
+    assert set(ga) == set(gb)
+    for k in ga:
+        torch.testing.assert_close(gb[k], ga[k], atol=1e-4, rtol=1e-4, msg=f"gradient of {k}")
 
 
 def test_gradient_checkpointing_same_gradients():

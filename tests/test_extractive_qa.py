@@ -1,7 +1,6 @@
 """Extractive QA: SQuAD rows, windows over long contexts, decoding from character offsets, and a run end to end."""
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np

@@ -6,11 +6,9 @@ from typer.testing import CliRunner
 
 from tests import factories
 from xlt.cli import app
-from xlt.models import native_available
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "200"}
-needs_native = pytest.mark.skipif(not native_available(), reason="native DeBERTa not in this tree yet")
 
 
 def test_models_list_shows_every_registry_model():
@@ -24,7 +22,6 @@ def test_models_list_shows_every_registry_model():
     assert "768 x 12" in result.output
 
 
-@needs_native
 @pytest.mark.parametrize("config", ["DEBERTA_V3", "DEBERTA_V2", "DEBERTA_V1"])
 def test_verify_passes_on_tiny_checkpoints(config, spm_model, tmp_path):
     path = factories.tiny_checkpoint(tmp_path / config, getattr(factories, config), spm_model)
@@ -35,7 +32,6 @@ def test_verify_passes_on_tiny_checkpoints(config, spm_model, tmp_path):
     assert "lengths [40," in result.output  # mixed lengths: padding is exercised
 
 
-@needs_native
 def test_verify_pretrained_layout_copies_the_head(spm_model, tmp_path):
     path = factories.tiny_checkpoint(tmp_path / "mlm", factories.DEBERTA_V3, spm_model, head="mlm")
     result = runner.invoke(app, ["models", "verify", str(path), "--seq-len", "24", "--num-labels", "2"],
@@ -44,7 +40,6 @@ def test_verify_pretrained_layout_copies_the_head(spm_model, tmp_path):
     assert "copied the native head" in result.output and "classifier.weight" in result.output
 
 
-@needs_native
 def test_verify_fails_when_the_native_loader_maps_a_tensor_wrongly(tiny_deberta_v3, monkeypatch):
     """Simulate a loader bug (one attention projection slightly off): verify must notice and exit 1."""
     import xlt.models.verify as verify_mod

@@ -11,13 +11,16 @@ What is measured, and how
   cross-entropy loss on random labels in train mode (dropout on), gradients dropped (`set_to_none`) after each
   step. No optimizer step (identical for both implementations and not what the issue's targets measure).
 * dtypes: `fp32` = plain fp32; `bf16` = fp32 weights under `torch.autocast("cpu", dtype=torch.bfloat16)`.
+  A bf16 row whose fp32 twin ran too carries `speed_vs_fp32` (`--impl native --mode train --dtype fp32,bf16
+  --seq-len 128` measures what `--precision bf16` would buy a training run).
 * Allocator: by default glibc's own behaviour, as transformers runs in any plain process: blocks over 32 MB
   are unmapped on free and page-faulted in again by the next step, which on this project's VMs costs a large
   share of a step (transformers' (B, H, T, T) temporaries at L=512, the 768 MB embedding gradient).
   `keep_memory=True` (`--keep-freed-memory`) times and probes both implementations under
   `xlt.allocator.keep_freed_memory`, the setting `xlt run` trains with; the rows say which was used.
 * Fairness on a noisy shared machine: `warmup` untimed steps per implementation, then `repeats` timed steps
-  interleaved native/hf with the order alternating each repeat (ABBA), and the median is reported.
+  interleaved native/hf (and fp32/bf16 when a mode and length run in both) with the order alternating each
+  repeat (ABBA), and the median is reported.
 * Peak memory: torch has no CPU allocator statistics, so each (impl, mode, dtype, seq_len) cell runs in a
   fresh `spawn` subprocess that builds only that implementation, records its resident set size (VmRSS), resets
   the kernel's high-water mark (`echo 5 > /proc/self/clear_refs`), runs one step and reads the high-water mark
@@ -79,6 +82,11 @@ class BenchResult:
                 out.append({"mode": mode, "dtype": dtype, "seq_len": seq_len,
                             "speed_ratio": n["tokens_per_s"] / h["tokens_per_s"], "mem_ratio": mem})
         return out
+
+    def precision_ratios(self) -> list[dict]:
+        """bf16/fp32 tokens-per-second per (impl, mode, seq_len), from steps timed interleaved in one group."""
+        return [{"impl": r["impl"], "mode": r["mode"], "seq_len": r["seq_len"], "dtype": r["dtype"],
+                 "speed_vs_fp32": r["speed_vs_fp32"]} for r in self.rows if r.get("speed_vs_fp32")]
 
 
 # --- model FLOPs --------------------------------------------------------------------------------------------
@@ -269,29 +277,39 @@ def _check(values: Iterable[str], allowed: tuple[str, ...], what: str) -> list[s
 
 def _time_cells(models: dict, config: dict, cells: list[tuple[str, str, int]], batch_size: int, repeats: int,
                 warmup: int, peak: dict[str, float], seed: int, say: Callable[[str], None]) -> list[dict]:
-    """Warm-up, then `repeats` timed steps per implementation, interleaved ABBA; one row per (impl, cell)."""
-    rows = []
+    """Warm-up, then `repeats` timed steps per (implementation, dtype), interleaved with the order reversed
+    every repeat (ABBA): cells that differ only in dtype (train:fp32:128 and train:bf16:128) are timed in one
+    interleaved group, so precisions are compared as fairly as implementations. One row per (impl, cell)."""
+    groups: dict[tuple[str, int], list[str]] = {}
     for mode, dtype, seq_len in cells:
+        groups.setdefault((mode, seq_len), []).append(dtype)
+    rows = []
+    for (mode, seq_len), dtypes in groups.items():
         batch = bench_batch(config, batch_size, seq_len, seed)
-        say(f"{mode} {dtype} L={seq_len}: {warmup} warm-up + {repeats} timed steps per implementation")
+        runs = [(impl, dtype) for dtype in dtypes for impl in models]
+        say(f"{mode} {'+'.join(dtypes)} L={seq_len}: {warmup} warm-up + {repeats} timed steps per implementation"
+            + (" and dtype" if len(dtypes) > 1 else ""))
         for _ in range(warmup):
-            for impl in models:
+            for impl, dtype in runs:
                 run_step(models[impl], batch, mode, dtype)
-        times: dict[str, list[float]] = {impl: [] for impl in models}
+        times: dict[tuple[str, str], list[float]] = {run: [] for run in runs}
         for r in range(repeats):
-            order = list(models) if r % 2 == 0 else list(reversed(models))
-            for impl in order:
+            for impl, dtype in (runs if r % 2 == 0 else runs[::-1]):
                 t0 = time.perf_counter()
                 run_step(models[impl], batch, mode, dtype)
-                times[impl].append(time.perf_counter() - t0)
+                times[impl, dtype].append(time.perf_counter() - t0)
         flops = step_flops(config, mode, seq_len, batch_size)
-        for impl in models:
-            med = statistics.median(times[impl])
+        for impl, dtype in runs:
+            med = statistics.median(times[impl, dtype])
             rows.append({
                 "impl": impl, "mode": mode, "dtype": dtype, "seq_len": seq_len, "batch_size": batch_size,
-                "tokens_per_s": batch_size * seq_len / med, "step_s_median": med, "step_s": times[impl],
+                "tokens_per_s": batch_size * seq_len / med, "step_s_median": med, "step_s": times[impl, dtype],
                 "model_flops_per_step": flops, "mfu": flops / med / peak[dtype],
                 "peak_mem_bytes": None, "step_mem_bytes": None, "mem_method": None})
+    fp32 = {(r["impl"], r["mode"], r["seq_len"]): r["tokens_per_s"] for r in rows if r["dtype"] == "fp32"}
+    for row in rows:  # bf16 against fp32 of the same implementation, mode and length, when both ran
+        base = fp32.get((row["impl"], row["mode"], row["seq_len"]))
+        row["speed_vs_fp32"] = row["tokens_per_s"] / base if base and row["dtype"] != "fp32" else None
     return rows
 
 

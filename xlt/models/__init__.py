@@ -59,10 +59,6 @@ class LoadedModel:
 Classifier = LoadedModel   # the first round's name
 
 
-def native_available() -> bool:  # TODO(merge): remove once tests stop asking; the native model always ships
-    return True
-
-
 def choose_impl(info: ModelInfo, impl: str = "auto") -> str:
     if impl not in IMPLS:
         raise XltError(f"unknown implementation '{impl}'; choose one of {', '.join(IMPLS)}.")

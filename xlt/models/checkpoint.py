@@ -1,7 +1,7 @@
 """Load Hugging Face DeBERTa checkpoints into the native modules, and save them back for transformers.
 
 ```python
-model, report = load_native("microsoft/mdeberta-v3-base", head="classification", num_labels=3)
+model, report = load_native("microsoft/mdeberta-v3-base", head="classification", num_labels=3)  # or "token", "qa"
 print(report)   # one line: what was newly initialised, which checkpoint tensors were knowingly ignored
 save_native(model, "out/")   # config.json + model.safetensors; transformers' from_pretrained loads it
 ```
@@ -30,14 +30,20 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from xlt import hub
 from xlt.atomic import atomic_path
 from xlt.errors import XltError
 from xlt.models import deberta as nd
+from xlt.models.registry import read_config
 
+# xlt.models.load_model's head names ("classification", "token", "qa"), transformers' task names, "base"
 HEADS: dict[str, type[nn.Module]] = {
-    "token": nd.DebertaForTokenClassification,
     "classification": nd.DebertaForSequenceClassification,
+    "token": nd.DebertaForTokenClassification,
     "qa": nd.DebertaForQuestionAnswering,
+    "sequence-classification": nd.DebertaForSequenceClassification,
+    "token-classification": nd.DebertaForTokenClassification,
+    "question-answering": nd.DebertaForQuestionAnswering,
     "base": nd.DebertaModel,
 }
 # transformers class names per (version, head class), for config.json's "architectures"
@@ -123,8 +129,7 @@ def resolve_dir(name_or_path: str | Path) -> Path:
     except LocalEntryNotFoundError:
         why = "HF_HUB_OFFLINE is set" if offline else "the hub is unreachable"
         raise XltError(f"cannot fetch '{name}': {why} and it is not in the local cache; download it where there "
-                       "is network (huggingface-cli download " + name + " --local-dir DIR) and pass that local "
-                       "directory instead.") from None
+                       f"is network ({hub.download_command(name)}) and pass that local directory instead.") from None
     except (OSError, ValueError) as exc:  # connection errors, invalid repo ids
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise XltError(f"cannot fetch '{name}' from the hub ({first}); "
@@ -165,16 +170,6 @@ def read_state_dict(d: Path) -> tuple[dict[str, torch.Tensor], str]:
     return state, label
 
 
-def read_config(d: Path) -> dict:
-    p = d / "config.json"
-    if not p.is_file():
-        raise XltError(f"{d} has no config.json; a checkpoint directory needs it (save with save_pretrained).")
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise XltError(f"{p} is not valid JSON ({exc}); fix or re-save the checkpoint.") from None
-
-
 # ----------------------------------------------------------------------------------------------------------
 # Load
 
@@ -199,6 +194,11 @@ def load_native(name_or_path: str | Path, head: str = "classification",
     the module is returned as constructed, i.e. in training mode like any fresh nn.Module)."""
     if head not in HEADS:
         raise XltError(f"unknown head '{head}'; choose one of {', '.join(HEADS)}.")
+    if HEADS[head] is nd.DebertaForQuestionAnswering:  # start and end logits, whatever config.json says
+        if num_labels not in (None, 2):
+            raise XltError(f"a question-answering head has 2 outputs (start, end), not num_labels={num_labels}; "
+                           "leave num_labels unset for head 'qa'.")
+        num_labels = 2
     d = resolve_dir(name_or_path)
     cfg = native_config(read_config(d), num_labels)
     state, weights = read_state_dict(d)

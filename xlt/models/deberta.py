@@ -1,4 +1,6 @@
-"""Native DeBERTa (v1, v2, v3, mDeBERTa-v3) in plain PyTorch: the whole model is in this file.
+"""Native DeBERTa (v1, v2, v3, mDeBERTa-v3) in plain PyTorch: the whole model is in this file, top to bottom.
+Beside it: deberta_config.py (DebertaConfig, the typed config read from config.json) and deberta_kernels.py
+(the hand-written autograd Functions and dropout masks).
 
 References:
   - He, Liu, Gao, Chen. "DeBERTa: Decoding-enhanced BERT with Disentangled Attention". ICLR 2021.
@@ -6,12 +8,12 @@ References:
     buckets, shared position/content projections).
   - He, Gao, Chen. "DeBERTaV3: Improving DeBERTa using ELECTRA-Style Pre-Training with Gradient-Disentangled
     Embedding Sharing". ICLR 2023. arXiv:2111.09543 (v3 and mDeBERTa-v3: the v2 encoder without the conv).
-  - transformers 5.23 `models/deberta/modeling_deberta.py` and `models/deberta_v2/modeling_deberta_v2.py`:
+  - transformers 5.24 `models/deberta/modeling_deberta.py` and `models/deberta_v2/modeling_deberta_v2.py`:
     parameter names and numerics. tests/test_deberta_parity.py checks outputs, logits and gradients against
-    transformers 5.23 on every config switch below.
+    transformers (5.23 and 5.24) on every config switch.
 
-Reading order: DebertaConfig (the only place that interprets config.json), relative positions, embeddings,
-disentangled attention, layer, encoder, DebertaModel, heads. Depends on torch only.
+Reading order: relative positions, embeddings, disentangled attention, layer, encoder, DebertaModel, heads.
+Depends on torch only (and its two siblings, which depend on torch only).
 
 Attention. For query i and key j with relative-position row r = idx[i, j] (one (T, T) index map per
 forward, cached per (length, device)):
@@ -22,17 +24,11 @@ c2p (q.Pk) and p2c (Pq.k) are matmuls of q/k against the relative rows (1, H, R,
 batch (never repeated), followed by one gather each with the same index map (c2p along keys, p2c along
 rows). Only the rows the index map reads are projected (R = 255 instead of 512 at T = 128 for mDeBERTa);
 with share_att_key the token and relative-row projections are one fused q|k|v matmul.
-  - Inference (no grad): the position terms * scale plus the padding mask are one additive bias for a single
-    `scaled_dot_product_attention(..., scale=1/sqrt(head_dim * scale_factor))` call.
-  - Training: SDPA's CPU backward cannot give a gradient to its mask (and dropout forces its math path), so
-    it would autograd through ~5 (B, H, T, T) tensors per layer. `DisentangledAttention` is a hand-written
-    autograd Function instead: fp32 scores/softmax (also under bf16 autocast), chunks of the batch, keeps only
-    the probabilities (with the dropout mask in their sign bit), index_add_ for the gather backward.
-The feed-forward block is one autograd Function too (`FeedForward`): it keeps its input and the
-pre-activation and recomputes the activation in backward. Dropout masks come from `dropout_mask` (int64 words
-instead of bernoulli_, 2.5x faster on CPU).
-Gradient checkpointing (torch.utils.checkpoint per layer): `model.gradient_checkpointing_enable()` or the
-constructor's `gradient_checkpointing=True`.
+
+Kernels (deberta_kernels.py): `disentangled_attention` computes the softmax of those scores with one SDPA
+call for inference and a hand-written autograd Function for training; `FeedForward` recomputes the
+activation in backward; `Dropout` draws cheaper masks. Gradient checkpointing (torch.utils.checkpoint per
+layer): `model.gradient_checkpointing_enable()` or the constructor's `gradient_checkpointing=True`.
 
 Masking. Padded keys are masked for every query. transformers also masks padded *query* rows (they then
 attend uniformly to everything); outputs at padded positions are therefore not comparable and carry no
@@ -50,215 +46,15 @@ Beyond 512 tokens.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-# transformers' ACT2FN names we support; "gelu" is the exact erf GELU there too.
-ACTIVATIONS = {
-    "gelu": F.gelu,
-    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
-    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
-    "relu": F.relu,
-    "tanh": torch.tanh,
-    "silu": F.silu,
-    "swish": F.silu,
-}
-POSITION_TERMS = ("c2p", "p2c")
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Dropout
-
-
-def dropout_mask(shape, p: float, device=None) -> torch.Tensor:
-    """Bool mask, True where an element is dropped (probability p, exact to 2^-32).
-
-    2.5x faster than `bernoulli_` on CPU, where a training step at L=128 otherwise spends ~8% of its time
-    drawing masks: one full-range int64 `random_()` draw gives two uniform 32-bit words, each compared
-    against p * 2^32. Seeded by torch's generator like every other random op.
-    """
-    n = math.prod(shape)
-    words = torch.empty((n + 1) // 2, dtype=torch.int64, device=device).random_(-2**63, None)
-    threshold = max(2**31 - 1 - round(p * 2**32), -2**31)  # P(word > threshold) = p; none for p = 0
-    return (words.view(torch.int32)[:n] > threshold).view(shape)
-
-
-class Dropout(nn.Dropout):
-    """nn.Dropout with the masks of `dropout_mask`; autograd keeps the bool mask, as torch's dropout does."""
-
-    def forward(self, x):
-        if not self.training or self.p == 0:
-            return x
-        return x.masked_fill(dropout_mask(x.shape, self.p, x.device), 0).mul_(1.0 / (1.0 - self.p))
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Config
-
-
-@dataclass(frozen=True)
-class DebertaConfig:
-    """Every architecture switch, resolved. Build with `DebertaConfig.from_hf(config_json_dict)`."""
-
-    version: int  # 1 = model_type "deberta"; 2 = "deberta-v2" (v2 with conv, v3 and mDeBERTa-v3 without)
-    vocab_size: int
-    hidden_size: int
-    num_hidden_layers: int
-    num_attention_heads: int
-    intermediate_size: int
-    head_dim: int  # attention_head_size; hidden_size // heads unless the config says otherwise (v2 only)
-    embedding_size: int  # width of the word embeddings; != hidden_size adds embeddings.embed_proj
-    hidden_act: str = "gelu"
-    hidden_dropout_prob: float = 0.1
-    attention_probs_dropout_prob: float = 0.1
-    max_position_embeddings: int = 512
-    type_vocab_size: int = 0  # 0: no token_type_embeddings at all (v3); token_type_ids are then ignored
-    initializer_range: float = 0.02
-    layer_norm_eps: float = 1e-7
-    pad_token_id: int | None = 0
-    position_biased_input: bool = True  # absolute position embeddings added to the input (v1 style)
-    relative_attention: bool = False
-    pos_att_type: tuple[str, ...] = ()  # subset of ("c2p", "p2c"), in config order
-    max_relative_positions: int = 512  # resolved: the hub's -1 means max_position_embeddings
-    position_buckets: int = 0  # log buckets (v2/v3); 0 = none (the hub's -1)
-    norm_rel_ebd: bool = False  # LayerNorm on the relative embeddings ("layer_norm" in norm_rel_ebd)
-    share_att_key: bool = False  # position projections reuse query_proj/key_proj (v3)
-    conv_kernel_size: int = 0  # nGiE convolution beside the first layer (v2); 0 = none
-    conv_groups: int = 1
-    conv_act: str = "tanh"  # transformers' default when conv_act is missing
-    pooler_hidden_size: int = 0  # resolved to hidden_size when missing
-    pooler_dropout: float = 0.0
-    pooler_hidden_act: str = "gelu"
-    cls_dropout: float = 0.1  # resolved: missing/None -> hidden_dropout_prob
-    id2label: tuple[str, ...] = ("LABEL_0", "LABEL_1")  # label names in id order; len() = num_labels
-    extra: dict = field(default_factory=dict, compare=False, hash=False, repr=False)  # other config.json keys
-
-    @property
-    def num_labels(self) -> int:
-        return len(self.id2label)
-
-    @property
-    def att_span(self) -> int:
-        """Half the number of relative-embedding rows: buckets (v2/v3) or max_relative_positions."""
-        if self.version == 2 and self.position_buckets > 0:
-            return self.position_buckets
-        return self.max_relative_positions
-
-    @property
-    def scale_factor(self) -> int:
-        return 1 + len(self.pos_att_type)
-
-    @classmethod
-    def from_hf(cls, cfg: dict) -> "DebertaConfig":
-        """Interpret a transformers config.json dict, hub quirks included. Raises ValueError on what we
-        cannot build (unknown model_type, activation or pos_att_type, talking heads)."""
-        model_type = cfg.get("model_type")
-        if model_type not in ("deberta", "deberta-v2"):
-            raise ValueError(f"model_type {model_type!r} is not DeBERTa ('deberta' or 'deberta-v2')")
-        version = 1 if model_type == "deberta" else 2
-        hidden = cfg.get("hidden_size", 768 if version == 1 else 1536)
-        heads = cfg.get("num_attention_heads", 12 if version == 1 else 24)
-        head_dim = (cfg.get("attention_head_size") if version == 2 else None) or hidden // heads
-        if version == 1 and hidden % heads:
-            raise ValueError(f"hidden_size {hidden} is not a multiple of num_attention_heads {heads}")
-        pos = cfg.get("pos_att_type") or ()
-        if isinstance(pos, str):  # "p2c|c2p" on the hub, a list in transformers >= 4.x configs
-            pos = [p.strip() for p in pos.lower().split("|") if p.strip()]
-        pos = tuple(pos)
-        unknown = [p for p in pos if p not in POSITION_TERMS]
-        if unknown:
-            raise ValueError(f"pos_att_type {unknown} not supported (only c2p and p2c)")
-        if cfg.get("talking_head"):
-            raise ValueError("talking_head=True is not supported (no released checkpoint uses it)")
-        max_pos = cfg.get("max_position_embeddings", 512)
-        max_rel = cfg.get("max_relative_positions", -1)
-        if max_rel is None or max_rel < 1:
-            max_rel = max_pos
-        hidden_dropout = cfg.get("hidden_dropout_prob", 0.1)
-        cls_dropout = cfg.get("cls_dropout")
-        if "id2label" in cfg:
-            id2label = tuple(str(v) for _, v in sorted(cfg["id2label"].items(), key=lambda kv: int(kv[0])))
-        else:
-            id2label = tuple(f"LABEL_{i}" for i in range(cfg.get("num_labels", 2)))
-        v2 = version == 2  # v1 ignores the v2-only switches, as transformers does
-        buckets = cfg.get("position_buckets", -1) if v2 else -1
-        norm_rel = cfg.get("norm_rel_ebd", "none") if v2 else "none"
-        out = cls(
-            version=version,
-            vocab_size=cfg.get("vocab_size", 50265 if version == 1 else 128100),
-            hidden_size=hidden,
-            num_hidden_layers=cfg.get("num_hidden_layers", 12 if version == 1 else 24),
-            num_attention_heads=heads,
-            intermediate_size=cfg.get("intermediate_size", 3072 if version == 1 else 6144),
-            head_dim=head_dim,
-            embedding_size=cfg.get("embedding_size") or hidden,
-            hidden_act=cfg.get("hidden_act", "gelu"),
-            hidden_dropout_prob=hidden_dropout,
-            attention_probs_dropout_prob=cfg.get("attention_probs_dropout_prob", 0.1),
-            max_position_embeddings=max_pos,
-            type_vocab_size=cfg.get("type_vocab_size", 0) or 0,
-            initializer_range=cfg.get("initializer_range", 0.02),
-            layer_norm_eps=cfg.get("layer_norm_eps", 1e-7),
-            pad_token_id=cfg.get("pad_token_id", 0),
-            position_biased_input=cfg.get("position_biased_input", True),
-            relative_attention=cfg.get("relative_attention", False),
-            pos_att_type=pos,
-            max_relative_positions=max_rel,
-            position_buckets=buckets if buckets and buckets > 0 else 0,
-            norm_rel_ebd="layer_norm" in [x.strip() for x in str(norm_rel).lower().split("|")],
-            share_att_key=bool(cfg.get("share_att_key", False)) if v2 else False,
-            conv_kernel_size=(cfg.get("conv_kernel_size", 0) or 0) if v2 else 0,
-            conv_groups=cfg.get("conv_groups", 1) if v2 else 1,
-            conv_act=cfg.get("conv_act", "tanh") if v2 else "tanh",
-            pooler_hidden_size=cfg.get("pooler_hidden_size") or hidden,
-            pooler_dropout=cfg.get("pooler_dropout", 0.0),
-            pooler_hidden_act=cfg.get("pooler_hidden_act", "gelu"),
-            cls_dropout=hidden_dropout if cls_dropout is None else cls_dropout,
-            id2label=id2label,
-            extra={k: v for k, v in cfg.items() if k not in _HF_KEYS},
-        )
-        for act in (out.hidden_act, out.pooler_hidden_act) + ((out.conv_act,) if out.conv_kernel_size else ()):
-            if act not in ACTIVATIONS:
-                raise ValueError(f"activation {act!r} not supported (known: {', '.join(ACTIVATIONS)})")
-        if out.pooler_hidden_size != hidden:
-            raise ValueError(f"pooler_hidden_size {out.pooler_hidden_size} != hidden_size {hidden}")
-        return out
-
-    def to_hf(self) -> dict:
-        """config.json keys in transformers' format (architectures are added by the saver)."""
-        out = dict(self.extra)
-        out.update(
-            model_type="deberta" if self.version == 1 else "deberta-v2",
-            vocab_size=self.vocab_size, hidden_size=self.hidden_size, num_hidden_layers=self.num_hidden_layers,
-            num_attention_heads=self.num_attention_heads, intermediate_size=self.intermediate_size,
-            hidden_act=self.hidden_act, hidden_dropout_prob=self.hidden_dropout_prob,
-            attention_probs_dropout_prob=self.attention_probs_dropout_prob,
-            max_position_embeddings=self.max_position_embeddings, type_vocab_size=self.type_vocab_size,
-            initializer_range=self.initializer_range, layer_norm_eps=self.layer_norm_eps,
-            pad_token_id=self.pad_token_id, position_biased_input=self.position_biased_input,
-            relative_attention=self.relative_attention, pos_att_type=list(self.pos_att_type),
-            max_relative_positions=self.max_relative_positions, pooler_hidden_size=self.pooler_hidden_size,
-            pooler_dropout=self.pooler_dropout, pooler_hidden_act=self.pooler_hidden_act,
-            cls_dropout=self.cls_dropout, embedding_size=self.embedding_size,
-            id2label={str(i): n for i, n in enumerate(self.id2label)},
-            label2id={n: i for i, n in enumerate(self.id2label)},
-        )
-        if self.version == 2:
-            out.update(
-                attention_head_size=self.head_dim, position_buckets=self.position_buckets or -1,
-                norm_rel_ebd="layer_norm" if self.norm_rel_ebd else "none", share_att_key=self.share_att_key,
-                conv_kernel_size=self.conv_kernel_size, conv_groups=self.conv_groups, conv_act=self.conv_act)
-        return out
-
-
-_HF_KEYS = set(DebertaConfig.__dataclass_fields__) | {
-    "model_type", "attention_head_size", "num_labels", "label2id", "architectures", "transformers_version",
-    "torch_dtype", "dtype", "talking_head"}
-
+from xlt.models.deberta_config import ACTIVATIONS, DebertaConfig
+from xlt.models.deberta_kernels import Dropout, FeedForward, disentangled_attention
+from xlt.models.deberta_kernels import DisentangledAttention, disentangled_bias, dropout_mask  # noqa: F401 (re-export)
 
 # ----------------------------------------------------------------------------------------------------------
 # Relative positions
@@ -435,152 +231,8 @@ class DisentangledSelfAttention(nn.Module):
         if queries is not None:
             q, idx = q[:, :, :queries], idx[:queries] if idx is not None else None  # (B, H, Q, D), (Q, T)
         dropout_p = self.dropout_p if self.training else 0.0
-        if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (q, k, v, pos_k, pos_q)):
-            # Training: the hand-written forward/backward keeps only probabilities and the dropout mask
-            # instead of autograd's ~5 (B, H, T, T) tensors per layer (see DisentangledAttention).
-            out = DisentangledAttention.apply(q, k, v, pos_k, pos_q, idx, key_bias, self.scale, dropout_p)
-        else:
-            bias = disentangled_bias(q, k, pos_k, pos_q, idx, self.scale)  # (B, H, Q, T) or None
-            if key_bias is not None:
-                bias = key_bias if bias is None else bias + key_bias
-            bias = None if bias is None else bias.to(q.dtype)
-            out = F.scaled_dot_product_attention(q, k, v.to(q.dtype), attn_mask=bias, dropout_p=dropout_p,
-                                                 scale=self.scale)
+        out = disentangled_attention(q, k, v, pos_k, pos_q, idx, key_bias, self.scale, dropout_p)  # (B, H, Q, D)
         return out.transpose(1, 2).reshape(B, q.size(2), -1)  # (B, Q, H*D)
-
-
-def disentangled_bias(q, k, pos_k, pos_q, idx, scale):
-    """(c2p + p2c) * scale: (B, H, Q, T), or None without position terms. q (B, H, Q, D) for the first Q <= T
-    positions, k (B, H, T, D), pos_* (1, H, R, D), idx (Q, T).
-
-    c2p[i, j] = q_i . pos_k[idx[i, j]]  (rows of q @ pos_k^T gathered along the last axis)
-    p2c[i, j] = pos_q[idx[i, j]] . k_j  (columns of pos_q @ k^T gathered along the row axis; transformers
-    gathers k @ pos_q^T with the negated index and transposes, which is the same number)
-    """
-    if pos_k is None and pos_q is None:
-        return None
-    B, H, Q, _ = q.shape
-    T = k.size(2)
-    bias = None
-    if pos_k is not None:
-        c2p = torch.matmul(q, pos_k.transpose(-1, -2).to(q.dtype))  # (B, H, Q, R)
-        bias = torch.gather(c2p, -1, idx.expand(B, H, Q, T))  # (B, H, Q, T)
-    if pos_q is not None:
-        p2c = torch.matmul(pos_q.to(k.dtype), k.transpose(-1, -2))  # (B, H, R, T)
-        p2c = torch.gather(p2c, -2, idx.expand(B, H, Q, T))  # (B, H, Q, T)
-        bias = p2c if bias is None else bias.add_(p2c)
-    return bias.mul_(scale) if scale != 1.0 else bias
-
-
-class DisentangledAttention(torch.autograd.Function):
-    """softmax((q k^T + c2p + p2c) * scale + key_bias) v with dropout on the probabilities, fp32 inside.
-
-    Autograd through these ops keeps ~5 (B, H, T, T) tensors per layer (scores, gathered c2p/p2c, softmax
-    output, dropout output and mask) and allocates as many again in backward. This keeps one: the fp32
-    probabilities with the dropout mask in their sign bit (a dropped probability p is stored as -p; softmax
-    outputs are >= 0, so abs() gives p back and clamp(min=0) gives the kept probabilities). Neither the mask
-    nor the output is saved: the softmax backward's rowsum(p * dp) is summed from the chunk's own (T, T)
-    tiles. It works chunk by chunk over the batch (each chunk's (b, H, T, T) temporaries stay around 16 MB and
-    are reused), folds the 1/(1-p) dropout scale into the (T, D)-sized tensors, and turns the gather backward
-    into one flat index_add_ per position term (3-4x faster than scatter_add_ on CPU).
-    Gradients flow to q, k, v, pos_k, pos_q (not to the padding bias).
-    """
-
-    @staticmethod
-    def _chunks(B, H, Q, T):  # batch slices keeping each (b, H, Q, T) chunk around 16 MB
-        step = max(1, (4 * 2**20) // (H * Q * T))
-        return [slice(i, min(B, i + step)) for i in range(0, B, step)]
-
-    @staticmethod
-    def forward(ctx, q, k, v, pos_k, pos_q, idx, key_bias, scale, dropout_p):
-        with torch.autocast(q.device.type, enabled=False):
-            return DisentangledAttention._forward(ctx, q, k, v, pos_k, pos_q, idx, key_bias, scale, dropout_p)
-
-    @staticmethod
-    def _forward(ctx, q, k, v, pos_k, pos_q, idx, key_bias, scale, dropout_p):
-        dt = q.dtype
-        ct = torch.float32 if dt in (torch.float16, torch.bfloat16) else dt  # fp32 scores/softmax under autocast
-        q = (q.to(ct) * scale).contiguous()  # the scale folded into q and pos_q: no (T, T) pass for it
-        k, v = k.to(ct).contiguous(), v.to(ct).contiguous()
-        pos_k = pos_k.to(ct) if pos_k is not None else None
-        pos_q = pos_q.to(ct) * scale if pos_q is not None else None
-        key_bias = key_bias.to(ct) if key_bias is not None else None
-        (B, H, Q, D), T = q.shape, k.size(2)  # Q <= T queries: the first Q positions
-        out = q.new_empty(B, H, Q, v.size(-1))
-        probs = q.new_empty(B, H, Q, T)  # kept for backward, dropped entries negated (see the class docstring)
-        zero = q.new_zeros(())
-        for c in DisentangledAttention._chunks(B, H, Q, T):
-            s = torch.matmul(q[c], k[c].transpose(-1, -2))  # (b, H, Q, T)
-            b = s.size(0)
-            tmp = torch.empty_like(s) if pos_k is not None or pos_q is not None else None
-            if pos_k is not None:  # c2p[i, j] = q_i . pos_k[idx[i, j]]
-                c2p = torch.matmul(q[c], pos_k.transpose(-1, -2))  # (b, H, Q, R)
-                s.add_(torch.gather(c2p, -1, idx.expand(b, H, Q, T), out=tmp))
-            if pos_q is not None:  # p2c[i, j] = pos_q[idx[i, j]] . k_j, gathered along the row axis
-                p2c = torch.matmul(pos_q, k[c].transpose(-1, -2))  # (b, H, R, T)
-                s.add_(torch.gather(p2c, -2, idx.expand(b, H, Q, T), out=tmp))
-            if key_bias is not None:
-                s.add_(key_bias[c])
-            p = torch.ops.aten._softmax.out(s, -1, False, out=probs[c])
-            if dropout_p > 0:
-                kept = torch.where(dropout_mask(p.shape, dropout_p, p.device), zero, p, out=s)
-                torch.matmul(kept, v[c], out=out[c])
-                p.sub_(kept, alpha=2).neg_()  # 2 * kept - p: p where kept, -p where dropped
-            else:
-                torch.matmul(p, v[c], out=out[c])
-        if dropout_p > 0:
-            out.mul_(1.0 / (1.0 - dropout_p))
-        ctx.save_for_backward(q, k, v, pos_k, pos_q, idx, probs)
-        ctx.scale, ctx.dropout_p = scale, dropout_p
-        return out.to(dt)
-
-    @staticmethod
-    def backward(ctx, dout):
-        with torch.autocast(dout.device.type, enabled=False):
-            return DisentangledAttention._backward(ctx, dout)
-
-    @staticmethod
-    def _backward(ctx, dout):
-        q, k, v, pos_k, pos_q, idx, probs = ctx.saved_tensors  # q, pos_q pre-scaled; probs signed
-        scale, dropout_p = ctx.scale, ctx.dropout_p
-        dout = dout.to(q.dtype).contiguous()
-        (B, H, Q, D), T = q.shape, k.size(2)
-        dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-        dpos_k = torch.zeros_like(pos_k) if pos_k is not None else None
-        dpos_q = torch.zeros_like(pos_q) if pos_q is not None else None
-        if pos_k is not None:  # flat positions of (i, idx[i, j]) in (Q, R) and of (idx[i, j], j) in (R, T)
-            c2p_flat = (torch.arange(Q, device=q.device)[:, None] * pos_k.size(2) + idx).view(-1)
-        if pos_q is not None:
-            p2c_flat = (idx * T + torch.arange(T, device=q.device)[None, :]).view(-1)
-        if dropout_p > 0:
-            dout = dout * (1.0 / (1.0 - dropout_p))
-        for c in DisentangledAttention._chunks(B, H, Q, T):
-            qc, kc, vc, doc = q[c], k[c], v[c], dout[c]
-            b = qc.size(0)
-            # With kept = p * mask: dv = kept^T dout; d(kept) = dout v^T; the softmax backward is
-            # ds = p * (dp - rowsum(p * dp)) with dp = mask * d(kept), so p * dp = kept * d(kept).
-            kept = probs[c].clamp(min=0) if dropout_p > 0 else probs[c]
-            torch.matmul(kept.transpose(-1, -2), doc, out=dv[c])
-            ds = torch.matmul(doc, vc.transpose(-1, -2)).mul_(kept)  # (b, H, Q, T) p * dp
-            delta = ds.sum(-1, keepdim=True)  # (b, H, Q, 1)
-            p = torch.abs(probs[c], out=kept) if dropout_p > 0 else probs[c]
-            ds = torch.addcmul(ds, p, delta, value=-1, out=ds)  # grad of the (scaled) scores
-            torch.matmul(ds, kc, out=dq[c])
-            torch.matmul(ds.transpose(-1, -2), qc, out=dk[c])
-            if pos_k is not None:  # c2p: add the score grads back onto the relative rows (flat index_add_)
-                R = pos_k.size(2)
-                g = ds.new_zeros(b, H, Q * R).index_add_(-1, c2p_flat, ds.view(b, H, Q * T)).view(b, H, Q, R)
-                dq[c] += torch.matmul(g, pos_k)
-                dpos_k += torch.matmul(g.transpose(-1, -2), qc).sum(0, keepdim=True)
-            if pos_q is not None:  # p2c, along the row axis
-                R = pos_q.size(2)
-                g = ds.new_zeros(b, H, R * T).index_add_(-1, p2c_flat, ds.view(b, H, Q * T)).view(b, H, R, T)
-                dk[c] += torch.matmul(g.transpose(-1, -2), pos_q)
-                dpos_q += torch.matmul(g, kc).sum(0, keepdim=True)
-        dq.mul_(scale)  # q was pre-scaled; d(q_scaled)/dq = scale
-        if dpos_q is not None:
-            dpos_q.mul_(scale)
-        return dq, dk, dv, dpos_k, dpos_q, None, None, None, None
 
 
 class DebertaSelfOutput(nn.Module):
@@ -622,48 +274,6 @@ class DebertaOutput(DebertaSelfOutput):  # its dense is run by FeedForward, then
     def __init__(self, cfg: DebertaConfig):
         super().__init__(cfg)
         self.dense = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
-
-
-class FeedForward(torch.autograd.Function):
-    """act(x W1^T + b1) W2^T + b2, keeping x and the pre-activation for backward but not act()'s output.
-
-    Autograd would keep both (B, T, intermediate) tensors (4x the hidden size each); recomputing act() in
-    backward is one elementwise pass and saves the larger half of a layer's activations. Under autocast it
-    computes in the autocast dtype, as nn.Linear does, and returns gradients in the parameters' dtype.
-    """
-
-    @staticmethod
-    def forward(ctx, x, w1, b1, w2, b2, act):
-        device = x.device.type
-        dt = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
-        ctx.dtypes = [t.dtype for t in (x, w1, b1, w2, b2)]
-        with torch.autocast(device, enabled=False):
-            x, w1, b1, w2, b2 = (t.to(dt) for t in (x, w1, b1, w2, b2))
-            h = F.linear(x, w1, b1)  # (B, T, I) pre-activation
-            out = F.linear(act(h), w2, b2)  # (B, T, C)
-        ctx.save_for_backward(x, h, w1, w2)
-        ctx.act = act
-        return out
-
-    @staticmethod
-    def backward(ctx, dout):
-        x, h, w1, w2 = ctx.saved_tensors
-        need = ctx.needs_input_grad
-        with torch.autocast(dout.device.type, enabled=False):
-            dout = dout.to(h.dtype)
-            with torch.enable_grad():
-                h = h.detach().requires_grad_()
-                a = ctx.act(h)
-            (dh,) = torch.autograd.grad(a, h, dout @ w2)  # (B, T, I)
-            flat = lambda t: t.reshape(-1, t.size(-1))  # noqa: E731  (B, T, N) -> (B*T, N)
-            grads = (
-                dh @ w1 if need[0] else None,
-                flat(dh).t() @ flat(x) if need[1] else None,
-                flat(dh).sum(0) if need[2] else None,
-                flat(dout).t() @ flat(a.detach()) if need[3] else None,
-                flat(dout).sum(0) if need[4] else None,
-            )
-        return (*(g if g is None else g.to(d) for g, d in zip(grads, ctx.dtypes)), None)
 
 
 class DebertaLayer(nn.Module):
