@@ -162,9 +162,9 @@ def test_evaluation_batches_are_longest_first_with_ties_in_source_order(lengths,
     expected = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
     assert [int(i) for b in got for i in b] == expected
     assert [len(b) for b in got] == [min(batch_size, len(lengths) - k) for k in range(0, len(lengths), batch_size)]
-    assert len(got) == num_batches(Features(np.zeros(0, np.int32), np.zeros(len(lengths) + 1, np.int64), None,
-                                            np.zeros(len(lengths), np.int64), np.arange(len(lengths)), 0),
-                                   batch_size) == math.ceil(len(lengths) / batch_size)
+    feats = Features(np.zeros(len(lengths) + 1, np.int64), {"input_ids": np.zeros(0, np.int32)},
+                     {"index": np.arange(len(lengths))}, {"input_ids": 0})
+    assert len(got) == num_batches(feats, batch_size) == math.ceil(len(lengths) / batch_size)
 
 
 @PROPERTY
