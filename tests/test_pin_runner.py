@@ -96,7 +96,8 @@ def test_every_split_and_language_is_evaluated_on_its_own_file(tiny_deberta_v3, 
 
 def test_a_missing_file_is_skipped_not_filled_with_another_split(tiny_deberta_v3, pin_task, tmp_path):
     """Without test-en.tsv, English has no test metrics (never the dev numbers under the test name) and the
-    record says what was skipped."""
+    record says what was skipped.
+    Catches a split without its file filled with another split's data, or skipped without a record of it."""
     tasks, data = pin_task
     (data / "pin" / "test-en.tsv").unlink()
     rec = _execute(tiny_deberta_v3, tasks, data, tmp_path).record
