@@ -538,6 +538,21 @@ def test_selection_restores_the_best_dev_step_weights(eval_every, expected_steps
     assert not model.training
 
 
+@pytest.mark.parametrize("eval_every, checkpoint_every, expected", [(3, 0, [3, 6]), (3, 2, [2, 3, 4, 6]),
+                                                                     (0, 0, [4]), (0, 5, [4, 5]), (5, 4, [4, 5])])
+def test_a_checkpoint_follows_every_dev_evaluation_and_every_n_steps_but_the_last(tmp_path, eval_every,
+                                                                                   checkpoint_every, expected):
+    """A resumable checkpoint at each dev evaluation (so resume never loses a selection) and every
+    `checkpoint_every` steps, none at the last step (the run is over). Catches an evaluation that no longer
+    triggers a checkpoint, a periodic checkpoint at the wrong steps, or one written after the end."""
+    events = []
+    hp = Hyperparams(lr=1e-3, epochs=2, batch_size=4, eval_every=eval_every)
+    fit(Bag(), epochs_of(synthetic_batches(4)), 4, hp, seed=0, dev_eval=lambda m: 0.5, checkpoint_dir=tmp_path,
+        checkpoint_every=checkpoint_every, on_event=events.append)
+    assert [e["step"] for e in events if e["event"] == "checkpoint"] == expected
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["result"]["steps"] == expected[-1]
+
+
 # --------------------------------------------------------------------------------------------------
 # Resume, step by step, on the real pieces
 
