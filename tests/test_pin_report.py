@@ -396,3 +396,15 @@ def test_bootstrap_of_macro_f1_from_per_class_counts():
         assert got[lang].low == pytest.approx(low, abs=0.06 * (high - low))
         assert got[lang].high == pytest.approx(high, abs=0.06 * (high - low))
     assert got[AVG].diff == pytest.approx(statistics.fmean(diffs.values())) and got[AVG].n == sum(sizes.values())
+
+
+def test_a_collapsed_row_does_not_compete_for_the_gap_but_does_for_scores():
+    """A row whose predictions collapsed to one class has a tiny gap that is no transfer: it is never bold for
+    the gap, and the best gap is the lowest among the other rows. Its scores still compete."""
+    t = Table(task="t", metrics=["accuracy"], split="test", languages=["en", "fr"], source_lang="en")
+    t.rows = [_row("collapsed", en=95.0, fr=33.0, gap=0.5), _row("a", en=90.0, fr=80.0, gap=10.0),
+              _row("b", en=88.0, fr=70.0, gap=18.0)]
+    t.rows[0].collapsed = ["fr"]
+    assert t.best()[GAP] == 10.0 and t.best()["en"] == 95.0
+    bold = {(r.model, c) for r in t.rows for c in t.columns if t.is_best(r, c)}
+    assert bold == {("collapsed", "en"), ("a", "fr"), ("a", GAP)}
