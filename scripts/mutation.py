@@ -3,7 +3,8 @@
     python scripts/mutation.py                      # every core module, 2 at a time
     python scripts/mutation.py spec metrics         # some of them
     python scripts/mutation.py --list               # the modules, their scopes and tests
-    python scripts/mutation.py --survivors train    # after a run: each surviving mutant's diff
+    python scripts/mutation.py --report --survivors train   # after a run: each surviving mutant's diff
+    python scripts/mutation.py --report --markdown  # the table, survivors and equivalents for docs/testing.md
 
 A development check, not part of CI: 1,326 mutants, each running its module's tests in a fresh process (on
 the shared 2-core machine under a load of 15-20, one train mutant took about 40 s). For each module below,
@@ -516,22 +517,58 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return (centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)
 
 
+def _with_total(summaries: list[dict]) -> list[dict]:
+    total = {"module": "total", "path": "", **{k: sum(s[k] for s in summaries) for k in
+                                               ("mutants", "pending", "killed", "equivalent")}}
+    return summaries + ([total] if summaries else [])
+
+
 def print_table(summaries: list[dict]) -> None:
-    head = (f"{'module':<12} {'file':<16} {'run':>9} {'killed':>6} {'equiv.':>6} {'survived':>8} {'score':>6}"
+    width = max([len(s["path"]) for s in summaries] + [4])
+    head = (f"{'module':<12} {'file':<{width}} {'run':>9} {'killed':>6} {'equiv.':>6} {'survived':>8} {'score':>6}"
             f"  {'95% CI (partial runs)':<20}")
     print(head)
     print("-" * len(head))
-    rows = summaries + ([{"module": "total", "path": "", **{k: sum(s[k] for s in summaries) for k in
-                                                           ("mutants", "pending", "killed", "equivalent")}}]
-                        if summaries else [])
-    for s in rows:
+    for s in _with_total(summaries):
         scored = s["mutants"] - s["equivalent"]
         score = s["killed"] / scored if scored else 1.0
         ci = "" if not s["pending"] else "[{:.1f}%, {:.1f}%]".format(*(100 * x for x in wilson(s["killed"], scored)))
         if s["module"] == "total":
             print("-" * len(head))
-        print(f"{s['module']:<12} {s['path']:<16} {s['mutants']:>4}/{s['mutants'] + s['pending']:<4} "
+        print(f"{s['module']:<12} {s['path']:<{width}} {s['mutants']:>4}/{s['mutants'] + s['pending']:<4} "
               f"{s['killed']:>6} {s['equivalent']:>6} {scored - s['killed']:>8} {100 * score:>5.1f}%  {ci}")
+
+
+def _change(mutant: dict) -> tuple[str, str]:
+    """The mutated line before and after, from the mutant's diff."""
+    lines = mutant["diff"].splitlines()
+    old = next((l[1:].strip() for l in lines if l.startswith("-") and not l.startswith("---")), mutant["source"])
+    new = next((l[1:].strip() for l in lines if l.startswith("+") and not l.startswith("+++")), "")
+    return old, new
+
+
+def markdown(summaries: list[dict]) -> str:
+    """The per-module table, every survivor and every equivalent mutant, as markdown for docs/testing.md."""
+    out = ["| module | file | mutants run / in scope | killed | equivalent | survived | score |",
+           "|---|---|---:|---:|---:|---:|---:|"]
+    for s in _with_total(summaries):
+        scored = s["mutants"] - s["equivalent"]
+        score = f"{100 * s['killed'] / scored:.1f}%" if scored else "-"
+        bold = (lambda x: f"**{x}**") if s["module"] == "total" else str
+        out.append(f"| {bold(s['module'])} | {'`' + s['path'] + '`' if s['path'] else ''} | "
+                   f"{s['mutants']} / {s['mutants'] + s['pending']} | {s['killed']} | {s['equivalent']} | "
+                   f"{scored - s['killed']} | {bold(score)} |")
+    out += ["", "Survivors (module:line, original -> mutant):", ""]
+    for s in summaries:
+        for m in sorted(s["survivors"], key=lambda m: m["line"]):
+            old, new = _change(m)
+            out.append(f"- {s['module']}:{m['line']} `{old}` -> `{new}`")
+    out += ["", "Equivalent mutants (excluded from the score), with the reason no input can tell them apart:", ""]
+    for s in summaries:
+        for m in sorted(s["equivalents"], key=lambda m: m["line"]):
+            old, new = _change(m)
+            out.append(f"- {s['module']}:{m['line']} `{old}` -> `{new}`: {m['reason']}")
+    return "\n".join(out)
 
 
 def main(argv=None) -> int:
@@ -545,6 +582,8 @@ def main(argv=None) -> int:
                         help="run only the last run's survivors again, against the current tests")
     parser.add_argument("--resume", action="store_true", help="run the mutants a stopped run left pending")
     parser.add_argument("--survivors", action="store_true", help="with --report: the diff of every survivor")
+    parser.add_argument("--markdown", action="store_true",
+                        help="with --report: the table, survivors and equivalents as markdown (docs/testing.md)")
     args = parser.parse_args(argv)
     by_name = {m.name: m for m in MODULES}
     unknown = [n for n in args.modules if n not in by_name]
@@ -578,6 +617,9 @@ def main(argv=None) -> int:
             print(f"{m.name}: no session under {workdir} (run it first)")
             continue
         summaries.append(summarize(m, session))
+    if args.markdown:
+        print(markdown(summaries))
+        return 0
     print_table(summaries)
     (workdir / "summary.json").write_text(json.dumps(summaries, indent=1))
     for s in summaries:

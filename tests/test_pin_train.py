@@ -334,6 +334,7 @@ def test_an_epoch_without_batches_is_an_error_not_an_endless_loop():
         fit(Bag(), lambda epoch: iter(()), 3, hp, seed=0)
     with pytest.raises(XltError, match="no training batches"):
         fit(Bag(), lambda epoch: iter(()), 0, hp, seed=0)
+    assert fit(Bag(), epochs_of(synthetic_batches(1)), 1, hp, seed=0).steps == 2    # one batch is enough
 
 
 # --------------------------------------------------------------------------------------------------
