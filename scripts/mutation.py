@@ -3,7 +3,8 @@
     python scripts/mutation.py                      # every core module, 2 at a time
     python scripts/mutation.py spec metrics         # some of them
     python scripts/mutation.py --list               # the modules, their scopes and tests
-    python scripts/mutation.py --survivors train    # after a run: each surviving mutant's diff
+    python scripts/mutation.py --report --survivors train   # after a run: each surviving mutant's diff
+    python scripts/mutation.py --report --markdown  # the table, survivors and equivalents for docs/testing.md
 
 A development check, not part of CI: 1,326 mutants, each running its module's tests in a fresh process (on
 the shared 2-core machine under a load of 15-20, one train mutant took about 40 s). For each module below,
@@ -60,40 +61,75 @@ class Module:
     pytest_args: tuple[str, ...] = ()
 
 
+TAGGING_TESTS = "tests/test_token_classification.py"
 MODULES = [
     Module("spec", "xlt/spec.py",
-           ("Hyperparams.per_step_batch", "preset_for", "coerce_hparams", "parse_sets", "RunSpec.__post_init__",
-            "RunSpec.create", "RunSpec.to_dict", "RunSpec.from_dict", "RunSpec.run_id", "RunSpec.model_slug",
-            "RunSpec.label"),
-           ("tests/test_pin_spec.py",)),
+           ("Hyperparams.per_step_batch", "check_hparams", "parse_sets", "RunSpec.__post_init__", "RunSpec.create",
+            "RunSpec.to_dict", "RunSpec.from_dict", "RunSpec.identity", "RunSpec.run_id"),
+           ("tests/test_pin_spec.py", "tests/test_tasktypes.py::test_out_of_range_hyperparameters_are_refused",
+            "tests/test_tasktypes.py::test_out_of_range_spec_fields_are_refused")),
+    Module("recipes", "xlt/recipes.py", ("ModelRule.applies", "model_config", "effective_hparams"),
+           ("tests/test_pin_spec.py", "tests/test_pin_recipes.py",
+            "tests/test_tasktypes.py::test_two_copies_of_one_checkpoint_get_the_same_effective_spec",
+            "tests/test_tasktypes.py::test_dry_run_says_where_each_value_came_from")),
     Module("metrics", "xlt/metrics.py", ("accuracy", "macro_f1", "score"),
            ("tests/test_pin_metrics.py", "tests/test_metrics.py")),
-    Module("report", "xlt/report.py",
-           ("transfer_gap", "macro_average", "aggregate", "per_run_table", "Bootstrap.significant",
-            "_resampled_means", "paired_bootstrap", "Table.best", "Table.is_best", "_correctness", "_significance"),
+    Module("statistics", "xlt/report/statistics.py",
+           ("_missing", "macro_average", "transfer_gap", "aggregate", "Bootstrap.significant", "_resampled_totals",
+            "paired_bootstrap"),
            ("tests/test_pin_report.py", "tests/test_report.py")),
-    Module("tasks", "xlt/tasks.py",
+    Module("tables", "xlt/report/tables.py",
+           ("Table.best", "Table.is_best", "per_run_table", "example_statistics", "_significance"),
+           ("tests/test_pin_report.py", "tests/test_report.py", "tests/test_report_types.py")),
+    Module("sources", "xlt/tasks/sources.py",
+           ("SplitData.head", "local_candidates", "local_file", "available_splits", "DataPlan.revision",
+            "plan_data", "load_split"),
+           ("tests/test_pin_tasks.py", "tests/test_pin_sources.py", "tests/test_tasks.py")),
+    Module("taskspec", "xlt/tasks/taskspec.py",
            ("Source.matches", "Source.source_split", "Source.source_lang", "Source.local_path", "TaskSpec.splits",
-            "TaskSpec.source_for", "TaskSpec.check_split_lang", "SplitData.head", "local_candidates", "_local_file",
-            "available_splits", "_labels_to_ids", "load_split"),
-           ("tests/test_pin_tasks.py", "tests/test_tasks.py")),
+            "TaskSpec.source_for", "TaskSpec.check_split_lang"),
+           ("tests/test_pin_tasks.py", "tests/test_pin_sources.py", "tests/test_tasks.py")),
+    Module("pair", "xlt/tasktypes/pair_classification.py",
+           ("_label_ids", "PairClassification.prepare", "PairClassification.decode",
+            "PairClassification.predictions", "PairClassification.statistics",
+            "PairClassification.metric_from_totals"),
+           ("tests/test_pin_tasks.py", "tests/test_pin_pair.py", "tests/test_pin_report.py")),
+    Module("tagging", "xlt/tasktypes/token_classification.py",
+           ("_tag_ids", "TokenClassification.prepare", "TokenClassification.decode",
+            "TokenClassification.predictions", "TokenClassification.statistics", "TokenClassification.score",
+            "TokenClassification.metric_from_totals"),
+           ("tests/test_pin_tagging.py", TAGGING_TESTS), ("-k", "not from_scratch")),
+    Module("spans", "xlt/tasktypes/spans.py",
+           ("split_tag", "_end_of_chunk", "_start_of_chunk", "_Joined.__init__", "_Joined.word_positions",
+            "_chunk_keys", "_keys", "chunks", "sentence_counts"),
+           ("tests/test_pin_tagging.py", TAGGING_TESTS), ("-k", "span_counts or chunks or statistics or pin")),
+    Module("alignment", "xlt/tasktypes/alignment.py",
+           ("special_tokens", "encode", "step_size", "windows", "_owners", "_with_specials"),
+           ("tests/test_pin_tagging.py", TAGGING_TESTS),
+           ("-k", "gold_tags or owned or without_subwords or longest_zh or pin")),
+    Module("qa-metrics", "xlt/tasktypes/qa_metrics.py",
+           ("normalize_squad", "mixed_segmentation", "normalize_mlqa", "_normalizer", "exact_match", "f1",
+            "score_answer", "score_answers"),
+           ("tests/test_pin_qa.py", "tests/test_qa_metrics.py")),
+    Module("qa-decode", "xlt/tasktypes/qa_decode.py", ("best_spans", "answers"),
+           ("tests/test_pin_qa.py", "tests/test_extractive_qa.py"),
+           ("-k", "decoded or without_spaces or lone_piece or decoding_limits or pin")),
     Module("data", "xlt/data.py",
-           ("Features.lengths", "Features.select", "Features.subset", "tokenizer_fingerprint", "_backend_state",
-            "cache_path", "featurize", "batch_order", "collate", "batches", "num_batches", "padding_efficiency",
-            "restore_order"),
+           ("Features.lengths", "Features.select", "Features.subset", "tokenizer_fingerprint", "cache_path",
+            "featurize", "batch_order", "collate", "num_batches", "restore_order"),
            ("tests/test_pin_data.py", "tests/test_data.py")),
     Module("train-parts", "xlt/train.py",
            ("param_groups", "symmetric_kl", "Sift.__init__", "Sift._hook", "Sift.loss", "Sift.remove"),
-           ("tests/test_pin_train.py", "tests/test_train.py"), ("-m", "not slow")),
-    # fit() in two halves, so that two processes share its ~280 mutants: set-up, resume and the step; the loop
-    Module("train-fit", "xlt/train.py", (("fit", "device = torch.device(device)", "result.sift_losses.append"),),
-           ("tests/test_pin_train.py", "tests/test_train.py"), ("-m", "not slow")),
+           ("tests/test_pin_train.py", "tests/test_train.py"), ("-m", "not slow", "-k", "not freed_memory")),
+    # fit() in two halves, so that two processes share its mutants: set-up, resume and the step; the loop
+    Module("train-fit", "xlt/train.py", (("fit", "loss_fn = loss_fn or", "result.sift_losses.append"),),
+           ("tests/test_pin_train.py", "tests/test_train.py"), ("-m", "not slow", "-k", "not freed_memory")),
     Module("train-loop", "xlt/train.py", (("fit", 'emit({"event": "train_start"', "return result"),),
-           ("tests/test_pin_train.py", "tests/test_train.py"), ("-m", "not slow")),
+           ("tests/test_pin_train.py", "tests/test_train.py"), ("-m", "not slow", "-k", "not freed_memory")),
     Module("runner", "xlt/runner.py",
-           ("checkpoint_dir", "_effective_data_dir",
-            ("_execute", "src = task.source_lang", "skipped[split] = missing"),
-            ("_execute", "for lang in task.languages:", "load_split(task, split, lang, ddir)"),
+           ("checkpoint_dir", "effective_data_dir", "evaluated_languages",
+            ("read_data", "src = task.source_lang", "load_split(task, split, lang, st.ddir)"),
+            ("featurize", "dev_key = (st.task.dev_split", "xdata.featurize(st.dev"),
             "run"),
            ("tests/test_pin_runner.py",
             "tests/test_runner.py::test_a_failed_forced_rerun_never_replaces_a_completed_record",
@@ -481,22 +517,58 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return (centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)
 
 
+def _with_total(summaries: list[dict]) -> list[dict]:
+    total = {"module": "total", "path": "", **{k: sum(s[k] for s in summaries) for k in
+                                               ("mutants", "pending", "killed", "equivalent")}}
+    return summaries + ([total] if summaries else [])
+
+
 def print_table(summaries: list[dict]) -> None:
-    head = (f"{'module':<12} {'file':<16} {'run':>9} {'killed':>6} {'equiv.':>6} {'survived':>8} {'score':>6}"
+    width = max([len(s["path"]) for s in summaries] + [4])
+    head = (f"{'module':<12} {'file':<{width}} {'run':>9} {'killed':>6} {'equiv.':>6} {'survived':>8} {'score':>6}"
             f"  {'95% CI (partial runs)':<20}")
     print(head)
     print("-" * len(head))
-    rows = summaries + ([{"module": "total", "path": "", **{k: sum(s[k] for s in summaries) for k in
-                                                           ("mutants", "pending", "killed", "equivalent")}}]
-                        if summaries else [])
-    for s in rows:
+    for s in _with_total(summaries):
         scored = s["mutants"] - s["equivalent"]
         score = s["killed"] / scored if scored else 1.0
         ci = "" if not s["pending"] else "[{:.1f}%, {:.1f}%]".format(*(100 * x for x in wilson(s["killed"], scored)))
         if s["module"] == "total":
             print("-" * len(head))
-        print(f"{s['module']:<12} {s['path']:<16} {s['mutants']:>4}/{s['mutants'] + s['pending']:<4} "
+        print(f"{s['module']:<12} {s['path']:<{width}} {s['mutants']:>4}/{s['mutants'] + s['pending']:<4} "
               f"{s['killed']:>6} {s['equivalent']:>6} {scored - s['killed']:>8} {100 * score:>5.1f}%  {ci}")
+
+
+def _change(mutant: dict) -> tuple[str, str]:
+    """The mutated line before and after, from the mutant's diff."""
+    lines = mutant["diff"].splitlines()
+    old = next((l[1:].strip() for l in lines if l.startswith("-") and not l.startswith("---")), mutant["source"])
+    new = next((l[1:].strip() for l in lines if l.startswith("+") and not l.startswith("+++")), "")
+    return old, new
+
+
+def markdown(summaries: list[dict]) -> str:
+    """The per-module table, every survivor and every equivalent mutant, as markdown for docs/testing.md."""
+    out = ["| module | file | mutants run / in scope | killed | equivalent | survived | score |",
+           "|---|---|---:|---:|---:|---:|---:|"]
+    for s in _with_total(summaries):
+        scored = s["mutants"] - s["equivalent"]
+        score = f"{100 * s['killed'] / scored:.1f}%" if scored else "-"
+        bold = (lambda x: f"**{x}**") if s["module"] == "total" else str
+        out.append(f"| {bold(s['module'])} | {'`' + s['path'] + '`' if s['path'] else ''} | "
+                   f"{s['mutants']} / {s['mutants'] + s['pending']} | {s['killed']} | {s['equivalent']} | "
+                   f"{scored - s['killed']} | {bold(score)} |")
+    out += ["", "Survivors (module:line, original -> mutant):", ""]
+    for s in summaries:
+        for m in sorted(s["survivors"], key=lambda m: m["line"]):
+            old, new = _change(m)
+            out.append(f"- {s['module']}:{m['line']} `{old}` -> `{new}`")
+    out += ["", "Equivalent mutants (excluded from the score), with the reason no input can tell them apart:", ""]
+    for s in summaries:
+        for m in sorted(s["equivalents"], key=lambda m: m["line"]):
+            old, new = _change(m)
+            out.append(f"- {s['module']}:{m['line']} `{old}` -> `{new}`: {m['reason']}")
+    return "\n".join(out)
 
 
 def main(argv=None) -> int:
@@ -510,6 +582,8 @@ def main(argv=None) -> int:
                         help="run only the last run's survivors again, against the current tests")
     parser.add_argument("--resume", action="store_true", help="run the mutants a stopped run left pending")
     parser.add_argument("--survivors", action="store_true", help="with --report: the diff of every survivor")
+    parser.add_argument("--markdown", action="store_true",
+                        help="with --report: the table, survivors and equivalents as markdown (docs/testing.md)")
     args = parser.parse_args(argv)
     by_name = {m.name: m for m in MODULES}
     unknown = [n for n in args.modules if n not in by_name]
@@ -543,6 +617,9 @@ def main(argv=None) -> int:
             print(f"{m.name}: no session under {workdir} (run it first)")
             continue
         summaries.append(summarize(m, session))
+    if args.markdown:
+        print(markdown(summaries))
+        return 0
     print_table(summaries)
     (workdir / "summary.json").write_text(json.dumps(summaries, indent=1))
     for s in summaries:

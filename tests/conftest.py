@@ -5,6 +5,16 @@ import pytest
 from tests import factories
 
 
+@pytest.fixture(scope="session", autouse=True)
+def feature_cache_in_a_temp_dir(tmp_path_factory):
+    """Feature caches of the whole session in a temp dir: a test that does not set its own XLT_CACHE_DIR (or a
+    Ray worker it starts) would otherwise write to ~/.cache/xlt/features. Set before any test runs, so Ray
+    workers inherit it; a test that sets its own (monkeypatch.setenv) still wins for that test."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XLT_CACHE_DIR", str(tmp_path_factory.mktemp("xlt-cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not factories.SHARED_DATA.is_dir():

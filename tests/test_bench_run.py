@@ -22,6 +22,8 @@ def quiet_env(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_bench_run_times_both_pipelines_and_writes_json(tiny_deberta_v3, shared_data, tmp_path):
+    """Would catch: a bench run that times only one pipeline, trains a different number of steps in each, or
+    writes a JSON without every phase's time, padding share and memory."""
     out = tmp_path / "bench.json"
     res = cli.invoke(app, ["bench", "run", "--model", str(tiny_deberta_v3), "--data-dir", str(shared_data),
                            "--train-steps", "2", "--eval-samples", "16", "--batch-size", "8", "--languages",

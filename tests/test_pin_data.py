@@ -240,3 +240,68 @@ def test_restore_order_undoes_any_batching(positions, batch_size):
     with pytest.raises(ValueError):
         restore_order(index, values[:-1] if len(values) > 1 else np.zeros(2))
     assert len(restore_order([], [])) == 0
+
+
+# --------------------------------------------------------------------------------------------------
+# Named ragged arrays: any type's token and row arrays
+
+
+@st.composite
+def ragged_features(draw):
+    lengths = draw(st.lists(st.integers(0, 6), min_size=1, max_size=12))
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    total = int(offsets[-1])
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    tokens = {"input_ids": rng.integers(5, 99, total).astype(np.int32),
+              "labels": rng.integers(0, 7, total).astype(np.int16), "word": rng.integers(0, 9, total).astype(np.int32)}
+    rows = {"index": rng.integers(0, 4, len(lengths)), "start": rng.integers(0, 50, len(lengths))}
+    feats = Features(offsets, tokens, rows, {"input_ids": 1, "labels": -100})   # "word": no pad given -> 0
+    picked = rng.permutation(len(lengths))[:draw(st.integers(1, len(lengths)))]
+    return feats, picked
+
+
+@PROPERTY
+@given(ragged_features())
+def test_collate_pads_every_token_array_with_its_own_value_and_passes_row_arrays(case):
+    """Whatever arrays a task type puts in its Features: each token array padded to the batch's longest row
+    with its pad value (0 when none is given), the mask on the real tokens, row arrays and `row` as they are.
+    Catches one pad value used for every array, a mask off by one, or rows gathered from the wrong place."""
+    feats, rows = case
+    batch = collate(feats, rows)
+    seqs = {name: [arr[feats.offsets[r]:feats.offsets[r + 1]].tolist() for r in rows] for name, arr in feats.tokens.items()}
+    width = max(len(s) for s in seqs["input_ids"])
+    for name, pad in (("input_ids", 1), ("labels", -100), ("word", 0)):
+        assert batch[name].tolist() == [s + [pad] * (width - len(s)) for s in seqs[name]], name
+        assert batch[name].dtype == torch.int64
+    assert batch["attention_mask"].tolist() == [[1] * len(s) + [0] * (width - len(s)) for s in seqs["input_ids"]]
+    assert batch["index"].tolist() == feats.rows["index"][rows].tolist()
+    assert batch["start"].tolist() == feats.rows["start"][rows].tolist() and batch["row"].tolist() == rows.tolist()
+    picked = feats.select(rows)
+    assert len(picked) == len(rows) and picked.lengths.tolist() == feats.lengths[rows].tolist()
+    for j, r in enumerate(rows):
+        assert picked.example(j) == feats.example(int(r))
+    assert picked.pad == feats.pad and feats.subset(None) is feats and feats.subset(len(feats)) is feats
+    head = feats.subset(1)
+    assert len(head) == 1 and head.example(0) == feats.example(0)
+
+
+def test_cache_key_follows_options_feature_parameters_and_type(two_tokenizers, fr_split, tmp_path):
+    """Catches a key that leaves out the task's options (QA's decoding limits live there), a feature parameter
+    other than the length (window_step), the task type or the hub revision."""
+    import dataclasses
+
+    a, _ = two_tokenizers
+    base = cache_path(fr_split, a, {"max_seq_len": 64}, tmp_path)
+    assert cache_path(fr_split, a, 64, tmp_path) == base
+    assert base.parent == tmp_path / "xnli" and base.name.startswith("validation-fr-64-")
+    variants = [cache_path(dataclasses.replace(fr_split, options={"n_best": 5}), a, 64, tmp_path),
+                cache_path(fr_split, a, {"max_seq_len": 64, "window_step": 32}, tmp_path),
+                cache_path(dataclasses.replace(fr_split, task_type="other-type"), a, 64, tmp_path),
+                cache_path(dataclasses.replace(fr_split, revision="abc"), a, 64, tmp_path),
+                cache_path(dataclasses.replace(fr_split, lang="de"), a, 64, tmp_path)]
+    assert len({base, *variants}) == 6
+    with pytest.raises(Exception, match="max_seq_len 7 is too short"):
+        featurize(fr_split, a, 7, use_cache=False)
+    feats = featurize(fr_split.head(5), a, 64, cache_dir=tmp_path)
+    assert feats.meta["examples"] == 5 and feats.meta["max_seq_len"] == 64 and feats.meta["lang"] == "fr"
+    assert feats.num_examples == 5

@@ -316,3 +316,95 @@ def test_no_significance_when_gold_labels_disagree_and_no_average_over_a_subset(
         _write(tmp_path / "b", "other", s, {l: (rng.random(60) < 0.9).astype(float) for l in ("en", "fr")})
     sig = build_table("toy", load_records(tmp_path / "b"), reference=False, n_resamples=200).deltas[0].significance
     assert set(sig) == {"en", "fr"}
+
+
+# --------------------------------------------------------------------------------------------------
+# The bootstrap's resampling and a metric of several statistics
+
+
+def test_resampled_totals_are_sums_of_n_rows_drawn_with_replacement():
+    """Each resample is n rows drawn with replacement. With many distinct rows xlt draws examples by index, so
+    with the same generator it must equal plain fancy indexing exactly; with few distinct rows it draws their
+    counts from a multinomial, whose totals must have the binomial's mean and spread. A column of ones shows
+    the resample size (n, never n - 1 or a different count per row)."""
+    from xlt.report.statistics import _resampled_totals
+
+    data = np.random.default_rng(3)
+    many = np.c_[np.ones(50), data.normal(size=50), data.integers(0, 3, 50)]
+    got = _resampled_totals(many, 300, np.random.default_rng(9))
+    idx = np.random.default_rng(9).integers(0, 50, size=(300, 50))
+    np.testing.assert_allclose(got, many[idx].sum(axis=1), rtol=1e-12, atol=1e-9)
+    few = np.c_[np.ones(400), data.random(400) < 0.3]
+    got = _resampled_totals(few, 20000, np.random.default_rng(9))
+    assert got.shape == (20000, 2) and (got[:, 0] == 400).all()
+    p = few[:, 1].mean()
+    sd = math.sqrt(400 * p * (1 - p))
+    assert got[:, 1].mean() == pytest.approx(400 * p, abs=4 * sd / math.sqrt(20000))
+    assert got[:, 1].std() == pytest.approx(sd, rel=0.05)
+
+
+def resampled_macro_f1(gold, pred):
+    """Macro F1 over classes 0..2 of each row of (resamples, n) label arrays (0 where a class has no support)."""
+    f1s = []
+    for c in range(3):
+        tp = ((pred == c) & (gold == c)).sum(1)
+        fp = ((pred == c) & (gold != c)).sum(1)
+        fn = ((pred != c) & (gold == c)).sum(1)
+        f1s.append(np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0))
+    return np.mean(f1s, axis=0)
+
+
+def test_bootstrap_of_macro_f1_from_per_class_counts():
+    """Macro F1 from the pair type's per-class tp/fp/fn statistics: the point difference is sklearn's F1 of a
+    minus b per language and their mean for `avg`; the interval is brute-force resampling of examples by
+    index within Monte Carlo noise. Catches a's and b's columns crossed in the joined table, statistics of
+    one system read for both, or the average over languages weighted by size."""
+    from sklearn.metrics import f1_score
+
+    from xlt.tasktypes import get_task_type
+
+    tt = get_task_type("pair-classification")
+    rng = np.random.default_rng(11)
+    sizes = {"en": 240, "sw": 90}
+    gold = {l: rng.integers(0, 3, n) for l, n in sizes.items()}
+    pred_a = {l: np.where(rng.random(n) < 0.75, gold[l], rng.integers(0, 3, n)) for l, n in sizes.items()}
+    pred_b = {l: np.where(rng.random(n) < 0.55, gold[l], 0) for l, n in sizes.items()}
+
+    def stats(preds):
+        parts = []
+        for lang in sizes:
+            frame = pd.DataFrame({"idx": np.arange(sizes[lang]), "label": gold[lang], "pred": preds[lang]})
+            s = tt.statistics(frame)
+            s.index = pd.MultiIndex.from_arrays([[lang] * len(s), frame["idx"]], names=["lang", "idx"])
+            parts.append(s)
+        return pd.concat(parts).fillna(0.0)
+
+    a, b = stats(pred_a), stats(pred_b)
+    columns = sorted(set(a.columns) | set(b.columns))
+    a, b = a.reindex(columns=columns, fill_value=0.0), b.reindex(columns=columns, fill_value=0.0)
+    got = paired_bootstrap_stats(a, b, tt.metric_from_totals, "macro_f1", n_resamples=4000, seed=2,
+                                 languages=["en", "sw"])
+    f1 = lambda g, p: f1_score(g, p, labels=[0, 1, 2], average="macro", zero_division=0)   # noqa: E731
+    diffs = {l: 100 * (f1(gold[l], pred_a[l]) - f1(gold[l], pred_b[l])) for l in sizes}
+    for lang, n in sizes.items():
+        assert got[lang].diff == pytest.approx(diffs[lang], abs=1e-9) and got[lang].n == n
+        idx = np.random.default_rng(5).integers(0, n, size=(4000, n))
+        g, pa, pb = gold[lang][idx], pred_a[lang][idx], pred_b[lang][idx]
+        brute = 100 * (resampled_macro_f1(g, pa) - resampled_macro_f1(g, pb))
+        assert brute[0] == pytest.approx(100 * (f1(g[0], pa[0]) - f1(g[0], pb[0])))   # the same F1 as sklearn
+        low, high = np.percentile(brute, [2.5, 97.5])
+        assert got[lang].low == pytest.approx(low, abs=0.06 * (high - low))
+        assert got[lang].high == pytest.approx(high, abs=0.06 * (high - low))
+    assert got[AVG].diff == pytest.approx(statistics.fmean(diffs.values())) and got[AVG].n == sum(sizes.values())
+
+
+def test_a_collapsed_row_does_not_compete_for_the_gap_but_does_for_scores():
+    """A row whose predictions collapsed to one class has a tiny gap that is no transfer: it is never bold for
+    the gap, and the best gap is the lowest among the other rows. Its scores still compete."""
+    t = Table(task="t", metrics=["accuracy"], split="test", languages=["en", "fr"], source_lang="en")
+    t.rows = [_row("collapsed", en=95.0, fr=33.0, gap=0.5), _row("a", en=90.0, fr=80.0, gap=10.0),
+              _row("b", en=88.0, fr=70.0, gap=18.0)]
+    t.rows[0].collapsed = ["fr"]
+    assert t.best()[GAP] == 10.0 and t.best()["en"] == 95.0
+    bold = {(r.model, c) for r in t.rows for c in t.columns if t.is_best(r, c)}
+    assert bold == {("collapsed", "en"), ("a", "fr"), ("a", GAP)}

@@ -73,6 +73,79 @@ def _execute(model, tasks, data, tmp_path):
     return out
 
 
+# --------------------------------------------------------------------------------------------------
+# The read-data step alone (no model): what each (split, language) holds
+
+
+def _read(pin_task, **spec_fields):
+    from xlt.tasks import get_task
+
+    tasks, data = pin_task
+    spec = RunSpec("m", "pin", data_source="local", **spec_fields)
+    events = []
+    st = runner.RunState(spec=spec, emit=events.append, data_dir=data, tasks_dir=tasks)
+    st.task, st.ddir = get_task("pin", tasks), data
+    runner.read_data(st)
+    return st, events
+
+
+def test_read_data_gives_each_split_and_language_its_own_rows_and_the_dev_split_once(pin_task):
+    """Catches the source dev split loaded twice (or another split served from it), the sample limits applied
+    to the wrong splits, and the record's data section saying something else than what was read."""
+    st, _ = _read(pin_task, max_train_samples=10, max_eval_samples=17)
+    assert sorted(st.eval_data) == [("test", "en"), ("test", "fr"), ("validation", "en"), ("validation", "fr")]
+    assert st.eval_data[("validation", "en")] is st.dev
+    assert len(st.train) == 10 and (st.train.split, st.train.lang) == ("train", "en")
+    assert (st.dev.split, st.dev.lang, len(st.dev)) == ("validation", "en", 17)
+    for (split, lang), got in st.eval_data.items():
+        assert (got.split, got.lang, len(got)) == (split, lang, min(17, SIZES[split, lang]))
+    info = st.info["data"]
+    assert info["train"]["n"] == 10 and info["selection"]["n"] == 17 and info["evaluated"] == ["test", "validation"]
+    assert info["skipped"] == {} and info["languages"] == ["en", "fr"] and st.info["flags"] == []
+    full, _ = _read(pin_task)
+    assert len(full.train) == 32 and {k: len(v) for k, v in full.eval_data.items()} == \
+        {k: n for k, n in SIZES.items() if k[0] != "train"}
+
+
+def test_read_data_skips_a_missing_file_once_per_split_and_refuses_changed_data(pin_task):
+    tasks, data = pin_task
+    (data / "pin" / "test-fr.tsv").unlink()
+    st, events = _read(pin_task, languages=("fr",))
+    assert sorted(st.eval_data) == [("test", "en"), ("validation", "en"), ("validation", "fr")]
+    assert st.info["flags"] == ["split_not_evaluated:test/fr"] and st.info["data"]["skipped"] == {"test": ["fr"]}
+    assert [e["message"].split(":")[0] for e in events if e["event"] == "warning"] == \
+        ["split test not evaluated for 1 language(s)"]
+    from xlt.tasks.sources import plan_data
+    from xlt.tasks import get_task
+
+    revision = plan_data(get_task("pin", tasks), data).revision
+    assert st.info["env"]["data_revision"] == revision
+    _read(pin_task, data_revision=revision)                      # the data the spec was made for: fine
+    with pytest.raises(Exception, match="changed since this run's spec was made"):
+        _read(pin_task, data_revision="local-sha256:0000")
+    for name in ("test-en.tsv", "validation-fr.tsv"):
+        (data / "pin" / name).unlink()
+    st, _ = _read(pin_task, languages=("fr",))                   # only the source dev split is left to evaluate
+    assert list(st.eval_data) == [("validation", "en")]
+
+
+def test_evaluated_languages_keep_the_task_order_and_always_the_source():
+    from types import SimpleNamespace
+
+    from xlt.errors import XltError
+
+    task = SimpleNamespace(name="t", languages=("en", "de", "fr", "sw"), source_lang="en")
+    assert runner.evaluated_languages(RunSpec("m", "t"), task) == ["en", "de", "fr", "sw"]
+    assert runner.evaluated_languages(RunSpec("m", "t", languages=("sw", "de")), task) == ["en", "de", "sw"]
+    assert runner.evaluated_languages(RunSpec("m", "t", languages=("en",)), task) == ["en"]
+    with pytest.raises(XltError, match="unknown language\\(s\\) xx, yy for task 't'; valid: en, de, fr, sw"):
+        runner.evaluated_languages(RunSpec("m", "t", languages=("xx", "fr", "yy")), task)
+
+
+# --------------------------------------------------------------------------------------------------
+# End to end on the tiny checkpoint
+
+
 def test_every_split_and_language_is_evaluated_on_its_own_file(tiny_deberta_v3, pin_task, tmp_path):
     """Catches the source language's test split silently reading its dev data (or any other mix-up): sizes and
     gold labels of every (split, language) must be those of its file."""
@@ -96,7 +169,8 @@ def test_every_split_and_language_is_evaluated_on_its_own_file(tiny_deberta_v3, 
 
 def test_a_missing_file_is_skipped_not_filled_with_another_split(tiny_deberta_v3, pin_task, tmp_path):
     """Without test-en.tsv, English has no test metrics (never the dev numbers under the test name) and the
-    record says what was skipped."""
+    record says what was skipped.
+    Catches a split without its file filled with another split's data, or skipped without a record of it."""
     tasks, data = pin_task
     (data / "pin" / "test-en.tsv").unlink()
     rec = _execute(tiny_deberta_v3, tasks, data, tmp_path).record

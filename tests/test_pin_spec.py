@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -261,3 +262,96 @@ def test_model_slug_and_label():
     assert RunSpec("a.b-c_d", "xnli").model_slug == "a.b-c_d"
     assert RunSpec("m", "t").hparams == Hyperparams() and RunSpec.from_dict({"model": "m", "task": "t"}) == \
         RunSpec("m", "t")
+
+
+# --------------------------------------------------------------------------------------------------
+# Ranges, validation and the identity hashed
+
+
+def _below(low, kind):
+    return low - 1 if kind == "int" else low - max(1e-9, abs(low) * 1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(__import__("xlt.spec", fromlist=["_RANGES"])._RANGES))
+def test_every_range_is_checked_at_both_ends(name):
+    """Each numeric hyperparameter: its lowest value accepted exactly when the range includes it, anything
+    below refused, its highest accepted and anything above refused, with a message naming the bound. Catches a
+    bound compared with the wrong operator, or `>=` and `>` swapped in the message."""
+    from xlt.spec import _RANGES
+
+    low, inclusive, high = _RANGES[name]
+    kind = {f.name: f.type for f in dataclasses.fields(Hyperparams)}[name]
+    cast = int if kind == "int" else float
+    bound = f">= {low:g}" if inclusive else f"> {low:g}"
+    if inclusive:
+        assert coerce_hparams({name: cast(low)}) == {name: cast(low)}
+    else:
+        with pytest.raises(XltError, match=rf"{name}=.* is out of range; it must be {re.escape(bound)} and <= "
+                                           rf"{re.escape(f'{high:g}')}$"):
+            coerce_hparams({name: cast(low)})
+    with pytest.raises(XltError, match=rf"it must be {re.escape(bound)} and"):
+        coerce_hparams({name: cast(_below(low, kind))})
+    assert coerce_hparams({name: cast(high)}) == {name: cast(high)}
+    with pytest.raises(XltError, match="out of range"):
+        coerce_hparams({name: cast(high * 2 + 1)})
+
+
+@pytest.mark.parametrize("value, message", [(float("inf"), "not a valid float"), ("nan", "not a valid float"),
+                                            ("1e400", "not a valid float"), (None, "not a valid float")])
+def test_a_float_that_is_not_finite_is_refused(value, message):
+    with pytest.raises(XltError, match=message):
+        coerce_hparams({"lr": value})
+
+
+@pytest.mark.parametrize("value, ok", [(True, True), (False, True), ("No", True), (1, False), (None, False)])
+def test_a_bool_is_a_bool_or_its_spelling(value, ok):
+    if ok:
+        assert coerce_hparams({"sift": value}) == {"sift": value if isinstance(value, bool) else False}
+    else:
+        with pytest.raises(XltError, match="not a valid bool"):
+            coerce_hparams({"sift": value})
+
+
+@pytest.mark.parametrize("value, ok", [("inf", False), (float("nan"), False), (3.0, True), ("7", True),
+                                       ("7.5", False), (None, False)])
+def test_an_int_is_a_finite_whole_number(value, ok):
+    if ok:
+        got = coerce_hparams({"eval_every": value})["eval_every"]
+        assert got == int(float(value)) and type(got) is int
+    else:
+        with pytest.raises(XltError, match="not a valid int"):
+            coerce_hparams({"eval_every": value})
+
+
+@pytest.mark.parametrize("fields, ok", [
+    (dict(seed=0), True), (dict(seed=2**32 - 1), True), (dict(seed=2**32), False), (dict(seed=-1), False),
+    (dict(seed=True), False), (dict(seed=1.0), False),
+    (dict(max_train_samples=1), True), (dict(max_train_samples=0), False), (dict(max_train_samples=True), False),
+    (dict(max_eval_samples=1), True), (dict(max_eval_samples=-3), False), (dict(max_eval_samples=2.0), False),
+])
+def test_seed_and_sample_limits_are_checked(fields, ok):
+    if ok:
+        RunSpec("m", "t", **fields)
+    else:
+        with pytest.raises(XltError, match="seed|must be a positive integer"):
+            RunSpec("m", "t", **fields)
+
+
+def test_languages_become_a_tuple_and_the_identity_leaves_out_only_unset_newer_fields():
+    """The run_id hashes the spec's JSON (sorted keys, no spaces); `languages` when unset and `window_step` at
+    its default are left out, so ids made before those fields existed stay valid. Catches either left out
+    when set (a language subset or another window step would be "the same run") or kept when unset."""
+    import hashlib
+
+    spec = RunSpec("m", "t", languages=["fr", "en"])
+    assert spec.languages == ("fr", "en") and spec.to_dict()["languages"] == ["fr", "en"]
+    assert spec.identity()["languages"] == ["fr", "en"]
+    plain = RunSpec("m", "t")
+    assert "languages" not in plain.identity() and "window_step" not in plain.identity()["hparams"]
+    assert plain.to_dict()["languages"] is None and plain.to_dict()["hparams"]["window_step"] == 128
+    stepped = RunSpec("m", "t", hparams=Hyperparams(window_step=64))
+    assert stepped.identity()["hparams"]["window_step"] == 64
+    for s in (spec, plain, stepped):
+        canonical = json.dumps(s.identity(), sort_keys=True, separators=(",", ":"))
+        assert s.run_id == hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    assert len({spec.run_id, plain.run_id, stepped.run_id}) == 3

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import re
 
 import pytest
 import torch
@@ -203,6 +204,36 @@ def test_lr_of_every_step_is_transformers_linear_schedule(recording_adamw, n_bat
                                      rel=1e-9, abs=1e-15)
 
 
+def test_a_warmup_longer_than_the_run_is_flagged_with_the_rate_it_reaches():
+    """Warmup 20 in a run of 8 steps: the rate only rises, to 8/20 of --lr at the last step. Catches the flag or
+    the warning missing, or the rate it names computed wrongly."""
+    events = []
+    result = fit(Bag(), epochs_of(synthetic_batches(4)), 4, Hyperparams(lr=1e-3, epochs=2, batch_size=4,
+                                                                        warmup_steps=20),
+                 seed=0, on_event=events.append)
+    assert result.warnings == ["warmup_longer_than_run:20>8"]
+    (warning,) = [e["message"] for e in events if e["event"] == "warning"]
+    assert "warmup of 20 steps is longer than the whole run (8 steps)" in warning
+    assert "only rises, to 0.0004 of --lr 0.001 at the last step" in warning
+    assert fit(Bag(), epochs_of(synthetic_batches(4)), 4, Hyperparams(lr=1e-3, epochs=2, batch_size=4,
+                                                                      warmup_steps=8), seed=0).warnings == []
+
+
+def test_training_time_is_a_part_of_the_time_fit_took():
+    """train_s sums the loop's own intervals (evaluations excluded), so it lies between 0 and the wall time of
+    the whole call. Not a speed assertion: catches the interval arithmetic (now + tic, now / tic) that turns
+    seconds into clock readings."""
+    import time
+
+    slow_dev = lambda model: time.sleep(0.05) or 0.5   # noqa: E731 - evaluations are not training time
+    tic = time.perf_counter()
+    result = fit(Bag(), epochs_of(synthetic_batches(4)), 4, Hyperparams(lr=1e-3, epochs=2, batch_size=4,
+                                                                        eval_every=1),
+                 seed=0, dev_eval=slow_dev)
+    wall = time.perf_counter() - tic
+    assert 0 < result.train_s < wall - 8 * 0.05 and result.tokens_per_s == result.train_tokens / result.train_s
+
+
 def test_optimizer_groups_fit_builds_decay_weights_but_not_biases_or_norms(recording_adamw):
     """Catches fit passing the wrong weight decay (or none) to AdamW, or decaying LayerNorm weights/biases."""
     model = Bag()
@@ -284,9 +315,10 @@ def test_epochs_are_asked_for_in_order_even_when_one_comes_up_short():
     assert [e["loss"] for e in events if e["event"] == "step"] == result.losses
 
 
-@pytest.mark.parametrize("precision, scaled", [("fp32", False), ("fp16", True)])
+@pytest.mark.parametrize("precision, scaled", [("fp32", False), ("bf16", False), ("fp16", True)])
 def test_loss_scaling_only_in_fp16(tmp_path, precision, scaled):
-    """Catches a GradScaler switched on for fp32 (or off for fp16): its state is what a checkpoint keeps."""
+    """Catches a GradScaler switched on for fp32 or bf16 (or off for fp16): its state is what a checkpoint
+    keeps."""
     hp = Hyperparams(lr=1e-3, epochs=1, batch_size=4)
     fit(Bag(), epochs_of(synthetic_batches(2)), 2, hp, seed=0, precision=precision, checkpoint_dir=tmp_path,
         checkpoint_every=1)
@@ -302,6 +334,7 @@ def test_an_epoch_without_batches_is_an_error_not_an_endless_loop():
         fit(Bag(), lambda epoch: iter(()), 3, hp, seed=0)
     with pytest.raises(XltError, match="no training batches"):
         fit(Bag(), lambda epoch: iter(()), 0, hp, seed=0)
+    assert fit(Bag(), epochs_of(synthetic_batches(1)), 1, hp, seed=0).steps == 2    # one batch is enough
 
 
 # --------------------------------------------------------------------------------------------------
@@ -346,6 +379,16 @@ def test_divergence_guard_stops_on_nan_and_inf_losses_at_their_step(mode, value)
     assert info.value.step == 3
 
 
+@pytest.mark.parametrize("precision, advice", [("fp32", "Try a lower --lr (now 0.001)"),
+                                               ("bf16", "Try --precision fp32 and/or a lower --lr (now 0.001)")])
+def test_divergence_advice_suggests_fp32_only_to_a_run_that_is_not_fp32(precision, advice):
+    """Catches the fp32 advice given to an fp32 run, or withheld from a bf16 one."""
+    hp = Hyperparams(lr=1e-3, epochs=1, batch_size=4)
+    with pytest.raises(TrainingDiverged, match=rf"precision {precision}\); the run stopped\. {re.escape(advice)}$"):
+        fit(GoesBad("nan", good=0), epochs_of(nonzero_labels(synthetic_batches(2))), 2, hp, seed=0,
+            precision=precision)
+
+
 def test_divergence_guard_stops_on_a_negative_infinite_loss():
     """-inf: cross-entropy cannot reach it, a weighted extra term can (here SiFT's weight); the guard must
     treat it like NaN and +inf instead of stepping the optimizer on it."""
@@ -375,6 +418,30 @@ def test_fit_adds_the_weighted_sift_term_to_the_loss(grad_accum):
     sift = fit(model, batches, 4, dataclasses.replace(hp, sift=True, sift_lambda=2.5), seed=0, sift_layer=model.norm)
     assert len(sift.sift_losses) == sift.steps == 4 // grad_accum and sift.sift_losses[0] > 1e-4
     assert sift.losses[0] == pytest.approx(plain.losses[0] + 2.5 * sift.sift_losses[0], rel=1e-6)
+
+
+class Tagger(Bag):
+    """Per-token logits (B, T, C) with B, T and C all different: a flattening along the wrong axis shows."""
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        return self.out(self.drop(torch.tanh(self.norm(self.emb(input_ids)))))
+
+
+def token_loss(logits, batch):
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch["input_ids"].reshape(-1) % 3)
+
+
+def test_sift_without_a_projection_compares_one_distribution_per_position():
+    """A type without `sift_logits` gets every last-axis row of the logits as one distribution. Catches the
+    default flattening along another axis (rows of B or T values instead of C-class distributions)."""
+    hp = Hyperparams(lr=1e-2, epochs=1, batch_size=4, sift=True, sift_init=0.1, sift_lr=0.1)
+    runs = []
+    for project in (None, lambda logits, batch: logits.reshape(-1, 3)):
+        model = Tagger()
+        runs.append(fit(model, epochs_of(synthetic_batches(2, length=5)), 2, hp, seed=0, sift_layer=model.norm,
+                        loss_fn=token_loss, sift_logits=project))
+    assert runs[0].sift_losses == runs[1].sift_losses and runs[0].losses == runs[1].losses
+    assert runs[0].sift_losses[0] > 1e-6
 
 
 class Perturbable(nn.Module):
@@ -470,6 +537,21 @@ def test_selection_restores_the_best_dev_step_weights(eval_every, expected_steps
     assert all(torch.equal(final[k], seen[best][k]) for k in final)
     assert not all(torch.equal(final[k], seen[-1][k]) for k in final)     # the best is not the last state
     assert not model.training
+
+
+@pytest.mark.parametrize("eval_every, checkpoint_every, expected", [(3, 0, [3, 6]), (3, 2, [2, 3, 4, 6]),
+                                                                     (0, 0, [4]), (0, 5, [4, 5]), (5, 4, [4, 5])])
+def test_a_checkpoint_follows_every_dev_evaluation_and_every_n_steps_but_the_last(tmp_path, eval_every,
+                                                                                   checkpoint_every, expected):
+    """A resumable checkpoint at each dev evaluation (so resume never loses a selection) and every
+    `checkpoint_every` steps, none at the last step (the run is over). Catches an evaluation that no longer
+    triggers a checkpoint, a periodic checkpoint at the wrong steps, or one written after the end."""
+    events = []
+    hp = Hyperparams(lr=1e-3, epochs=2, batch_size=4, eval_every=eval_every)
+    fit(Bag(), epochs_of(synthetic_batches(4)), 4, hp, seed=0, dev_eval=lambda m: 0.5, checkpoint_dir=tmp_path,
+        checkpoint_every=checkpoint_every, on_event=events.append)
+    assert [e["step"] for e in events if e["event"] == "checkpoint"] == expected
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["result"]["steps"] == expected[-1]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -53,6 +53,8 @@ def _check_complete(path, record):
 
 
 def test_xlt_run_native_deberta_end_to_end(tiny_deberta_v3, shared_data, tmp_path):
+    """Would catch: `xlt run` losing a flag on its way to the spec (--impl, --sift, --set), a record without the
+    local data's identity, or a summary that leaves out a language or the skipped test split."""
     results = tmp_path / "results"
     res = cli.invoke(app, _args(tiny_deberta_v3, shared_data, results, "--impl", "native", "--sift",
                                 "--set", "sift_init=1e-3", "--set", "weight_decay=0"))
@@ -69,6 +71,8 @@ def test_xlt_run_native_deberta_end_to_end(tiny_deberta_v3, shared_data, tmp_pat
 
 
 def test_xlt_run_xlmr_end_to_end_then_skip_and_force(tiny_xlmr, shared_data, tmp_path):
+    """Would catch: a completed run trained again (or its record rewritten) without --force, or --force giving
+    other numbers for the same spec and seed (a run that is not deterministic on CPU)."""
     results = tmp_path / "results"
     args = _args(tiny_xlmr, shared_data, results, "--quiet")
     first = cli.invoke(app, args)
@@ -89,6 +93,7 @@ def test_xlt_run_xlmr_end_to_end_then_skip_and_force(tiny_xlmr, shared_data, tmp
 
 
 def test_a_diverging_run_exits_non_zero_with_a_failed_record(tiny_deberta_v3, shared_data, tmp_path):
+    """Would catch: a NaN run exiting 0, leaving no failed record, or suggesting --precision fp32 to an fp32 run."""
     results = tmp_path / "results"
     res = cli.invoke(app, _args(tiny_deberta_v3, shared_data, results, "--lr", "1e30", "--warmup", "0",
                                 "--set", "max_grad_norm=0", "--quiet"))

@@ -43,6 +43,8 @@ def tiny_spec(model, **overrides):
 
 def test_execute_writes_a_complete_record_and_selects_on_english_dev_only(tiny_deberta_v3, shared_data,
                                                                           monkeypatch):
+    """Would catch: a target language's data seen during selection, a record missing a field or a language, metrics
+    that are not what the shipped predictions give, or a selected step other than the best dev evaluation."""
     seen, phase = [], ["train"]
     real_predict = xeval.predict
 
@@ -93,6 +95,8 @@ def test_execute_writes_a_complete_record_and_selects_on_english_dev_only(tiny_d
 
 
 def test_failures_come_back_as_failed_records(tiny_deberta_v3, shared_data, tmp_path):
+    """Would catch: an exception escaping `execute`, a setup failure written as a record, or a diverged run
+    recorded without its stage and step."""
     missing = runner.execute(tiny_spec(tmp_path / "no-such-model"), data_dir=shared_data, quiet=True)
     assert missing.record["status"] == "failed" and missing.predictions is None
     assert missing.record["error"]["stage"] == "setup" and missing.record["error"]["type"] == "XltError"
@@ -115,6 +119,8 @@ class Killed(BaseException):
 
 
 def test_resume_skips_a_completed_run_and_continues_a_killed_one(tiny_deberta_v3, shared_data, tmp_path):
+    """Would catch: a resumed run that differs from the uninterrupted one (selection history, metrics or
+    predictions), steps run twice, checkpoints left behind, or a completed run trained again."""
     spec = tiny_spec(tiny_deberta_v3)
     whole = runner.run(spec, data_dir=shared_data, results_dir=tmp_path / "a", quiet=True, checkpoint_every=2)
     assert whole.ok and not whole.skipped

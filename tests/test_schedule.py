@@ -307,7 +307,9 @@ def test_two_models_two_seeds_of_tiny_checkpoints_then_resume_skips_all(ray_clus
                                                                       tiny_deberta_v3, tiny_xlmr, isolated_home):
     """The real runner (as `xlt run` uses it) through `xlt sweep` on the module's Ray instance.
 
-    Its workers cache features under the module's XLT_CACHE_DIR (a temp dir), never in ~/.cache/xlt."""
+    Its workers cache features under the module's XLT_CACHE_DIR (a temp dir), never in ~/.cache/xlt.
+    Would catch: a sweep job that runs something other than `xlt run`'s runner, records lost on their way
+    back from the workers, or completed runs trained again on resume."""
     from xlt.cli import app
 
     args = ["sweep", "--models", f"{tiny_deberta_v3},{tiny_xlmr}", "--tasks", "xnli", "--seeds", "1,2",

@@ -128,6 +128,8 @@ def test_sift_hook_perturbs_only_the_adversarial_passes():
 
 
 def test_training_is_deterministic_and_fits_its_pairs(tiny_deberta_v3, shared_data, plain_run):
+    """Would catch: a loop that does not lower the training loss, or two runs with the same seed and data order
+    whose first steps differ (an unseeded RNG)."""
     assert plain_run.steps == 8 * 4
     assert _mean(plain_run.losses[-4:]) < _mean(plain_run.losses[:4]) - 0.05   # it fits its training pairs
     clf, feats = _setup(tiny_deberta_v3, shared_data)   # same seed, same data order: the same first steps
@@ -139,6 +141,8 @@ def test_training_is_deterministic_and_fits_its_pairs(tiny_deberta_v3, shared_da
 
 
 def test_gradient_accumulation_counts_optimizer_steps(tiny_deberta_v3, shared_data):
+    """Would catch: steps counted per batch instead of per optimizer step, or a fractional epoch rounded the wrong
+    way (10 batches of 4, grad_accum 4, 1.5 epochs: 5 steps)."""
     clf, feats = _setup(tiny_deberta_v3, shared_data, n=40)
     hp = dataclasses.replace(HP, batch_size=16, grad_accum=4, epochs=1.5)   # 10 batches of 4 -> 3 steps an epoch, 5 in 1.5
     result = _fit(clf, feats, hp)
@@ -147,6 +151,7 @@ def test_gradient_accumulation_counts_optimizer_steps(tiny_deberta_v3, shared_da
 
 
 def test_dev_selection_keeps_the_best_state(tiny_deberta_v3, shared_data):
+    """Would catch: the last state kept instead of the best dev evaluation's, or evaluations at the wrong steps."""
     clf, feats = _setup(tiny_deberta_v3, shared_data, n=48)
     values = iter([0.5, 0.9, 0.4, 0.3, 0.2, 0.1])
     states = {}
@@ -163,6 +168,8 @@ def test_dev_selection_keeps_the_best_state(tiny_deberta_v3, shared_data):
 
 
 def test_sift_changes_the_loss_and_still_trains(tiny_deberta_v3, shared_data, plain_run):
+    """Would catch: SiFT adding nothing to the loss, a negative or missing adversarial term, a loop that stops
+    learning with it, or its hook left on the model after fit."""
     clf, feats = _setup(tiny_deberta_v3, shared_data)
     hp = dataclasses.replace(HP, sift=True, sift_lambda=1.0, sift_init=1e-2, sift_lr=1e-2)
     sift = _fit(clf, feats, hp, sift_layer=clf.embedding_layernorm)
@@ -174,6 +181,7 @@ def test_sift_changes_the_loss_and_still_trains(tiny_deberta_v3, shared_data, pl
 
 
 def test_nan_guard_stops_on_overflow_and_names_the_step(tiny_deberta_v3, shared_data):
+    """Would catch: an overflowing run training on with NaN weights, or an error that names no step or fix."""
     clf, feats = _setup(tiny_deberta_v3, shared_data, n=48)
     with pytest.raises(TrainingDiverged, match=r"at step \d+ of \d+.*lower --lr") as info:
         _fit(clf, feats, dataclasses.replace(HP, lr=1e30, warmup_steps=0, max_grad_norm=0.0))
@@ -191,6 +199,8 @@ class _OOM(nn.Module):
 
 
 def test_out_of_memory_names_the_batch_size_and_grad_accum(tiny_deberta_v3, shared_data):
+    """Would catch: an out-of-memory surfacing as a raw RuntimeError instead of naming the per-step batch and the
+    --grad-accum that keeps the effective batch."""
     _, feats = _setup(tiny_deberta_v3, shared_data, n=32)
     hp = dataclasses.replace(HP, batch_size=16, grad_accum=1)
     per_step = hp.per_step_batch
@@ -199,7 +209,8 @@ def test_out_of_memory_names_the_batch_size_and_grad_accum(tiny_deberta_v3, shar
 
 
 def test_training_continues_after_a_dev_evaluation_on_the_same_lengths(tiny_deberta_v3, shared_data):
-    """Selection evaluations must not leave inference-mode tensors behind (the native model caches per length)."""
+    """Selection evaluations must not leave inference-mode tensors behind (the native model caches per length).
+    Would catch: the first training step after an evaluation failing on tensors made under inference mode."""
     from xlt.evaluate import dev_score
 
     clf, feats = _setup(tiny_deberta_v3, shared_data, n=200)
@@ -223,7 +234,9 @@ def test_learning_is_real(tmp_path_factory, spm_model, shared_data, capsys):
     clearly above chance. Chance is 1/3 with a standard deviation of 0.0094 over 2,490 pairs, so 0.38 is five
     of those above it (the best of eight dev evaluations of a chance model would sit near 0.35). Seen on the
     shared 2-core box: 0.3992-0.4092 depending on the dropout random stream (705 steps, 22-70 s of training;
-    the dev history climbs 0.333, 0.355, 0.376, 0.391, 0.399)."""
+    the dev history climbs 0.333, 0.355, 0.376, 0.391, 0.399).
+    Would catch: a loop that does not learn (gradients not applied, labels not paired with their pairs, the
+    selected state not restored)."""
     from xlt.evaluate import dev_score
 
     checkpoint = factories.tiny_checkpoint(tmp_path_factory.mktemp("learner"), LEARNER, spm_model, seed=0)
@@ -248,13 +261,17 @@ def test_learning_is_real(tmp_path_factory, spm_model, shared_data, capsys):
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_autocast_precisions_train(tiny_deberta_v3, shared_data, precision):
-    """bf16 autocast, and fp16 with its GradScaler, run on CPU too (what a GPU run would use)."""
+    """bf16 autocast, and fp16 with its GradScaler, run on CPU too (what a GPU run would use).
+    Would catch: a precision path that fails or produces non-finite losses (a scaler on the wrong device, bf16
+    logits fed to the loss)."""
     clf, feats = _setup(tiny_deberta_v3, shared_data, n=32)
     result = _fit(clf, feats, dataclasses.replace(HP, epochs=1), precision=precision)
     assert result.steps == 2 and all(math.isfinite(v) for v in result.losses)
 
 
 def test_gradient_checkpointing_trains_the_same(tiny_deberta_v3, shared_data):
+    """Would catch: gradient checkpointing changing the losses (a recomputed forward that differs, dropout
+    replayed differently) instead of only trading compute for memory."""
     plain, feats = _setup(tiny_deberta_v3, shared_data, n=32)
     ckpt = load_classifier(str(tiny_deberta_v3), num_labels=3, gradient_checkpointing=True)
     hp = dataclasses.replace(HP, epochs=1)
@@ -265,7 +282,8 @@ def test_gradient_checkpointing_trains_the_same(tiny_deberta_v3, shared_data):
 @pytest.mark.skipif(_glibc() is None, reason="needs Linux with glibc")
 @pytest.mark.parametrize("env, kept", [("1", True), ("0", False)])
 def test_fit_trains_with_freed_memory_kept(tiny_deberta_v3, shared_data, monkeypatch, env, kept):
-    """fit runs under xlt.allocator.keep_freed_memory (XLT_KEEP_FREED_MEMORY=0 turns it off) and leaves it."""
+    """fit runs under xlt.allocator.keep_freed_memory (XLT_KEEP_FREED_MEMORY=0 turns it off) and leaves it.
+    Would catch: fit not running under the allocator setting, or leaving glibc's malloc tuned after it returns."""
     monkeypatch.setenv("XLT_KEEP_FREED_MEMORY", env)
     clf, feats = _setup(tiny_deberta_v3, shared_data, n=16)
     left_resident = []
