@@ -36,14 +36,11 @@ from xlt.errors import XltError
 from xlt.models import deberta as nd
 from xlt.models.registry import read_config
 
-# xlt.models.load_model's head names ("classification", "token", "qa"), transformers' task names, "base"
+# xlt.models.load_model's head names, and "base" for the bare encoder
 HEADS: dict[str, type[nn.Module]] = {
     "classification": nd.DebertaForSequenceClassification,
     "token": nd.DebertaForTokenClassification,
     "qa": nd.DebertaForQuestionAnswering,
-    "sequence-classification": nd.DebertaForSequenceClassification,
-    "token-classification": nd.DebertaForTokenClassification,
-    "question-answering": nd.DebertaForQuestionAnswering,
     "base": nd.DebertaModel,
 }
 # transformers class names per (version, head class), for config.json's "architectures"
