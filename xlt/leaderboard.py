@@ -107,11 +107,14 @@ def _literal_text(draw):
 
 
 @_literal_text
-def bar_chart(table: Table, path: Path) -> Path:
+def bar_chart(table: Table, path: Path) -> Path | None:
     """Grouped bars of the first metric: one group per language (then avg), one bar per row; std over seeds
-    as error bars; hatched bars are dev-set numbers."""
+    as error bars; hatched bars are dev-set numbers. None when no row has a per-language value (a published
+    average alone is one bar, which the table already says)."""
     cols = [*table.languages, AVG]
     rows = table.rows[:len(PALETTE)]
+    if not any(c in r.cells for r in rows for c in table.languages):
+        return None
     cells = [v for r in rows for c, v in r.cells.items() if c in cols]
     if not cells:
         raise XltError(f"task {table.task!r} has no values to plot")
@@ -285,8 +288,10 @@ def build_leaderboard(results_dir: Path | str, output: Path | str = "leaderboard
         stem = slug(t.task, taken)
         taken.add(f"{stem}-gap")
         charts[t.task] = {}
-        board.files.append(bar_chart(t, out / f"{stem}.svg"))
-        charts[t.task]["languages"] = f"{stem}.svg"
+        bars = bar_chart(t, out / f"{stem}.svg")
+        if bars is not None:
+            board.files.append(bars)
+            charts[t.task]["languages"] = bars.name
         gap = gap_chart(t, out / f"{stem}-gap.svg")
         if gap is not None:
             board.files.append(gap)
