@@ -24,6 +24,7 @@ speed ratio per phase and end to end. Each pipeline runs in a fresh `spawn` subp
 from __future__ import annotations
 
 import multiprocessing as mp
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -98,6 +99,11 @@ def _peak_bytes() -> int | None:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def _say(message: str) -> None:
+    """A progress line on stderr (the pipelines run in subprocesses; the table goes to stdout at the end)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
 def _padding(real: int, padded: int) -> float:
     return 1.0 - real / padded if padded else 0.0
 
@@ -122,6 +128,7 @@ def xlt_pipeline(ckpt: str, rows: dict, hp_values: dict, steps: int, precision: 
     tok = loaded.tokenizer
     out: dict[str, Any] = {"pipeline": "xlt", "impl": loaded.impl}
 
+    _say(f"xlt: tokenising {len(rows['train'])} train rows and {len(rows['eval'])} languages")
     t0 = time.perf_counter()
     train_feats = xdata.featurize(rows["train"], tok, hp.max_seq_len, use_cache=False)
     eval_feats = {lang: xdata.featurize(s, tok, hp.max_seq_len, use_cache=False) for lang, s in rows["eval"].items()}
@@ -134,6 +141,7 @@ def xlt_pipeline(ckpt: str, rows: dict, hp_values: dict, steps: int, precision: 
     real = sum(int(train_feats.lengths[g].sum()) for g in groups)
     out["train_padding_share"] = _padding(real, sum(len(g) * int(train_feats.lengths[g].max()) for g in groups))
 
+    _say(f"xlt: training {steps} steps ({precision})")
     t0 = time.perf_counter()
     result = fit(loaded.model, lambda epoch: xdata.batches(train_feats, per_step, shuffle=True,
                                                            seed=seed * 100_003 + epoch, collate_fn=tt.collate),
@@ -143,6 +151,7 @@ def xlt_pipeline(ckpt: str, rows: dict, hp_values: dict, steps: int, precision: 
     out["final_loss"] = result.losses[-1]
 
     data = {("eval", lang): (rows["eval"][lang], f) for lang, f in eval_feats.items()}
+    _say(f"xlt: evaluating {len(data)} languages")
     t0 = time.perf_counter()
     ev = evaluate_splits(loaded.model, data, tt, ["accuracy"], batch_size=hp.eval_batch_size, precision=precision)
     out["evaluate_s"] = time.perf_counter() - t0
@@ -163,8 +172,8 @@ def transformers_pipeline(ckpt: str, rows: dict, hp_values: dict, precision: str
     import datasets
     import numpy as np
     import torch
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments,
-                              default_data_collator)
+    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, PrinterCallback, Trainer,
+                              TrainingArguments, default_data_collator)
     from transformers.utils import logging as hf_logging
 
     torch.set_num_threads(threads)
@@ -186,6 +195,7 @@ def transformers_pipeline(ckpt: str, rows: dict, hp_values: dict, precision: str
 
     raw_train = as_dataset(rows["train"])
     raw_eval = {lang: as_dataset(s) for lang, s in rows["eval"].items()}
+    _say(f"transformers: tokenising (padded to {hp['max_seq_len']})")
     t0 = time.perf_counter()
     train_ds = raw_train.map(preprocess, batched=True, load_from_cache_file=False)
     eval_ds = {lang: ds.map(preprocess, batched=True, load_from_cache_file=False) for lang, ds in raw_eval.items()}
@@ -210,10 +220,13 @@ def transformers_pipeline(ckpt: str, rows: dict, hp_values: dict, precision: str
             disable_tqdm=True)
         trainer = Trainer(model=model, args=args, train_dataset=train_ds, data_collator=default_data_collator,
                           compute_metrics=compute_metrics)
+        trainer.remove_callback(PrinterCallback)   # its metric dicts on stdout; the bench prints its own table
+        _say(f"transformers: training {hp['_steps']} steps ({precision})")
         t0 = time.perf_counter()
         train_result = trainer.train()
         out["train_s"] = time.perf_counter() - t0
         out["train_steps"] = int(train_result.global_step)
+        _say(f"transformers: evaluating {len(eval_ds)} languages, one trainer.evaluate each")
         t0 = time.perf_counter()
         out["accuracy"] = {lang: float(trainer.evaluate(eval_dataset=ds)["eval_accuracy"])
                            for lang, ds in eval_ds.items()}
@@ -260,6 +273,7 @@ def run_bench(model: str, task: str = "xnli", *, data_dir: str | Path | None = N
         ckpt = str(prepare_checkpoint(model, tokenizer, Path(tmp) / "checkpoint", rows["num_labels"], seed))
         xlt_hp = {k: v for k, v in hp.items() if not k.startswith("_")}
         for name in pipelines:
+            _say(f"{name} pipeline in a fresh process")
             if name == "xlt":
                 results.append(_in_subprocess(xlt_pipeline, ckpt, rows, xlt_hp, train_steps, precision, threads,
                                               seed))
