@@ -126,3 +126,21 @@ def test_bf16_rows_are_timed_beside_fp32_and_carry_the_precision_ratio(config_di
     assert res.precision_ratios() == [{"impl": "native", "mode": "train", "seq_len": 16, "dtype": "bf16",
                                        "speed_vs_fp32": pytest.approx(ratio)}]
     assert res.ratios() == []  # one implementation: nothing to compare across implementations
+
+
+def test_bench_profile_lists_a_steps_ops_with_shares_that_add_up(config_dir, tmp_path):
+    """Would catch: shares computed against the wrong total (they must sum to the whole step), matmuls not split
+    into dense and attention products, or the JSON losing ops the table cut off."""
+    out = tmp_path / "profile.json"
+    result = runner.invoke(app, ["bench", "profile", "--model", str(config_dir), "--seq-len", "24", "--batch-size",
+                                 "2", "--top", "3", "--json", str(out)], env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert "(all other ops)" in result.output and "s/step under the profiler" in result.output
+    rec = json.loads(out.read_text())
+    assert rec["impl"] == "native" and rec["mode"] == "train" and rec["keep_freed_memory"] is True
+    assert len(rec["ops"]) > 3 and abs(sum(o["share"] for o in rec["ops"]) - 1) < 1e-6
+    names = {o["op"] for o in rec["ops"]}
+    assert any(n.endswith("(dense)") for n in names) and any(n.endswith("(attention)") for n in names)
+    assert [o["self_s"] for o in rec["ops"]] == sorted((o["self_s"] for o in rec["ops"]), reverse=True)
+    bad = runner.invoke(app, ["bench", "profile", "--model", str(config_dir), "--dtype", "fp16"])
+    assert isinstance(bad.exception, XltError) and "fp32 or bf16" in str(bad.exception)

@@ -135,3 +135,49 @@ def bench_model(
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(res.rows, indent=2))
         console.print(f"wrote {json_path}", highlight=False, markup=False)
+
+
+@bench_app.command("profile")
+def bench_profile(
+    model: Annotated[str, typer.Option("--model", help="Registry name, hub id or local checkpoint directory.")],
+    seq_len: Annotated[int, typer.Option("--seq-len")] = 512,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+    impl: Annotated[str, typer.Option("--impl", help="native or hf.")] = "native",
+    dtype: Annotated[str, typer.Option("--dtype", help="fp32 or bf16 (autocast).")] = "fp32",
+    mode: Annotated[str, typer.Option("--mode", help="train or infer.")] = "train",
+    steps: Annotated[int, typer.Option("--steps", help="Profiled steps (after --warmup untimed ones).")] = 1,
+    warmup: Annotated[int, typer.Option("--warmup")] = 1,
+    top: Annotated[int, typer.Option("--top", help="Ops listed; the rest are summed in one row.")] = 20,
+    keep_memory: Annotated[bool, typer.Option(
+        "--keep-freed-memory/--release-freed-memory",
+        help="The allocator setting `xlt run` trains with (default), or glibc's plain behaviour.")] = True,
+    json_path: JsonOpt = None,
+) -> None:
+    """Where a step's time goes: torch.profiler's top ops by self CPU time, matmuls split dense/attention."""
+    from xlt.bench.profile import profile_step
+    from xlt.errors import XltError
+
+    if dtype not in ("fp32", "bf16") or mode not in ("train", "infer") or steps < 1 or warmup < 0:
+        raise XltError("--dtype takes fp32 or bf16, --mode train or infer, --steps >= 1 and --warmup >= 0.")
+    err_console.print(f"profiling {steps} {impl} {mode} step(s) of {model} at L={seq_len}, batch {batch_size}",
+                      style="dim", highlight=False, markup=False)
+    ops, wall = profile_step(model, seq_len, batch_size, impl, dtype, mode, steps, warmup, keep_memory=keep_memory)
+    import torch
+
+    table = Table(title=escape(f"{impl} {mode} {dtype} {model} L={seq_len} batch {batch_size}, "
+                               f"{torch.get_num_threads()} threads: {wall:.2f} s/step under the profiler"))
+    for col in ("op", "self s/step", "share", "calls/step"):
+        table.add_column(col, justify="left" if col == "op" else "right")
+    for o in ops[:top]:
+        table.add_row(escape(o.name), f"{o.self_s:.3f}", f"{100 * o.share:.1f}%", str(o.calls))
+    rest = ops[top:]
+    table.add_row("(all other ops)", f"{sum(o.self_s for o in rest):.3f}", f"{100 * sum(o.share for o in rest):.1f}%",
+                  "")
+    console.print(table)
+    if json_path is not None:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps({
+            "model": model, "impl": impl, "mode": mode, "dtype": dtype, "seq_len": seq_len, "batch_size": batch_size,
+            "threads": torch.get_num_threads(), "keep_freed_memory": keep_memory, "step_s": wall,
+            "ops": [{"op": o.name, "self_s": o.self_s, "share": o.share, "calls": o.calls} for o in ops]}, indent=2))
+        console.print(f"wrote {json_path}", highlight=False, markup=False)
