@@ -188,6 +188,8 @@ def html_table(t: Table, table_id: str = "", sortable: bool = True) -> str:
     """One task's table as an HTML <table> (model rows in <tbody>, Δ rows in <tfoot>); all text escaped.
     Each cell carries `data-sort` with the raw value of its first metric so a script can sort numerically."""
     klass = "xlt-table sortable" if sortable else "xlt-table"
+    if len(t.metrics) > 1:   # "86.5 / 75.7" cells may wrap at the slash, so 11 QA languages fit 1400 px
+        klass += " multi-metric"
     ident = f' id="{esc(table_id)}"' if table_id else ""
     out = [f'<table class="{klass}"{ident} data-task="{esc(t.task)}">', "<thead><tr>"]
     heads = [("Model", "text"), ("Result", "text"), ("Seeds", "num")] + [(c, "num") for c in t.columns]
