@@ -96,7 +96,7 @@ def test_a_diverging_run_exits_non_zero_with_a_failed_record(tiny_deberta_v3, sh
     """Would catch: a NaN run exiting 0, leaving no failed record, or suggesting --precision fp32 to an fp32 run."""
     results = tmp_path / "results"
     res = cli.invoke(app, _args(tiny_deberta_v3, shared_data, results, "--lr", "1e30", "--warmup", "0",
-                                "--set", "max_grad_norm=0", "--quiet"))
+                                "--set", "max_grad_norm=0", "--precision", "fp32", "--quiet"))
     assert res.exit_code == 1
     assert "run failed" in res.output and "at step" in res.output and "lower --lr" in res.output and "--precision fp32" not in res.output
     _, record = _only_record(results)

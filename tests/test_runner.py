@@ -88,7 +88,9 @@ def test_execute_writes_a_complete_record_and_selects_on_english_dev_only(tiny_d
     t, env = rec["timing"], rec["env"]
     assert t["train_tokens_per_s"] > 0 and t["eval_examples_per_s"] > 0 and t["eval_examples"] == 15 * 24
     assert env["data_revision"].startswith("local-sha256:") and env["device"] == "cpu"
-    assert env["precision"] == "fp32" and env["torch"] and env["transformers"]
+    from xlt.device import precision_reason   # "auto": bf16 on a CPU with native bf16 units, else fp32
+    assert (env["precision"], env["precision_reason"]) == precision_reason("auto", torch.device("cpu"))
+    assert env["torch"] and env["transformers"]
     assert rec["model"]["impl"] == "native" and rec["model"]["family"] == "deberta-v3"
     assert rec["task"]["version"] == 1 and rec["task"]["languages"] == LANGS
     json.dumps(rec)   # plain JSON all the way down

@@ -82,10 +82,22 @@ def test_no_weight_decay_on_biases_and_layernorm(tiny_deberta_v3):
     assert len(no_decay_names) + len(decay_names) == len(names)
 
 
-def test_precision_auto_is_fp32_on_cpu_and_fp16_is_refused_for_mdeberta():
+@pytest.mark.parametrize("native", [True, False])
+def test_precision_auto_on_cpu_follows_native_bf16_and_fp16_is_refused_for_mdeberta(monkeypatch, native):
+    """Would catch: "auto" choosing bf16 on a CPU that emulates it (slower than fp32), or fp32 on one with AMX
+    (2.9x slower than bf16 there), or a record that does not say why."""
+    from xlt import device
+    from xlt.models import cpu_features
+
+    support = cpu_features.Bf16Support(native, "AMX" if native else "", "test cpuinfo", "AVX512")
+    monkeypatch.setattr(cpu_features, "bf16_support", lambda *a, **k: support)
     cpu = torch.device("cpu")
-    assert resolve_precision("auto", cpu) == "fp32"
-    assert resolve_precision("auto", cpu, mdeberta=True) == "fp32"
+    expected = "bf16" if native else "fp32"
+    assert resolve_precision("auto", cpu) == expected
+    assert resolve_precision("auto", cpu, mdeberta=True) == expected
+    used, why = device.precision_reason("auto", cpu)
+    assert used == expected and why == f"auto: {support}" and ("AMX" in why) == native
+    assert device.precision_reason("fp32", cpu) == ("fp32", "asked for")
     assert resolve_precision("bf16", cpu) == "bf16"
     assert resolve_precision("fp16", cpu) == "fp16"
     with pytest.raises(XltError, match="fp16.*mDeBERTa.*diverge"):
