@@ -260,6 +260,30 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("metrics", "core/NumberReplacer", "return float(np.mean(f1s)) if f1s else 0.0",
      "f1s is empty only for zero examples, and score() refuses those before any metric runs (sklearn refuses "
      "them too)"),
+    # the seam's modules (sampled run of 2026-11-29)
+    ("pair", "core/ReplaceUnaryOperator_USub_UAdd", 'return batch["row"].numpy(), logits.argmax(-1).cpu().numpy()',
+     "a classification head's logits are (batch, labels): axis +1 is axis -1"),
+    ("pair", "core/ReplaceUnaryOperator_Delete_USub", 'return batch["row"].numpy(), logits.argmax(-1).cpu().numpy()',
+     "a classification head's logits are (batch, labels): axis 1 is axis -1"),
+    ("spans", "core/ReplaceBinaryOperator_Add_Mul", "size = max(len(j.codes) for j in joined) + 1",
+     "size is the radix that packs (first, last) offsets into one key; offsets are below len(codes), so any "
+     "radix >= max(len(codes)) keeps keys unique and decodes them the same"),
+    ("spans", "core/NumberReplacer", "size = max(len(j.codes) for j in joined) + 1",
+     "size is the radix that packs (first, last) offsets into one key; offsets are below len(codes), so any "
+     "radix >= max(len(codes)) keeps keys unique and decodes them the same"),
+    ("spans", "core/ReplaceBinaryOperator_Add_FloorDiv", "count=int(self.lengths.sum()) + len(sentences) + 1)",
+     "the count drops the join's trailing \"O\", which follows the last sentence's own \"O\" separator: "
+     "chunks and counts are the same with or without it (zero sentences included, checked)"),
+    ("spans", "core/NumberReplacer", "at = np.minimum(np.searchsorted(pred, gold), max(len(pred) - 1, 0))",
+     "max(len(pred) - 1, -1) differs only when pred is empty, and then `at` is not used (found is all False)"),
+    ("qa-metrics", "core/ReplaceComparisonOperator_Eq_LtE", "if same == 0:", "a count of shared tokens is never negative"),
+    ("qa-metrics", "core/ReplaceComparisonOperator_NotEq_Gt", 'return " ".join(t for t in tokens if t.strip() != "")',
+     'for strings, s > "" exactly when s != ""'),
+    ("qa-metrics", "core/ReplaceComparisonOperator_NotEq_GtE", 'return " ".join(t for t in tokens if t.strip() != "")',
+     "the filter (kept from MLQA's white_space_fix) never drops a token: str.split() yields no blank tokens, and "
+     "mixed segmentation adds only CJK characters one by one (punctuation is removed before it runs)"),
+    ("qa-decode", "core/ReplaceComparisonOperator_Gt_NotEq", "usable = (char_start >= 0) & (char_end > char_start)",
+     "a token's character offsets never end before they start, so end != start is end > start"),
 ]
 
 

@@ -126,3 +126,19 @@ def test_score_averages_per_question_statistics_and_bootstrap_recomputes_them():
     stats = tt.statistics(frame)
     resampled = {"f1": np.array([stats["f1"].sum(), 0.0]), "em": np.array([stats["em"].sum(), 4.0])}
     assert tt.metric_from_totals("exact_match", resampled, 4).tolist() == [0.5, 1.0]
+
+
+@pytest.mark.parametrize("normalization", ["zz", "tydi", "MLQA", ""])
+def test_an_unknown_normalisation_is_refused_not_mistaken_for_a_known_one(normalization):
+    """Would catch: the normalisation picked by string order (`>=` for `==`), so a misspelt name from a task
+    file silently scores with SQuAD's or MLQA's rules."""
+    with pytest.raises(XltError, match="unknown QA normalisation.*squad, mlqa"):
+        score_answer("the cat", ["the cat"], normalization, "en")
+
+
+def test_an_mlqa_language_it_cannot_normalise_fails_even_before_any_answer_is_scored():
+    """Would catch: the language check moved into the first normalised text, so a language whose questions
+    all went unanswered (None) scores 0 instead of naming the problem."""
+    with pytest.raises(XltError, match="MLQA"):
+        score_answer(None, ["x"], "mlqa", "sw")
+    assert score_answer(None, ["x"], "mlqa", "de") == (0.0, 0.0)
