@@ -284,6 +284,19 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
      "mixed segmentation adds only CJK characters one by one (punctuation is removed before it runs)"),
     ("qa-decode", "core/ReplaceComparisonOperator_Gt_NotEq", "usable = (char_start >= 0) & (char_end > char_start)",
      "a token's character offsets never end before they start, so end != start is end > start"),
+    ("qa-decode", "core/NumberReplacer", "usable = (char_start >= 0) & (char_end > char_start)",
+     "char_start >= -1: tokens outside the context carry (-1, -1), which char_end > char_start already excludes"),
+    ("qa-decode", "core/ReplaceComparisonOperator_NotEq_Gt",
+     "first = order[np.r_[True, question[order][1:] != question[order][:-1]]] if len(order) else order",
+     "order is sorted by question (lexsort's last key), so neighbouring questions differ exactly when the later "
+     "one is greater"),
+    ("spans", "core/NumberReplacer", "first = np.where(before >= 0, start_at[np.maximum(before, 0)], 0)",
+     "before is never below -1, and where it is -1 np.where discards the gathered value; start_at[-1] and "
+     "start_at[0] both exist whenever a chunk ends (every chunk end has its start)"),
+    ("statistics", "core/ReplaceUnaryOperator_USub_Invert",
+     "picked = inverse.reshape(-1)[rng.integers(0, n, size=(n_resamples, n))]   # (R, n) distinct-row ids",
+     NUMPY_NEGATIVE),
+    ("pair", "core/ReplaceComparisonOperator_Eq_LtE", "if len(frame) == 0:", "a length is never negative"),
 ]
 
 

@@ -142,3 +142,12 @@ def test_refused_labels_are_counted_listed_and_located():
                                        r"'contradiction'\]: values \['9', 'w', 'x'\]; first at row 1: \{'premise': "
                                        r"'b', 'hypothesis': 'v', 'gold': '9'\}"):
         TT.prepare(frame, Source(), Task(), "pin")
+
+
+@pytest.mark.parametrize("metric", ["acc", "accuracy_", "f1", "Accuracy"])
+def test_an_unknown_metric_is_refused_by_the_bootstrap_path(metric):
+    """Would catch: the metric chosen by string order (`<=` for `==`), so "acc" or "Accuracy" from a task file
+    silently bootstraps accuracy instead of naming the metrics the type knows."""
+    totals = {"correct": np.array([3.0]), "tp_0": np.array([1.0]), "fp_0": np.array([0.0]), "fn_0": np.array([1.0])}
+    with pytest.raises(XltError, match="unknown metric"):
+        TT.metric_from_totals(metric, totals, 4)

@@ -343,6 +343,32 @@ def test_resampled_totals_are_sums_of_n_rows_drawn_with_replacement():
     assert got[:, 1].std() == pytest.approx(sd, rel=0.05)
 
 
+def test_resampled_totals_when_the_last_resample_never_draws_the_last_distinct_row():
+    """Would catch: the draw counts sized from the rows actually drawn (a shorter bincount), which breaks
+    exactly when the last resample misses the last distinct row; with 10 distinct rows that happens in about
+    a third of the generators tried here."""
+    from xlt.report.statistics import _resampled_totals
+
+    rows = np.c_[np.arange(10.0), np.ones(10)]
+    for seed in range(12):
+        idx = np.random.default_rng(seed).integers(0, 10, size=(5, 10))
+        got = _resampled_totals(rows, 5, np.random.default_rng(seed))
+        np.testing.assert_allclose(got, rows[idx].sum(axis=1), rtol=0, atol=1e-12)
+
+
+def test_two_systems_with_different_statistics_columns_are_refused_whatever_their_order():
+    """Would catch: the column check done by ordering (`>`), which lets through a system whose columns sort
+    first and then compares unlike statistics."""
+    from xlt.report.statistics import paired_bootstrap
+
+    index = pd.MultiIndex.from_tuples([("en", i) for i in range(4)], names=["lang", "idx"])
+    a = pd.DataFrame({"tp": [1.0, 0, 1, 1], "fp": [0.0, 1, 0, 0]}, index=index)
+    b = pd.DataFrame({"correct": [1.0, 0, 1, 1], "n": [1.0, 1, 1, 1]}, index=index)
+    for x, y in ((a, b), (b, a)):
+        with pytest.raises(ValueError, match="statistics differ"):
+            paired_bootstrap(x, y, lambda t: t[..., 0], "m", n_resamples=10)
+
+
 def resampled_macro_f1(gold, pred):
     """Macro F1 over classes 0..2 of each row of (resamples, n) label arrays (0 where a class has no support)."""
     f1s = []
