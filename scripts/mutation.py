@@ -297,6 +297,24 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
      "picked = inverse.reshape(-1)[rng.integers(0, n, size=(n_resamples, n))]   # (R, n) distinct-row ids",
      NUMPY_NEGATIVE),
     ("pair", "core/ReplaceComparisonOperator_Eq_LtE", "if len(frame) == 0:", "a length is never negative"),
+    ("statistics", "core/ReplaceComparisonOperator_Lt_Eq", "if 5 * distinct < n:", "the threshold only chooses between two exact samplers of the same bootstrap counts (a multinomial over "
+     "distinct rows, or rows drawn by index and counted): speed, not what is sampled"),
+    ("statistics", "core/ReplaceComparisonOperator_Lt_LtE", "if 5 * distinct < n:", "the threshold only chooses between two exact samplers of the same bootstrap counts (a multinomial over "
+     "distinct rows, or rows drawn by index and counted): speed, not what is sampled"),
+    ("statistics", "core/NumberReplacer", "if 5 * distinct < n:", "the threshold only chooses between two exact samplers of the same bootstrap counts (a multinomial over "
+     "distinct rows, or rows drawn by index and counted): speed, not what is sampled"),
+    ("statistics", "core/ReplaceComparisonOperator_Gt_NotEq",
+     "out[col] = Stat(float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else None, int(len(vals)))",
+     "an empty column is skipped just above, so len(vals) is at least 1 and != 1 is > 1"),
+    ("spans", "core/ReplaceBinaryOperator_Add_Mul", "count=int(self.lengths.sum()) + len(sentences) + 1)",
+     "the count drops the join's trailing \"O\", which follows the last sentence's own \"O\" separator: "
+     "chunks and counts are the same with or without it (zero sentences included, checked)"),
+    ("spans", "core/ReplaceBinaryOperator_Add_Sub", "size = max(len(j.codes) for j in joined) + 1",
+     "a chunk never starts on the join's last two codes (both \"O\"), so first < len(codes) - 1 stays below "
+     "the radix and keys still decode uniquely"),
+    ("spans", "core/ReplaceBinaryOperator_FloorDiv_Div", "last = keys // MAX_TYPES // size",
+     "last only feeds searchsorted(starts, last, side='right') over integer starts, which puts x and floor(x) "
+     "in the same place"),
 ]
 
 

@@ -144,10 +144,20 @@ def test_refused_labels_are_counted_listed_and_located():
         TT.prepare(frame, Source(), Task(), "pin")
 
 
-@pytest.mark.parametrize("metric", ["acc", "accuracy_", "f1", "Accuracy"])
+@pytest.mark.parametrize("metric", ["acc", "accuracy_", "f1", "Accuracy", "precision", "micro_f1"])
 def test_an_unknown_metric_is_refused_by_the_bootstrap_path(metric):
     """Would catch: the metric chosen by string order (`<=` for `==`), so "acc" or "Accuracy" from a task file
     silently bootstraps accuracy instead of naming the metrics the type knows."""
     totals = {"correct": np.array([3.0]), "tp_0": np.array([1.0]), "fp_0": np.array([0.0]), "fn_0": np.array([1.0])}
     with pytest.raises(XltError, match="unknown metric"):
         TT.metric_from_totals(metric, totals, 4)
+
+
+def test_macro_f1_from_fractional_totals_averaged_over_seeds():
+    """Statistics averaged over seeds make fractional totals: a class predicted right by one seed in three has
+    tp 1/3 and F1 1 (nothing wrong), not 0. Would catch: a zero-denominator guard written as `denom > 1`."""
+    third = np.array([1 / 3])
+    totals = {"tp_0": third, "fp_0": np.zeros(1), "fn_0": np.zeros(1),
+              "tp_1": np.zeros(1), "fp_1": np.zeros(1), "fn_1": third}
+    np.testing.assert_allclose(TT.metric_from_totals("macro_f1", totals, 1), [0.5])
+

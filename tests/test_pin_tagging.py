@@ -394,3 +394,12 @@ def test_encode_equals_the_tokenizer_called_word_by_word():
     assert enc.offsets.tolist() == np.concatenate([[0], np.cumsum(lengths)]).tolist()
     with pytest.raises(XltError, match="needs a fast tokenizer"):
         encode(object(), sentences)
+
+
+@pytest.mark.parametrize("metric", ["support", "recall_", "Recall", "macro_f1", "f"])
+def test_an_unknown_tagging_metric_is_refused_by_the_bootstrap_path(metric):
+    """Would catch: the metric chosen by string order (`>=` for `==`), so "support" from a task file silently
+    bootstraps recall instead of naming the metrics the type knows."""
+    totals = {k: np.array([2.0]) for k in ("tp", "fp", "fn", "correct", "words")}
+    with pytest.raises(XltError, match="unknown metric"):
+        TT.metric_from_totals(metric, totals, 1)
