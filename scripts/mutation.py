@@ -297,6 +297,39 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
      "picked = inverse.reshape(-1)[rng.integers(0, n, size=(n_resamples, n))]   # (R, n) distinct-row ids",
      NUMPY_NEGATIVE),
     ("pair", "core/ReplaceComparisonOperator_Eq_LtE", "if len(frame) == 0:", "a length is never negative"),
+    ("pair", "core/ReplaceComparisonOperator_Gt_NotEq",
+     "f1s.append(np.divide(2 * tp, denom, out=np.zeros_like(denom), where=denom > 0))",
+     "denom = 2 tp + fp + fn is a sum of counts, never negative, so != 0 is > 0"),
+    ("pair", "core/NumberReplacer", 'elif text.lstrip("-").isdigit() and 0 <= int(text) < len(label_names):',
+     "-1 <= id: the label \"-1\" then maps to -1, which is the unknown-label id the else branch gives it anyway"),
+    ("statistics", "core/ReplaceBinaryOperator_Mul_Add", "if 5 * distinct < n:", "the threshold only chooses between two exact samplers of the same bootstrap counts (a multinomial over "
+     "distinct rows, or rows drawn by index and counted): speed, not what is sampled"),
+    ("statistics", "core/ReplaceComparisonOperator_Eq_LtE", "if len(vals) == 0:", "a length is never negative"),
+    ("statistics", "core/NumberReplacer",
+     "picked = inverse.reshape(-1)[rng.integers(0, n, size=(n_resamples, n))]   # (R, n) distinct-row ids",
+     NUMPY_NEGATIVE + " (-1 -> -2)"),
+    ("tagging", "core/ReplaceUnaryOperator_USub_Invert", "tag = key if 0 <= key < n else -1",
+     "any negative id marks an unknown tag (the reader checks tag < 0): ~1 is -2"),
+    ("tagging", "core/NumberReplacer", "tag = index.get(name, -1)",
+     "any negative id marks an unknown tag (the reader checks tag < 0)"),
+    ("spans", "core/ReplaceBinaryOperator_Add_FloorDiv", "size = max(len(j.codes) for j in joined) + 1",
+     "size is the radix that packs (first, last) offsets into one key; offsets are below len(codes), so any "
+     "radix >= max(len(codes)) keeps keys unique and decodes them the same"),
+    ("spans", "core/NumberReplacer", "count=int(self.lengths.sum()) + len(sentences) + 1)",
+     "the count drops the join's trailing \"O\", which follows the last sentence's own \"O\" separator: "
+     "chunks and counts are the same with or without it (zero sentences included, checked)"),
+    ("spans", "core/ReplaceBinaryOperator_FloorDiv_Div",
+     "return [(names[key % MAX_TYPES], key // MAX_TYPES % size, key // MAX_TYPES // size) for key in keys.tolist()]",
+     "(key / MAX_TYPES) // size is the same whole number as a float (4.0 == 4), so the chunks compare equal"),
+    ("spans", "core/ReplaceBinaryOperator_FloorDiv_Mod", "last = keys // MAX_TYPES // size",
+     "this gives a chunk's first offset instead of its last; a chunk never crosses the \"O\" between "
+     "sentences, so both fall in the same sentence"),
+    ("tables", "core/ReplaceFalseWithTrue",
+     'for lang, sub in preds[preds["split"] == split].groupby("lang", sort=False):',
+     "the frames are concatenated and grouped by (lang, idx), then sorted: the order they come in is lost"),
+    ("tables", "core/ReplaceTrueWithFalse", "stats = task_type.statistics(sub).reset_index(drop=True)",
+     "the index is replaced on the next line; the kept column of row positions is summed along but no "
+     "metric_from_totals reads it"),
     ("statistics", "core/ReplaceComparisonOperator_Lt_Eq", "if 5 * distinct < n:", "the threshold only chooses between two exact samplers of the same bootstrap counts (a multinomial over "
      "distinct rows, or rows drawn by index and counted): speed, not what is sampled"),
     ("statistics", "core/ReplaceComparisonOperator_Lt_LtE", "if 5 * distinct < n:", "the threshold only chooses between two exact samplers of the same bootstrap counts (a multinomial over "

@@ -155,6 +155,8 @@ def test_metrics_from_totals_on_a_case_where_every_formula_differs():
         TT.score(frame_of([], []), ["f1"])
     with pytest.raises(XltError, match="has 2 gold tags but 1 predicted"):
         TT.statistics(frame_of([["O", "O"]], [["O"]]))
+    with pytest.raises(XltError, match="has 1 gold tags but 2 predicted"):   # and more predictions than gold
+        TT.statistics(frame_of([["O"]], [["O", "O"]]))
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -202,6 +204,8 @@ def test_unknown_tags_are_refused_with_counts_and_first_row(tags, message):
 def test_malformed_sentences_are_refused():
     with pytest.raises(XltError, match="row 1 of pin has 2 words but 1 tags"):
         prepare([["O"], ["O"]], tokens=[["a"], ["a", "b"]])
+    with pytest.raises(XltError, match="row 0 of pin has 1 words but 2 tags"):   # more tags than words too
+        prepare([["O", "O"]], tokens=[["a"]])
     with pytest.raises(XltError, match="row 0 of pin holds no list of tags"):
         prepare(["O"], tokens=[["a"]])
     with pytest.raises(XltError, match="row 0 of pin holds no list of tokens"):
