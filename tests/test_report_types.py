@@ -377,3 +377,39 @@ def test_version_and_help_at_80_columns_show_every_option_name_whole():
         assert "…" not in out and max(map(len, out.splitlines())) <= 80
         checked += 1
     assert checked >= 10
+
+
+def test_significance_uses_only_the_examples_every_seed_predicted(tmp_path):
+    """Would catch: seed-averaged statistics taken over examples that only some seeds predicted (a run with
+    --max-eval-samples beside a full one), which mixes one seed's statistics with two seeds' means."""
+    rng = np.random.default_rng(7)
+    base = pair_preds(rng, 0.6)
+    better = base.assign(pred=np.where(rng.random(len(base)) < 0.8, base["label"], (base["label"] + 1) % 3))
+    write(tmp_path, "xlm-roberta-base", XNLI, TOY_ACCURACY, 1, base)
+    write(tmp_path, "b", XNLI, TOY_ACCURACY, 1, better)
+    write(tmp_path, "b", XNLI, TOY_ACCURACY, 2, better[better["idx"] < 200])
+    table = build_table("xnli", load_records(tmp_path), reference=False)
+    sig = {d.model: d for d in table.deltas}["b"].significance
+    assert all(sig[lang].n == 200 for lang in LANGS) and sig[AVG].n == 600
+
+
+def test_missing_or_unreadable_predictions_cost_only_the_significance_test(tmp_path):
+    """Would catch: a baseline without predictions, or predictions that are not parquet, crashing the table
+    instead of leaving that delta without a significance test and saying why."""
+    rng = np.random.default_rng(8)
+    base = pair_preds(rng, 0.6)
+    write(tmp_path, "xlm-roberta-base", XNLI, TOY_ACCURACY, 1, base)
+    write(tmp_path, "b", XNLI, TOY_ACCURACY, 1, base.assign(pred=base["label"]))
+    parquet = sorted(tmp_path.rglob("*.parquet"))
+    assert len(parquet) == 2
+    base_file = next(p for p in parquet if "xlm-roberta-base" in str(p))
+    other_file = next(p for p in parquet if p != base_file)
+    base_file.unlink()                                   # the baseline has no predictions
+    table = build_table("xnli", load_records(tmp_path), reference=False)
+    (delta,) = table.deltas
+    assert delta.significance == {} and delta.cells
+    other_file.write_bytes(b"not a parquet file")       # and now the model's are unreadable
+    write(tmp_path, "xlm-roberta-base", XNLI, TOY_ACCURACY, 1, base)
+    table = build_table("xnli", load_records(tmp_path), reference=False)
+    (delta,) = table.deltas
+    assert delta.significance == {} and "unreadable" in table.caption()
