@@ -37,3 +37,20 @@ def tiny_deberta_v3(tmp_path_factory, spm_model) -> Path:
 def tiny_xlmr(tmp_path_factory, spm_model) -> Path:
     """A tiny XLM-R classification checkpoint (3 labels) with its tokenizer."""
     return factories.tiny_checkpoint(tmp_path_factory.mktemp("tiny-xlmr"), factories.XLMR, spm_model)
+
+
+@pytest.fixture()
+def one_torch_thread(tmp_path, monkeypatch):
+    """For tests that train or evaluate models: one torch thread (bitwise-repeatable CPU runs; on a shared,
+    oversubscribed box OpenMP's spinning threads are 10x slower), the feature cache in the test's temp dir,
+    the hub offline, and none of the user's XLT_* locations (data, tasks, results) leaking in."""
+    import torch
+
+    monkeypatch.setenv("XLT_CACHE_DIR", str(tmp_path / "features"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for name in ("XLT_DATA_DIR", "XLT_TASKS_PATH", "XLT_RESULTS_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -8,7 +8,6 @@ import textwrap
 
 import pandas as pd
 import pytest
-import torch
 
 # Imports from xlt in one place.
 from xlt import evaluate as xeval
@@ -20,15 +19,7 @@ SIZES = {("train", "en"): 32, ("validation", "en"): 24, ("test", "en"): 20, ("va
          ("test", "fr"): 16}
 
 
-@pytest.fixture(autouse=True)
-def one_thread(tmp_path, monkeypatch):
-    monkeypatch.setenv("XLT_CACHE_DIR", str(tmp_path / "features"))
-    monkeypatch.delenv("XLT_DATA_DIR", raising=False)
-    monkeypatch.delenv("XLT_TASKS_PATH", raising=False)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")   # tests/conftest.py
 
 
 @pytest.fixture

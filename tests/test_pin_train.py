@@ -33,14 +33,7 @@ from xlt.tasks import get_task, load_split
 from xlt.train import Sift, TrainingDiverged, fit, param_groups, symmetric_kl
 
 
-@pytest.fixture(autouse=True)
-def one_thread(tmp_path, monkeypatch):
-    """One torch thread (bitwise-repeatable CPU runs, no OpenMP spinning on a shared box); cache in tmp."""
-    monkeypatch.setenv("XLT_CACHE_DIR", str(tmp_path / "features"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")   # tests/conftest.py
 
 
 # --------------------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from xlt.cli import app
@@ -14,17 +13,7 @@ LANGS = ["en", "fr", "es", "de", "el", "bg", "ru", "tr", "ar", "vi", "th", "zh",
 cli = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def one_thread(tmp_path, monkeypatch):
-    """One torch thread: on a shared, oversubscribed box OpenMP's spinning threads are 10x slower."""
-    monkeypatch.setenv("XLT_CACHE_DIR", str(tmp_path / "features"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("XLT_DATA_DIR", raising=False)
-    monkeypatch.delenv("XLT_RESULTS_DIR", raising=False)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")   # tests/conftest.py
 
 
 def _args(model, shared_data, results, *extra):

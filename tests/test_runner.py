@@ -23,15 +23,7 @@ LANGS = ["en", "fr", "es", "de", "el", "bg", "ru", "tr", "ar", "vi", "th", "zh",
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def one_thread(tmp_path, monkeypatch):
-    """One torch thread: on a shared, oversubscribed box OpenMP's spinning threads are 10x slower."""
-    monkeypatch.setenv("XLT_CACHE_DIR", str(tmp_path / "features"))
-    monkeypatch.delenv("XLT_DATA_DIR", raising=False)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")   # tests/conftest.py
 
 
 def tiny_spec(model, **overrides):

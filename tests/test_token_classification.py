@@ -30,15 +30,7 @@ UDPOS_FILES = ["test-en", "test-fr", "test-zh", "test-ar", "validation-en"]
 NER = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread(tmp_path, monkeypatch):
-    """Features cached in the test's folder; one torch thread (spinning OpenMP threads crawl on a busy box)."""
-    monkeypatch.setenv("XLT_CACHE_DIR", str(tmp_path / "features"))
-    monkeypatch.delenv("XLT_DATA_DIR", raising=False)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")   # tests/conftest.py
 
 
 @pytest.fixture(scope="module", params=["deberta-v3", "xlm-r"])

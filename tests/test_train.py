@@ -19,14 +19,7 @@ from xlt.tasks import get_task, load_split
 from xlt.train import (Sift, TrainingDiverged, fit, param_groups, resolve_precision, symmetric_kl)
 
 
-@pytest.fixture(autouse=True)
-def one_thread(tmp_path, monkeypatch):
-    """One torch thread: on a shared, oversubscribed box OpenMP's spinning threads are 10x slower."""
-    monkeypatch.setenv("XLT_CACHE_DIR", str(tmp_path / "features"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")   # tests/conftest.py
 
 
 def _setup(checkpoint, shared_data, n=64, max_seq_len=48):

@@ -12,14 +12,7 @@ from xlt.tasks import get_task, load_split
 from xlt.train import fit
 
 
-@pytest.fixture(autouse=True)
-def one_thread(tmp_path, monkeypatch):
-    """One torch thread, as in test_train.py (OpenMP's spinning threads crawl on an oversubscribed box)."""
-    monkeypatch.setenv("XLT_CACHE_DIR", str(tmp_path / "features"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")   # tests/conftest.py
 
 
 @pytest.mark.slow
