@@ -66,6 +66,14 @@ def _grads(model, prefix: str = "") -> dict:
     return {prefix + n: p.grad for n, p in model.named_parameters() if p.grad is not None}
 
 
+def _assert_same_gradients(hf, nat) -> None:
+    """Both models received gradients for the same parameters (transformers' names), and equal ones."""
+    ga, gb = _grads(hf), _grads(nat)
+    assert set(ga) == set(gb)
+    for k in ga:
+        torch.testing.assert_close(gb[k], ga[k], atol=1e-4, rtol=1e-4, msg=f"gradient of {k}")
+
+
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_encoder_output_and_gradients_match_transformers(name):
     cfg = VARIANTS[name]
@@ -81,10 +89,7 @@ def test_encoder_output_and_gradients_match_transformers(name):
     w = torch.randn_like(a) * mask[..., None]  # a loss on real tokens only
     (a * w).sum().backward()
     (b * w).sum().backward()
-    ga, gb = _grads(hf), _grads(nat)
-    assert set(ga) == set(gb)
-    for k in ga:
-        torch.testing.assert_close(gb[k], ga[k], atol=1e-4, rtol=1e-4, msg=f"gradient of {k}")
+    _assert_same_gradients(hf, nat)
 
 
 @pytest.mark.parametrize("name", ["v1", "v2-conv", "v3"])
@@ -99,10 +104,7 @@ def test_sequence_classification_logits_and_gradients(name):
     labels = torch.tensor([0, 1, 2])
     torch.nn.functional.cross_entropy(a, labels).backward()
     torch.nn.functional.cross_entropy(b, labels).backward()
-    ga, gb = _grads(hf), _grads(nat)
-    assert set(ga) == set(gb)
-    for k in ga:
-        torch.testing.assert_close(gb[k], ga[k], atol=1e-4, rtol=1e-4, msg=f"gradient of {k}")
+    _assert_same_gradients(hf, nat)
 
 
 HEAD_CLASSES = {  # head -> (transformers Auto class, native class, num_labels)
@@ -129,10 +131,7 @@ def test_token_and_qa_heads(head, name):
     w = torch.randn_like(a) * mask[..., None]  # a loss on real tokens only
     (a * w).sum().backward()
     (b * w).sum().backward()
-    ga, gb = _grads(hf), _grads(nat)
-    assert set(ga) == set(gb)
-    for k in ga:
-        torch.testing.assert_close(gb[k], ga[k], atol=1e-4, rtol=1e-4, msg=f"gradient of {k}")
+    _assert_same_gradients(hf, nat)
 
 
 def test_gradient_checkpointing_same_gradients():
