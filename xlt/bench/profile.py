@@ -1,8 +1,8 @@
 """Where a training step's time goes: torch.profiler over one native (or transformers) step at a model's size.
 
 ```
-python -m xlt.bench.profile --model mdeberta-v3-base --seq-len 512 --batch-size 8 [--impl hf] [--dtype bf16] \
-    [--threads N] [--steps N] [--top N]
+xlt bench profile --model mdeberta-v3-base --seq-len 512 --batch-size 8 [--impl hf] [--dtype bf16] \
+    [--steps N] [--top N] [--json PATH]
 ```
 Same weights and batches as `xlt bench model` (random weights from the size config, full-length random ids,
 cross-entropy on random labels, forward + backward, gradients dropped), under the allocator setting `xlt run`
@@ -71,26 +71,3 @@ def profile_step(model: str, seq_len: int = 512, batch_size: int = 8, impl: str 
     total = sum(t for t, _ in totals.values()) or 1.0
     ops = [OpShare(name, t / steps, t / total, n // steps) for name, (t, n) in totals.items()]
     return sorted(ops, key=lambda o: -o.self_s), wall
-
-
-def main(model: str = "mdeberta-v3-base", seq_len: int = 512, batch_size: int = 8, impl: str = "native",
-         dtype: str = "fp32", mode: str = "train", steps: int = 1, warmup: int = 1, top: int = 20,
-         threads: int = 0, release_freed_memory: bool = False) -> None:
-    """Print the top ops of one profiled step as a markdown table (for docs/benchmarks.md)."""
-    if threads > 0:
-        torch.set_num_threads(threads)
-    ops, wall = profile_step(model, seq_len, batch_size, impl, dtype, mode, steps, warmup,
-                             keep_memory=not release_freed_memory)
-    print(f"{impl} {mode} {dtype} {model} L={seq_len} batch {batch_size}, {torch.get_num_threads()} threads: "
-          f"{wall:.2f} s/step under the profiler")
-    print("| op | self s/step | share | calls/step |\n|---|---|---|---|")
-    for o in ops[:top]:
-        print(f"| {o.name} | {o.self_s:.3f} | {100 * o.share:.1f}% | {o.calls} |")
-    rest = sum(o.share for o in ops[top:])
-    print(f"| (all other ops) | {sum(o.self_s for o in ops[top:]):.3f} | {100 * rest:.1f}% | |")
-
-
-if __name__ == "__main__":
-    import typer
-
-    typer.run(main)
