@@ -242,6 +242,12 @@ def test_learning_is_real(tmp_path_factory, spm_model, shared_data, capsys):
     the dev history climbs 0.333, 0.355, 0.376, 0.391, 0.399).
     Would catch: a loop that does not learn (gradients not applied, labels not paired with their pairs, the
     selected state not restored)."""
+    learn_xnli_from_scratch(tmp_path_factory, spm_model, shared_data, capsys, "fp32")
+
+
+def learn_xnli_from_scratch(tmp_path_factory, spm_model, shared_data, capsys, precision: str) -> None:
+    """The learning test in a given precision (also test_train_bf16.py): LEARNER from random weights, 3 epochs
+    of English MultiNLI, selected and scored on English XNLI validation as a run in that precision scores."""
     from xlt.evaluate import dev_score
 
     checkpoint = factories.tiny_checkpoint(tmp_path_factory.mktemp("learner"), LEARNER, spm_model, seed=0)
@@ -253,13 +259,15 @@ def test_learning_is_real(tmp_path_factory, spm_model, shared_data, capsys):
     assert len(train) == 15_001 and len(dev) == 2_490
     hp = Hyperparams(lr=1e-3, epochs=3, batch_size=64, max_seq_len=32, warmup_steps=30, eval_every=100)
     result = fit(clf.model, lambda epoch: xdata.batches(train, 64, shuffle=True, seed=epoch),
-                 xdata.num_batches(train, 64), hp, seed=1,
-                 dev_eval=lambda model: dev_score(model, dev, "accuracy", batch_size=256))
-    accuracy = dev_score(clf.model, dev, "accuracy", batch_size=256)
+                 xdata.num_batches(train, 64), hp, seed=1, precision=precision,
+                 dev_eval=lambda model: dev_score(model, dev, "accuracy", batch_size=256, precision=precision))
+    accuracy = dev_score(clf.model, dev, "accuracy", batch_size=256, precision=precision)
+    label = "learning test" if precision == "fp32" else f"{precision} learning test"
     with capsys.disabled():
-        print(f"\nlearning test: {result.steps} steps in {result.train_s:.1f}s ({result.tokens_per_s:.0f} tok/s), "
+        print(f"\n{label}: {result.steps} steps in {result.train_s:.1f}s ({result.tokens_per_s:.0f} tok/s), "
               f"English validation accuracy {accuracy:.4f} (selected at step {result.best_step}; history "
               f"{[round(h['value'], 4) for h in result.history]})")
+    assert all(p.dtype == torch.float32 for p in clf.model.parameters())  # autocast, never low-precision weights
     assert accuracy == result.best_value            # the model left behind is the selected one
     assert accuracy >= 0.38
 
