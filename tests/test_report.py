@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from tests import factories
 from xlt.cli import app
 from xlt.errors import XltError
 from xlt.report import (AVG, GAP, build_report, build_table, default_reference_dir, load_reference,
@@ -26,8 +27,8 @@ class ToyAccuracy(TaskType):
     def statistics(self, predictions):
         return pd.DataFrame({"correct": (predictions["label"] == predictions["pred"]).astype(float)})
 
-    def metric_from_totals(self, metric, totals, n):
-        return totals["correct"] / n
+    def metric_formulas(self, task=None):
+        return {"accuracy": {"mean": "correct"}}
 
     def metric_caption(self, task_info):
         return "toy accuracy over examples"
@@ -59,10 +60,10 @@ runner = CliRunner()
 def write_toy_run(results, model, seed, values, split="test", status="completed", predictions=None, task=None):
     """A hand-made record: `values` maps language -> accuracy as a fraction (as runs store it)."""
     task = task or TOY_TASK
-    spec = RunSpec.create(model, task["name"], seed=seed)
+    spec = factories.spec(model, task["name"], seed=seed)
     record = new_record(spec, status=status, model={"name": model}, task=task,
                         metrics={split: {lang: {"accuracy": v, "n": 400} for lang, v in values.items()}})
-    return write_run(results, record, predictions)
+    return write_run(results, *factories.as_written(record, predictions))
 
 
 def predictions(correct_by_lang, split="test", seed=0):
@@ -202,7 +203,7 @@ def test_aggregation_over_seeds_and_transfer_gap(tmp_path):
 
 def test_runs_with_different_hyperparameters_are_separate_rows(tmp_path):
     for seed in (1, 2):
-        spec = RunSpec.create("m1", "toy", seed=seed, overrides={"lr": 1e-5 * seed})
+        spec = factories.spec("m1", "toy", seed=seed, overrides={"lr": 1e-5 * seed})
         write_run(tmp_path, new_record(spec, status="completed", task=TOY_TASK, model={"name": "m1"},
                                        metrics={"test": {l: {"accuracy": 0.5, "n": 4} for l in TOY_LANGS}}))
     rows = build_table("toy", load_records(tmp_path), reference=False).rows
@@ -401,7 +402,7 @@ def test_malformed_records_and_unreadable_predictions_never_crash(tmp_path):
 
 
 def test_captions_point_at_the_other_split_and_at_reduced_runs(tmp_path):
-    spec = RunSpec.create("m1", "toy", seed=1, max_eval_samples=40)
+    spec = factories.spec("m1", "toy", seed=1, max_eval_samples=40)
     write_run(tmp_path, new_record(spec, status="completed", task=TOY_TASK, model={"name": "m1"},
                                    metrics={"validation": {l: {"accuracy": 0.5, "n": 40} for l in TOY_LANGS}}))
     records = load_records(tmp_path)

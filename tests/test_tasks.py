@@ -58,7 +58,7 @@ def test_builtin_specs():
     assert xnli.languages == ("en", "fr", "es", "de", "el", "bg", "ru", "tr", "ar", "vi", "th", "zh", "hi", "sw", "ur")
     assert xnli.label_names == ("entailment", "neutral", "contradiction")
     assert xnli.type == "pair-classification" and xnli.dev_split == "validation" and xnli.train_split == "train"
-    assert xnli.primary_metric in xnli.metrics and xnli.revision
+    assert xnli.primary_metric in xnli.metrics and xnli.sources[-1].revision
     assert get_task("pawsx").languages == ("en", "de", "es", "fr", "ja", "ko", "zh")
     anli = get_task("americasnli")
     assert anli.source_for("train", "en").hub == "facebook/xnli"          # zero-shot from English MultiNLI
@@ -299,8 +299,8 @@ def fake_hub(monkeypatch):
 def test_hub_source_arguments_and_origin(fake_hub):
     split = load_split("xnli", "test", "sw")
     assert fake_hub[-1] == {"path": "facebook/xnli", "name": "sw", "split": "test",
-                            "revision": get_task("xnli").revision}
-    assert split.revision == get_task("xnli").revision and split.origin.startswith("hub:facebook/xnli@")
+                            "revision": get_task("xnli").sources[-1].revision}
+    assert split.revision == get_task("xnli").sources[-1].revision and split.origin.startswith("hub:facebook/xnli@")
     assert split.frame["label"].tolist() == [2, 0]
 
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from tests import factories
 from xlt import runner, tasktypes
 from xlt.cli import app
 from xlt.errors import XltError
@@ -66,8 +67,8 @@ class ToySentence(TaskType):
     def statistics(self, predictions):
         return pd.DataFrame({"hit": (predictions["label"] == predictions["pred"]).astype(float)})
 
-    def metric_from_totals(self, metric, totals, n):
-        return np.asarray(totals["hit"]) / n
+    def metric_formulas(self, task=None):
+        return {"hit_rate": {"mean": "hit"}}
 
 
 TOY_TASK = """\
@@ -100,7 +101,7 @@ def test_a_task_type_is_one_module_registered_from_outside_xlt(toy_type, tiny_de
     pair-classification (its columns, its `labels` batch key, its metrics)."""
     (tmp_path / "tasks").mkdir()
     (tmp_path / "tasks" / "toysent.yaml").write_text(TOY_TASK, encoding="utf-8")
-    spec = RunSpec.create(str(tiny_deberta_v3), "toysent", tasks_dir=tmp_path / "tasks", data_source="local",
+    spec = factories.spec(str(tiny_deberta_v3), "toysent", tasks_dir=tmp_path / "tasks", data_source="local",
                           max_train_samples=48, max_eval_samples=20)
     assert spec.hparams.lr == 5e-3 and spec.hparams.max_seq_len == 32    # the task file's recipe
     out = runner.execute(spec, data_dir=shared_data, tasks_dir=tmp_path / "tasks")
@@ -109,7 +110,7 @@ def test_a_task_type_is_one_module_registered_from_outside_xlt(toy_type, tiny_de
     assert rec["task"]["type"] == "toy-sentence" and rec["selection"]["criterion"] == "validation/en/hit_rate"
     assert set(rec["metrics"]["validation"]) == {"en", "fr", "sw"}
     preds = out.predictions
-    assert list(preds.columns) == ["split", "lang", "idx", "label", "pred"] and len(preds) == 60
+    assert list(preds.columns) == ["split", "lang", "idx", "label", "pred", "stat_hit"] and len(preds) == 60
     gold = pd.read_csv(shared_data / "xnli" / "validation-sw.tsv", sep="\t", quoting=3, dtype=str)["label"]
     sw = preds[preds.lang == "sw"]
     assert sw["label"].tolist() == (gold.astype(int)[:20] == 2).astype(int).tolist()
@@ -185,13 +186,13 @@ def test_dry_run_says_where_each_value_came_from(tmp_path):
 ])
 def test_out_of_range_hyperparameters_are_refused(overrides, message):
     with pytest.raises(XltError, match=message):
-        RunSpec.create("m", "xnli", overrides=overrides)
+        factories.spec("m", "xnli", overrides=overrides)
 
 
 @pytest.mark.parametrize("fields, message", [({"seed": -1}, "seed -1"), ({"max_eval_samples": 0}, "max-eval-samples")])
 def test_out_of_range_spec_fields_are_refused(fields, message):
     with pytest.raises(XltError, match=message):
-        RunSpec.create("m", "xnli", **fields)
+        factories.spec("m", "xnli", **fields)
 
 
 def test_task_hyperparameters_are_validated_with_their_line(tmp_path):

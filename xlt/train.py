@@ -40,8 +40,7 @@ from torch import nn
 
 from xlt.allocator import keep_freed_memory
 from xlt.atomic import atomic_path
-from xlt.device import (autocast, count_parameters, is_mdeberta, is_out_of_memory, oom_error,  # noqa: F401
-                        resolve_device, resolve_precision, seed_everything)
+from xlt.device import Device, is_out_of_memory, oom_error, seed_everything
 from xlt.errors import XltError
 from xlt.spec import Hyperparams
 
@@ -192,6 +191,7 @@ class TrainResult:
     train_tokens: int = 0                       # non-padding tokens seen
     resumed_from_step: int | None = None
     warnings: list[str] = field(default_factory=list)   # flags for the record, e.g. a warmup longer than the run
+    best_state: dict[str, torch.Tensor] | None = field(default=None, repr=False)   # weights at best_step (CPU)
 
     @property
     def tokens_per_s(self) -> float:
@@ -213,23 +213,27 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 @keep_freed_memory()  # large blocks reused step to step, not page-faulted in again (xlt/allocator.py)
 def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], batches_per_epoch: int, hp: Hyperparams, *,
-        seed: int, device: torch.device | str = "cpu", precision: str = "fp32",
+        seed: int, device: Device | torch.device | str = "cpu",
         dev_eval: Callable[[nn.Module], float] | None = None, sift_layer: nn.Module | None = None,
         checkpoint_dir: Path | None = None, checkpoint_every: int = 0, resume: bool = False,
         on_event: Callable[[Event], None] | None = None, on_step: Callable[[int], None] | None = None,
         loss_fn: Callable[[torch.Tensor, Batch], torch.Tensor] | None = None,
-        sift_logits: Callable[[torch.Tensor, Batch], torch.Tensor] | None = None) -> TrainResult:
-    """Fine-tune `model` in place and leave it holding the best state (by `dev_eval`, higher is better).
+        sift_logits: Callable[[torch.Tensor, Batch], torch.Tensor] | None = None,
+        restore_best: bool = True) -> TrainResult:
+    """Fine-tune `model` in place; with `restore_best` leave it holding the best state (by `dev_eval`, higher
+    is better), else leave it at the last step and the best state in `result.best_state` (the runner's
+    select step loads it).
 
     batches(epoch) yields the training batches of that epoch (dicts with input_ids, attention_mask, optionally
     token_type_ids, and the targets `loss_fn` reads), the same ones for the same epoch every time it is called;
     batches_per_epoch is their count. loss_fn(logits, batch) is the task type's loss (default: cross-entropy
-    against batch["labels"]); sift_logits(logits, batch) the (N, C) logits SiFT compares. `precision` must be
-    resolved already (fp32 | bf16 | fp16). `on_step(step)` runs after each optimizer step (and its
+    against batch["labels"]); sift_logits(logits, batch) the (N, C) logits SiFT compares. `device` is a
+    `xlt.device.Device` (a torch device or its name means fp32 there). `on_step(step)` runs after each optimizer step (and its
     evaluation/checkpoint) and may raise to stop the run.
     """
     loss_fn = loss_fn or (lambda logits, batch: F.cross_entropy(logits.float(), batch["labels"]))
-    device = torch.device(device)
+    run_on = Device.of(device)
+    device, precision = run_on.torch_device, run_on.precision
     emit = on_event or (lambda event: None)
     if batches_per_epoch < 1:
         raise XltError("no training batches: the training split is empty (check --max-train-samples and the data)")
@@ -308,7 +312,7 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], batches_per
         step_loss = step_sift = 0.0
         for batch in group:
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
-            with autocast(device, precision):
+            with run_on.autocast():
                 logits = forward(batch)
                 loss = loss_fn(logits, batch)
                 if sift is not None:
@@ -383,13 +387,13 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], batches_per
         if sift is not None:
             sift.remove()
 
-    if best_state is not None:
+    result.best_state = best_state
+    if restore_best and best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
     emit({"event": "train_end", "step": result.steps, "best_step": result.best_step})
     return result
 
 
-__all__ = ["fit", "TrainResult", "TrainingDiverged", "Sift", "symmetric_kl", "param_groups", "resolve_device",
-           "resolve_precision", "autocast", "seed_everything", "is_mdeberta", "is_out_of_memory", "oom_error",
-           "CHECKPOINT_FILE", "BEST_FILE"]
+__all__ = ["fit", "TrainResult", "TrainingDiverged", "Sift", "symmetric_kl", "param_groups", "CHECKPOINT_FILE",
+           "BEST_FILE"]

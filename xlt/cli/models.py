@@ -66,7 +66,7 @@ def verify_model(
     table.add_column("output")
     table.add_column("max abs diff", justify="right")
     table.add_column("ok", justify="center")
-    for label, diff in (("encoder", res.encoder_max_abs_diff), ("logits", res.logits_max_abs_diff)):
+    for label, diff in (("hidden states", res.encoder_max_abs_diff), ("logits", res.logits_max_abs_diff)):
         table.add_row(label, f"{diff:.3e}", "yes" if diff <= res.tolerance else "[red]NO[/]")
     console.print(table)
     if not res.ok:

@@ -1,6 +1,6 @@
 """The task registry: task files found in the built-in folder, XLT_TASKS_PATH and --tasks-dir.
 
-A broken or duplicate task file is an error, never skipped (STYLE.md, point 6).
+A broken or duplicate task file is an error, never skipped (docs/tasks.md).
 """
 
 from __future__ import annotations

@@ -227,12 +227,8 @@ class ExtractiveQA(TaskType):
         return pd.DataFrame({"em": predictions["em"].astype(float), "f1": predictions["f1"].astype(float)},
                             index=predictions.index)
 
-    def metric_from_totals(self, metric: str, totals: Mapping[str, np.ndarray], n) -> np.ndarray:
-        if metric == "f1":
-            return np.asarray(totals["f1"], dtype=float) / n
-        if metric == "exact_match":
-            return np.asarray(totals["em"], dtype=float) / n
-        raise XltError(f"unknown metric {metric!r} for type {self.name}; known: {', '.join(self.metrics)}")
+    def metric_formulas(self, task: Any = None) -> dict[str, dict]:
+        return {"f1": {"mean": "f1"}, "exact_match": {"mean": "em"}}
 
     def collapsed(self, predictions: pd.DataFrame) -> bool:
         return len(predictions) > 1 and predictions["pred"].nunique(dropna=False) == 1

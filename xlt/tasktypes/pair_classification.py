@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from xlt.errors import XltError
-from xlt.metrics import score
 from xlt.tasktypes.base import TaskType
 
 
@@ -120,9 +119,6 @@ class PairClassification(TaskType):
         return pd.DataFrame({"idx": feats.index[order], "label": feats.rows["labels"][order],
                              "pred": pred[order]})
 
-    def score(self, predictions: pd.DataFrame, metrics: Sequence[str]) -> dict[str, float | int]:
-        return score(metrics, predictions["label"].to_numpy(), predictions["pred"].to_numpy())
-
     def statistics(self, predictions: pd.DataFrame) -> pd.DataFrame:
         labels, preds = predictions["label"].to_numpy(), predictions["pred"].to_numpy()
         stats = {"correct": (labels == preds).astype(float)}
@@ -132,25 +128,16 @@ class PairClassification(TaskType):
             stats[f"fn_{c}"] = ((preds != c) & (labels == c)).astype(float)
         return pd.DataFrame(stats, index=predictions.index)
 
-    def metric_from_totals(self, metric: str, totals: Mapping[str, np.ndarray], n) -> np.ndarray:
-        if metric == "accuracy":
-            return np.asarray(totals["correct"], dtype=float) / n
-        if metric == "macro_f1":
-            classes = [k[3:] for k in totals if k.startswith("tp_")]
-            f1s = []
-            for c in classes:
-                tp, fp, fn = (np.asarray(totals[f"{k}_{c}"], dtype=float) for k in ("tp", "fp", "fn"))
-                denom = 2 * tp + fp + fn
-                f1s.append(np.divide(2 * tp, denom, out=np.zeros_like(denom), where=denom > 0))
-            return np.mean(f1s, axis=0)
-        raise XltError(f"unknown metric {metric!r} for type {self.name}; known: {', '.join(self.metrics)}")
+    def metric_formulas(self, task: Any = None) -> dict[str, dict]:
+        # macro F1 over the classes in the labels or the predictions (the columns statistics gives them)
+        return {"accuracy": {"mean": "correct"}, "macro_f1": {"macro_f1": []}}
 
     def external_predictions(self, split, path) -> pd.DataFrame:
         """A table (csv/tsv/jsonl/parquet) with columns `id` (the pair's 0-based position in the split's
         file) and `pred` (a label name or id); every pair must be predicted exactly once."""
         from pathlib import Path
 
-        from xlt.tasks.formats import read_table
+        from xlt.formats import read_table
 
         path = Path(path)
         table = read_table(path, path.suffix.lstrip(".") if path.suffix.lstrip(".") in self.extensions else "csv")

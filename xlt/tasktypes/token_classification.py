@@ -65,6 +65,7 @@ class TokenClassification(TaskType):
     option_keys = ("unaligned_tag",)
     feature_keys = ("max_seq_len", "window_step")
     example_unit = "sentences"
+    count_columns = ("words",)
 
     # -- rows ---------------------------------------------------------------------------------------------
     def read_file(self, path, fmt: str) -> pd.DataFrame:
@@ -187,33 +188,10 @@ class TokenClassification(TaskType):
                                "predicted ones; predict every word exactly once")
         return pd.DataFrame(sentence_counts(labels, preds), index=predictions.index)
 
-    def score(self, predictions: pd.DataFrame, metrics: Sequence[str]) -> dict[str, float | int]:
-        if len(predictions) == 0:
-            raise XltError("cannot score zero examples; the split is empty")
-        stats = self.statistics(predictions)
-        totals = {c: np.asarray(stats[c].sum(), dtype=float) for c in stats.columns}
-        out: dict[str, float | int] = {}
-        for m in metrics:
-            out[m] = float(self.metric_from_totals(m, totals, len(stats)))
-        out["n"] = int(len(stats))
-        out["n_words"] = int(totals["words"])
-        return out
-
-    def metric_from_totals(self, metric: str, totals: Mapping[str, np.ndarray], n) -> np.ndarray:
-        def ratio(num, den) -> np.ndarray:   # seqeval (and sklearn) give 0 where the denominator is 0
-            num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
-            return np.divide(num, den, out=np.zeros(np.broadcast(num, den).shape), where=den > 0)
-
-        tp, fp, fn = (np.asarray(totals[k], dtype=float) for k in ("tp", "fp", "fn"))
-        if metric == "f1":
-            return ratio(2 * tp, 2 * tp + fp + fn)
-        if metric == "precision":
-            return ratio(tp, tp + fp)
-        if metric == "recall":
-            return ratio(tp, tp + fn)
-        if metric == "accuracy":
-            return ratio(totals["correct"], totals["words"])
-        raise XltError(f"unknown metric {metric!r} for type {self.name}; known: {', '.join(self.metrics)}")
+    def metric_formulas(self, task: Any = None) -> dict[str, dict]:
+        # seqeval (and sklearn) give 0 where a denominator is 0, as xlt.formulas does
+        return {"f1": {"f1": ["tp", "fp", "fn"]}, "precision": {"precision": ["tp", "fp"]},
+                "recall": {"recall": ["tp", "fn"]}, "accuracy": {"ratio": ["correct", "words"]}}
 
     def collapsed(self, predictions: pd.DataFrame) -> bool:
         tags = {t for row in predictions["pred"] for t in row}
