@@ -42,6 +42,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from xlt.errors import XltError
+from xlt.names import inside
 from xlt.results import (DEFAULT_RESULTS_DIR, RecordWriteError, check_writable, completed_record, environment,
                          keep_unsaved, new_record, predictions_to_bytes, spec_record_path, write_run)
 from xlt.spec import RunSpec
@@ -69,7 +70,7 @@ class RunResult:
 
 
 def checkpoint_dir(results_dir: Path | str, spec: RunSpec) -> Path:
-    return Path(results_dir) / "checkpoints" / spec.task / spec.model_slug / spec.run_id
+    return inside(results_dir, Path(results_dir) / "checkpoints" / spec.task / spec.model_slug / spec.run_id)
 
 
 def effective_data_dir(spec: RunSpec, data_dir: Path | str | None) -> Path | None:

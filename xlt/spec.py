@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from xlt.errors import XltError
+from xlt.names import check_name, is_name
 
 PROTOCOLS = ("zero-shot",)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -144,6 +145,7 @@ class RunSpec:
                 raise XltError(f"{name.replace('_', '-')} {value!r} must be a positive integer (or unset for all)")
         if self.languages is not None and not isinstance(self.languages, tuple):
             object.__setattr__(self, "languages", tuple(self.languages))
+        _check_names(self)
         h = self.hparams
         if h.batch_size < 1 or h.grad_accum < 1 or h.batch_size % h.grad_accum:
             raise XltError(f"batch size {h.batch_size} must be a positive multiple of --grad-accum {h.grad_accum}")
@@ -199,6 +201,16 @@ class RunSpec:
 
     def label(self) -> str:
         return f"{self.model_slug}/{self.task}/seed{self.seed}"
+
+
+def _check_names(spec: "RunSpec") -> None:
+    """The task, the model's slug and the languages become parts of file paths: plain names only (xlt.names)."""
+    check_name("task name", spec.task, "the task's file name (without .yaml) is its name")
+    if not is_name(spec.model_slug):
+        raise XltError(f"model {spec.model!r} has no name of its own (its last part is "
+                       f"{readable_model_name(spec.model).split('/')[-1]!r}); pass the checkpoint folder's own path")
+    for lang in spec.languages or ():
+        check_name("language", lang, "use the task's language codes (xlt tasks show TASK)")
 
 
 def readable_model_name(model: str) -> str:

@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import yaml
 
 from xlt.errors import XltError
+from xlt.names import RULE, is_name
 
 MAX_BYTES = 256 * 1024
 MAX_DEPTH = 32
@@ -183,6 +184,15 @@ class Checker:
                      f"indent `{key}:` entries as `name: value`")
             return None
         return value
+
+    def names(self, path: tuple, values: Any, what: str) -> None:
+        """A problem for each value that cannot be one part of a file path (xlt.names): a task name, a split,
+        a language code. `values` is one value or a list (each item located at its own line)."""
+        items = enumerate(values) if isinstance(values, (list, tuple)) else [(None, values)]
+        for i, value in items:
+            if value is not None and not is_name(value):
+                self.add(path if i is None else path + (i,), f"{what} {value!r} is not a valid name",
+                         f"use {RULE}")
 
     def unknown_keys(self, data: Mapping, path: tuple, allowed: Iterable[str]) -> None:
         allowed = tuple(allowed)

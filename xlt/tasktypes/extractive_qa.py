@@ -27,7 +27,7 @@ import pandas as pd
 
 from xlt.errors import XltError
 from xlt.tasktypes import qa_metrics
-from xlt.tasktypes.base import TaskType
+from xlt.tasktypes.base import TaskType, export_files
 
 DEFAULT_OPTIONS = {"normalization": "squad", "n_best": 20, "max_answer_len": 30}
 
@@ -270,12 +270,9 @@ class ExtractiveQA(TaskType):
 
     def export_predictions(self, predictions: pd.DataFrame, out_dir) -> list[Path]:
         """`<split>-<lang>.json` per (split, language): {question id: answer}, as the official scripts read."""
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
         paths = []
-        for (split, lang), group in predictions.groupby(["split", "lang"], sort=False):
+        for path, group in export_files(predictions, out_dir, "json"):
             answers = {str(i): ("" if p is None else str(p)) for i, p in zip(group["id"], group["pred"])}
-            path = out_dir / f"{split}-{lang}.json"
             path.write_text(json.dumps(answers, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
             paths.append(path)
         return paths
