@@ -124,10 +124,13 @@ def load_hf(source: str, num_labels: int, gradient_checkpointing: bool = False,
     try:
         model, info = auto_class(head).from_pretrained(
             source, num_labels=num_labels, dtype=torch.float32, output_loading_info=True,
-            ignore_mismatched_sizes=True)
+            ignore_mismatched_sizes=True, trust_remote_code=False)   # never run code from a checkpoint
     except OSError as exc:
         raise XltError(f"could not load weights for '{source}' ({str(exc).splitlines()[0]}); check the hub id "
                        "and your network, or pass a local checkpoint directory.") from None
+    except ValueError as exc:   # e.g. an architecture transformers does not ship (its code is never run)
+        raise XltError(f"transformers cannot build '{source}' ({str(exc).splitlines()[0]}); use a checkpoint of "
+                       "an architecture transformers ships, or re-save it.") from None
     finally:
         hf_logging.set_verbosity(previous)
         if bars:
