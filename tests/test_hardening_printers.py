@@ -56,10 +56,12 @@ def score_case(case: str, tmp_path: Path, shared_data: Path) -> list:
         text = (Path(__file__).resolve().parents[1] / "tasks" / "xnli.yaml").read_text()
         (tmp_path / "mine.yaml").write_text(text.replace("name: xnli", "name: mine").replace(
             "languages: [en, fr,", "languages: [en, '[/x]', fr,"))
+        gold = tmp_path / "data" / "mine" / "validation-[" / "x].tsv"   # the file such a language names
+        gold.parent.mkdir(parents=True)
+        gold.write_bytes((shared_data / "xnli" / "validation-en.tsv").read_bytes())
         preds = xnli_predictions(tmp_path / "preds.csv", [])
-        return ["--task", tmp_path / "mine.yaml", "--lang", "[/x]", "--data-dir", shared_data, "-p", preds]
-    preds = xnli_predictions(tmp_path / "preds.csv", [])
-    return ["--task", "xnli", "--lang", "[bold red]x[/]", "--data-dir", shared_data, "-p", preds]
+        return ["--task", tmp_path / "mine.yaml", "--lang", "[/x]", "--split", "validation", "--data-dir",
+                tmp_path / "data", "-p", preds]
 
 
 SCORE_CASES = {
@@ -68,7 +70,6 @@ SCORE_CASES = {
     "superscript_digit": "predictions ['\u00b2'] are not labels of this task",
     "empty_jsonl_list_line": "preds.jsonl:2: line 2 is a list, not one JSON object",
     "markup_language_in_a_task_file": "language '[/x]' is not a valid name",
-    "markup_language_code": "unknown language '[bold red]x[/]' for task 'xnli'",
 }
 
 
