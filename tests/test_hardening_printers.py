@@ -112,7 +112,7 @@ def test_markdown_tables_never_turn_a_name_into_a_live_link(tmp_path, name):
 
 @pytest.mark.parametrize("args, words", [
     (["run", "--model", "mdeberta-v3-base", "--task", "xnli", "--lr", "1e300"], "lr=1e+300 is out of range"),
-    (["run", "--model", "mdeberta-v3-base", "--task", "xnli", "--lr", "2"], "lr=2.0 is out of range"),
+    (["run", "--model", "mdeberta-v3-base", "--task", "xnli", "--lr", "1e38"], "lr=1e+38 is out of range"),
     (["run", "--model", "mdeberta-v3-base", "--task", "xnli", "--checkpoint-every", "-1"], "--checkpoint-every"),
     (["report", "tables", "--resamples", str(10**12)], "--resamples"),
     (["models", "verify", "mdeberta-v3-base", "--seq-len", "0"], "--seq-len"),

@@ -53,10 +53,10 @@ class Hyperparams:
 HPARAM_NAMES = tuple(f.name for f in dataclasses.fields(Hyperparams))
 
 # The range each numeric hyperparameter must lie in: (lowest, lowest allowed?, highest). Every bound is one
-# the training code can hold (torch keeps lr and the SiFT steps in float32 tensors: --lr 1e300 overflowed
-# there); an AdamW learning rate above 1 diverges at the first step.
+# the training code can hold: AdamW turns lr / (1 - beta1) into a float32 (max 3.4e38), so --lr 1e300 (or 1e38)
+# overflowed there with a RuntimeError; up to 1e36 a too-large lr ends as a clean TrainingDiverged.
 _RANGES: dict[str, tuple[float, bool, float]] = {
-    "lr": (0, False, 1.0), "epochs": (0, False, 10_000), "batch_size": (1, True, 1 << 20),
+    "lr": (0, False, 1e36), "epochs": (0, False, 10_000), "batch_size": (1, True, 1 << 20),
     "grad_accum": (1, True, 1 << 20), "max_seq_len": (8, True, 1 << 16), "warmup_steps": (0, True, 1 << 40),
     "weight_decay": (0, True, 10.0), "max_grad_norm": (0, True, 1e9), "adam_eps": (0, False, 1.0),
     "eval_every": (0, True, 1 << 40), "eval_batch_size": (1, True, 1 << 20), "window_step": (1, True, 1 << 16),

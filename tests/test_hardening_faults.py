@@ -1,0 +1,112 @@
+"""Issue 26.8, faults with names: a full disk while checkpointing is a warning naming the folder and the bytes
+needed, and training goes on; `--resume` loads every checkpoint file before any work (a poisoned `best.pt` is
+found before the model is loaded); a config.json whose shapes disagree with its weights' headers is refused
+before anything is allocated. The runs are a tiny random DeBERTa-v3 on a few real XNLI rows. Each test is named
+after the case it guards."""
+
+import errno
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import xlt.checkpoint_files as checkpoint_files
+from tests.test_hardening_run import _Planted, dry_spec, small, xlt
+from xlt import runner
+from xlt.errors import XltError
+from xlt.results import load_records
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")   # tests/conftest.py
+
+
+def full_disk(monkeypatch, names=("last.pt", "best.pt")):
+    """torch.save into a checkpoint file fails as a full disk fails: part of the file written, then ENOSPC."""
+    real = torch.save
+
+    def save(obj, path, *args, **kwargs):
+        if any(f".{name}." in Path(path).name for name in names):
+            Path(path).write_bytes(b"PK\x03\x04 half a checkpoint")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint_files.torch, "save", save)
+
+
+def test_a_full_disk_while_checkpointing_names_the_folder_and_the_bytes_and_training_goes_on(
+        tiny_deberta_v3, shared_data, tmp_path, monkeypatch):
+    """Would catch: torch's internal message ("PytorchStreamWriter failed writing file data/3") ending a run
+    whose training checkpoint, optional to it, could not be written."""
+    results_dir = tmp_path / "results"
+    args = small(tiny_deberta_v3, results_dir, "--languages", "fr", "--max-train-samples", "32",
+                 "--checkpoint-every", "1", data_dir=shared_data)
+    folder = runner.checkpoint_dir(results_dir, dry_spec(args))
+    full_disk(monkeypatch)
+    res = xlt(*args)
+    assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+    text = " ".join(res.stderr.split())
+    for name in ("best.pt", "last.pt"):
+        assert text.count(f"could not write the training checkpoint {name} into {folder}") == 1, text
+    assert "(No space left on device): it needs about" in text and " MB free there; training goes on" in text
+    record = load_records(results_dir).records[0]
+    assert record["status"] == "completed"
+    assert {"checkpoint_not_written:last.pt@1", "checkpoint_not_written:best.pt@4"} <= set(record["flags"])
+    assert not list((results_dir / "checkpoints").rglob("*.tmp"))   # no half-written file left behind
+
+
+def test_last_pt_is_never_written_while_best_pt_lacks_the_weights_it_selects(tiny_deberta_v3, shared_data,
+                                                                               tmp_path, monkeypatch):
+    """Would catch: a last.pt saying "step 2 selected" beside a best.pt that could not be written, so a
+    --resume would finish with the last weights instead of the selected ones."""
+    results_dir = tmp_path / "results"
+    args = small(tiny_deberta_v3, results_dir, "--languages", "fr", "--max-train-samples", "32",
+                 "--checkpoint-every", "1", "--eval-every", "1", data_dir=shared_data)
+    spec = dry_spec(args)
+    full_disk(monkeypatch, names=("best.pt",))
+
+    def stop(step):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(spec, data_dir=shared_data, results_dir=results_dir, checkpoint_every=1, on_step=stop)
+    folder = runner.checkpoint_dir(results_dir, spec)
+    assert not (folder / "best.pt").exists() and not (folder / "last.pt").exists()
+
+
+def interrupted_run(tiny, shared_data, results_dir):
+    """A run killed after step 2 of 4: its checkpoint folder holds last.pt and best.pt."""
+    args = small(tiny, results_dir, "--languages", "fr", "--max-train-samples", "32", "--checkpoint-every", "1",
+                 "--eval-every", "2", data_dir=shared_data)
+    spec = dry_spec(args)
+
+    def stop(step):
+        if step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(spec, data_dir=shared_data, results_dir=results_dir, checkpoint_every=1, on_step=stop)
+    folder = runner.checkpoint_dir(results_dir, spec)
+    assert (folder / "last.pt").exists() and (folder / "best.pt").exists()
+    return args, spec, folder
+
+
+@pytest.mark.parametrize("damage", ["poisoned", "missing", "not_weights"])
+def test_resume_checks_every_checkpoint_file_before_any_work(tiny_deberta_v3, shared_data, tmp_path, damage):
+    """Would catch: a poisoned (pickled code), missing or foreign best.pt found only after the model was loaded
+    and the data featurised (a failed run), or a resume that silently ends with the last weights."""
+    args, spec, folder = interrupted_run(tiny_deberta_v3, shared_data, tmp_path / "results")
+    marker = tmp_path / "pwned"
+    if damage == "poisoned":
+        torch.save({"classifier.weight": _Planted(marker)}, folder / "best.pt")
+    elif damage == "missing":
+        (folder / "best.pt").unlink()
+    else:
+        torch.save({"step": 3}, folder / "best.pt")
+    res = xlt(*args, "--resume")
+    text = " ".join(res.stderr.split())
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert str(folder / "best.pt") in text and not marker.exists()
+    assert f"run {spec.run_id}:" not in text and "train:" not in text     # refused before any work
+    assert not (tmp_path / "results" / "runs").exists()
