@@ -6,7 +6,10 @@ after the case it guards."""
 
 import errno
 import json
-import shutil
+import os
+import resource
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -110,3 +113,40 @@ def test_resume_checks_every_checkpoint_file_before_any_work(tiny_deberta_v3, sh
     assert str(folder / "best.pt") in text and not marker.exists()
     assert f"run {spec.run_id}:" not in text and "train:" not in text     # refused before any work
     assert not (tmp_path / "results" / "runs").exists()
+
+
+def run_capped(*args, cwd: Path) -> subprocess.CompletedProcess:
+    """The real `xlt` with its address space capped at 8 GB: were the 12.8 GB embedding of a 10^8 vocabulary
+    ever allocated again, the run fails here at once instead of eating a shared machine's memory."""
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "XLT_CACHE_DIR": str(cwd / "features")}
+    return subprocess.run([str(Path(sys.executable).with_name("xlt")), *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, env=env, timeout=600, preexec_fn=cap)
+
+
+@pytest.mark.parametrize("impl, weights", [("native", "safetensors"), ("native", "bin"), ("hf", "safetensors")])
+def test_a_config_whose_shapes_disagree_with_the_weights_is_refused_before_anything_is_allocated(
+        tmp_path, spm_model, shared_data, impl, weights):
+    """Would catch: a config.json claiming a 10^8-piece vocabulary making xlt build (and initialise) a 12.8 GB
+    embedding before reading the weights that say 1,000 (native), or transformers re-initialising it as a
+    "mismatched" tensor (--impl hf)."""
+    from tests import factories
+
+    ckpt = factories.tiny_checkpoint(tmp_path / "ckpt", factories.DEBERTA_V3, spm_model)
+    if weights == "bin":   # transformers 5 saves safetensors only: the same tensors as an older .bin checkpoint
+        from safetensors.torch import load_file
+
+        torch.save(load_file(ckpt / "model.safetensors"), ckpt / "pytorch_model.bin")
+        (ckpt / "model.safetensors").unlink()
+    config = json.loads((ckpt / "config.json").read_text())
+    config["vocab_size"] = 10**8
+    (ckpt / "config.json").write_text(json.dumps(config))
+    res = run_capped("run", "--model", ckpt, "--task", "xnli", "--data-dir", shared_data, "--impl", impl,
+                     "--results-dir", tmp_path / "results", "--max-train-samples", "8", cwd=tmp_path)
+    text = " ".join((res.stdout + res.stderr).split())
+    assert res.returncode == 1 and "Traceback" not in text, text
+    file = "model.safetensors" if weights == "safetensors" else "pytorch_model.bin"
+    assert (f"the config.json of {ckpt} disagrees with its weights: embeddings.word_embeddings.weight is "
+            f"(1000, 32) in {file} but config.json builds (100000000, 32); nothing was allocated") in text

@@ -35,6 +35,7 @@ from xlt.atomic import atomic_path
 from xlt.errors import XltError
 from xlt.models import deberta as nd
 from xlt.models.registry import read_config
+from xlt.models.weight_headers import check_config_matches_weights
 
 # xlt.models.load_model's head names, and "base" for the bare encoder
 HEADS: dict[str, type[nn.Module]] = {
@@ -198,6 +199,8 @@ def load_native(name_or_path: str | Path, head: str = "classification",
         num_labels = 2
     d = resolve_dir(name_or_path)
     cfg = native_config(read_config(d), num_labels)
+    check_config_matches_weights(_weight_files(d)[0], lambda: HEADS[head](cfg), prefix="deberta",
+                                 head_prefixes=("classifier.",), source=str(name_or_path))   # before allocating
     state, weights = read_state_dict(d)
     model = HEADS[head](cfg)
     report = load_state(model, state, source=str(name_or_path), weights=weights)

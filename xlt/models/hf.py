@@ -118,6 +118,15 @@ def load_hf(source: str, num_labels: int, gradient_checkpointing: bool = False,
     """
     from transformers.utils import logging as hf_logging
 
+    if Path(source).is_dir():   # config.json against the weights' headers, before anything is allocated
+        from xlt.models.checkpoint import _weight_files
+        from xlt.models.registry import read_config
+        from xlt.models.weight_headers import check_config_matches_weights
+
+        config = read_config(Path(source))
+        check_config_matches_weights(_weight_files(Path(source))[0],
+                                     lambda: auto_class(head).from_config(hf_config(config, num_labels)),
+                                     head_prefixes=HEAD_PREFIXES, source=source)
     previous, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()  # we print our own one-line report instead of transformers' warnings
     hf_logging.disable_progress_bar()
