@@ -49,14 +49,15 @@ def write_checkpoint(obj: Any, path: Path) -> None:
     try:
         with atomic_path(path) as tmp:
             torch.save(obj, tmp)
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:   # a full disk reaches torch's zip writer as a RuntimeError
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else \
+            f"torch's writer failed: {str(exc).splitlines()[0][:160]}"
         try:
             free = f"{_mb(shutil.disk_usage(path.parent).free)} free"
         except OSError:
             free = "free space unknown"
         raise CheckpointNotWritten(f"could not write the training checkpoint {path.name} into {path.parent} "
-                                   f"({exc.strerror or exc}): it needs about {_mb(state_bytes(obj))}, {free} "
-                                   "there") from None
+                                   f"({why}): it needs about {_mb(state_bytes(obj))}, {free} there") from None
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
