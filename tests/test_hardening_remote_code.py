@@ -60,20 +60,21 @@ def test_a_checkpoint_that_ships_its_own_model_code_is_refused_and_never_run(tin
 
 
 
-def test_the_transformers_loader_itself_never_runs_checkpoint_code(tiny_deberta_v3, tmp_path, monkeypatch):
+def test_the_transformers_loader_itself_never_runs_checkpoint_code(tiny_deberta_v3, tmp_path):
     """Would catch: `load_hf` (the transformers path, also behind `models verify` and the benches) relying on
-    the registry's check alone: called directly, transformers asked on stdin and ran evil.py on `y`."""
-    import io
-
-    from xlt.errors import XltError
-    from xlt.models.hf import load_hf
-
+    the registry's check alone: given a hub id whose repository ships its own code (here from the local hub
+    cache, offline), transformers asked on stdin and ran evil.py on `y`."""
     ckpt, marker = evil_checkpoint(tiny_deberta_v3, tmp_path)
-    monkeypatch.setattr(sys, "stdin", io.StringIO("y\n" * 8))
-    try:
-        load_hf(str(ckpt), 3)
-    except XltError as exc:
-        assert "transformers cannot build" in str(exc)
-    else:
-        raise AssertionError("a checkpoint needing its own code loaded")
-    assert not marker.exists()
+    repo = tmp_path / "hub" / "models--someone--evilnet"
+    sha = "0" * 40
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(sha)
+    shutil.copytree(ckpt, repo / "snapshots" / sha)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")}
+    code = ("from xlt.errors import XltError\nfrom xlt.models.hf import load_hf\n"
+            "try:\n    load_hf('someone/evilnet', 3)\nexcept XltError as exc:\n    print('refused:', exc)\n")
+    res = subprocess.run([sys.executable, "-c", code], input="y\n" * 8, capture_output=True, text=True, env=env,
+                         cwd=tmp_path, timeout=300)
+    assert not marker.exists(), res.stdout + res.stderr
+    assert res.returncode == 0 and "refused: transformers cannot build 'someone/evilnet'" in res.stdout, \
+        res.stdout + res.stderr[-2000:]

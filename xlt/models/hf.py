@@ -81,9 +81,9 @@ def hf_config(config: dict, num_labels: int | None = None):
         cfg["num_labels"] = num_labels
     try:
         return AutoConfig.for_model(model_type, **cfg)
-    except ValueError as exc:
-        raise XltError(f"transformers does not know model_type '{model_type}' ({exc}); upgrade transformers "
-                       "or use a supported architecture.") from None
+    except ValueError as exc:   # its message lists every model type transformers knows: keep the first sentence
+        raise XltError(f"transformers does not know model_type '{model_type}' ({str(exc).split('. ')[0]}); "
+                       "upgrade transformers or use a supported architecture.") from None
 
 
 def build_from_config(config: dict, num_labels: int, head: str = "classification") -> HFModel:

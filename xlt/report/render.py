@@ -59,7 +59,9 @@ def seeds_text(row: Row) -> str:
     return str(row.seeds) if row.kind == "measured" else "–"
 
 
-_MD_SYNTAX = re.compile(r"([\\`*_\[\]()!~#|])")   # links, images, emphasis, code, headings, table cells
+# Links and images ([...]), emphasis (*, and _ where it can open or close one: not inside a word such as
+# exact_match), code, strike-through and table cells; ( ) # ! only act after these or at a line's start.
+_MD_SYNTAX = re.compile(r"[\\`*\[\]~|]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 _AUTOLINK = re.compile(r"(?i)\b(https?|ftp|file|mailto|www)([:.@])|(@)")   # what GitHub links without brackets
 
 
@@ -68,7 +70,7 @@ def md_escape(text: Any) -> str:
     inline HTML), markdown's link, image, emphasis and code characters backslash-escaped, the characters that
     make GitHub autolink a bare URL or address escaped too, and line breaks (which end a table row) spaces."""
     text = " ".join(str(text).splitlines())
-    text = _MD_SYNTAX.sub(r"\\\1", html.escape(text, quote=False))
+    text = _MD_SYNTAX.sub(lambda m: "\\" + m[0], html.escape(text, quote=False))
     return _AUTOLINK.sub(lambda m: f"{m[1]}\\{m[2]}" if m[1] else "\\@", text)
 
 
