@@ -18,7 +18,6 @@ import torch
 import xlt.checkpoint_files as checkpoint_files
 from tests.test_hardening_run import _Planted, dry_spec, small, xlt
 from xlt import runner
-from xlt.errors import XltError
 from xlt.results import load_records
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")   # tests/conftest.py
