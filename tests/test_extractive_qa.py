@@ -93,7 +93,7 @@ def test_squad_json_rows_and_hub_rows_become_one_schema(shared_data):
 
 @pytest.mark.parametrize("content, message", [
     ("[1, 2]", "needs a top-level `data` list"),
-    ('{"data": [{"paragraphs": [{"qas": []}]}]}', "lacks 'context'"),
+    ('{"data": [{"paragraphs": [{"qas": []}]}]}', r"data\[0\].paragraphs\[0\] has no `context`"),
     ("{not json", "cannot read .* as SQuAD JSON"),
 ])
 def test_a_malformed_squad_file_is_one_clear_error(tmp_path, content, message):

@@ -38,12 +38,13 @@ PROPERTY = settings(max_examples=20, deadline=None, derandomize=True, database=N
 finite = dict(allow_nan=False, allow_infinity=False)
 names = st.text(st.characters(codec="ascii", categories=("L", "N"), include_characters="-_./"), min_size=1,
                 max_size=20)
+plain_names = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,19}", fullmatch=True)   # xlt.names' rule
 
 # One strategy per field. A field added to RunSpec or Hyperparams without one here fails
 # test_every_field_has_a_strategy: decide whether it changes numbers, then add it.
 SPEC_FIELDS = {
-    "model": names,
-    "task": names,
+    "model": plain_names | st.tuples(plain_names, plain_names).map("/".join),   # a name, a hub id
+    "task": plain_names,
     "seed": st.integers(0, 2**31),
     "impl": st.sampled_from(IMPLS),
     "precision": st.sampled_from(PRECISIONS),

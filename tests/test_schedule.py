@@ -146,14 +146,14 @@ def test_sweep_file_and_its_errors(tmp_path):
              "models: [a]\ntasks: [xnli]\nmodel_overrides: {c: {lr: 1}}\n": "model_overrides name 'c'",
              "models: [a]\ntasks: [xnli]\nset: {learning_rate: 1}\n": "unknown hyperparameter 'learning_rate'",
              "models: [a]\n": "at least one task",
-             "models: [a\n": "not valid YAML",
+             "models: [a\n": "malformed YAML",
              "- a\n": "must be a mapping"}
     for i, (text, message) in enumerate(cases.items()):
         path = tmp_path / f"bad{i}.yaml"
         path.write_text(text)
         with pytest.raises(XltError, match=message):
             build_grid(load_sweep_file(path))
-    with pytest.raises(XltError, match="cannot read sweep file"):
+    with pytest.raises(XltError, match="missing.yaml: cannot read the file"):
         load_sweep_file(tmp_path / "missing.yaml")
 
 

@@ -51,7 +51,7 @@ def is_offline() -> bool:
 
 def offline_reason() -> str:
     """Why the hub counts as offline, for messages: the variable that is set, or the failed probe."""
-    return _env_offline() or _reason or "the hub is unreachable"
+    return _reason or _env_offline() or "the hub is unreachable"
 
 
 def go_offline() -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xlt.errors import XltError
+from xlt.names import inside
 from xlt.report import (AVG, DEFAULT_BASELINE, DEFAULT_SPLIT, GAP, N_RESAMPLES, Table, build_report,
                         html_document, html_table, html_table_block, load_usable_records, md_escape, render_md)
 from xlt.report.render import missing_note
@@ -275,11 +276,11 @@ def build_leaderboard(results_dir: Path | str, output: Path | str = "leaderboard
         stem = slug(t.task, taken)
         taken.add(f"{stem}-gap")
         charts[t.task] = {}
-        bars = bar_chart(t, out / f"{stem}.svg")
+        bars = bar_chart(t, inside(out, out / f"{stem}.svg"))
         if bars is not None:
             board.files.append(bars)
             charts[t.task]["languages"] = bars.name
-        gap = gap_chart(t, out / f"{stem}-gap.svg")
+        gap = gap_chart(t, inside(out, out / f"{stem}-gap.svg"))
         if gap is not None:
             board.files.append(gap)
             charts[t.task]["gap"] = gap.name

@@ -60,6 +60,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from xlt import formulas
 from xlt.atomic import atomic_path
 from xlt.errors import XltError
+from xlt.names import inside
 from xlt.spec import RunSpec
 
 SCHEMA_VERSION = 2
@@ -118,8 +119,8 @@ def write_run(results_dir: Path | str, record: dict[str, Any],
     predictions a reader finds by their hash (`load_predictions`). Each write is atomic; leftovers of a
     killed write are removed by the next write of the same run.
     """
-    spec = RunSpec.from_dict(record["spec"])
-    path = spec_record_path(results_dir, spec)
+    spec = RunSpec.from_dict(record["spec"])   # refuses a task or model that is not a plain name
+    path = inside(results_dir, spec_record_path(results_dir, spec))
     staged = None
     if predictions is not None:
         data = predictions if isinstance(predictions, bytes) else predictions_to_bytes(predictions)

@@ -45,6 +45,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from xlt.errors import XltError
+from xlt.names import inside
 from xlt.recipes import effective_data_dir, evaluated_languages
 from xlt.results import (DEFAULT_RESULTS_DIR, RecordWriteError, check_writable, completed_record, environment,
                          keep_unsaved, new_record, predictions_to_bytes, spec_record_path, write_run)
@@ -73,7 +74,7 @@ class RunResult:
 
 
 def checkpoint_dir(results_dir: Path | str, spec: RunSpec) -> Path:
-    return Path(results_dir) / "checkpoints" / spec.task / spec.model_slug / spec.run_id
+    return inside(results_dir, Path(results_dir) / "checkpoints" / spec.task / spec.model_slug / spec.run_id)
 
 
 def error_info(exc: BaseException, stage: str | None = None) -> dict[str, Any]:
@@ -419,16 +420,9 @@ def _unsaved_error(results_dir: Path, spec: RunSpec, rec: dict[str, Any], data: 
 def resumable_step(results_dir: Path | str, spec: RunSpec) -> int | None:
     """The step of the last training checkpoint of this spec, if one exists (for a --resume hint). A checkpoint
     that cannot be loaded safely (weights_only) is an XltError saying so; it is never unpickled."""
-    from xlt.train import CHECKPOINT_FILE, load_checkpoint
+    from xlt.checkpoint_files import check_resumable
 
-    path = checkpoint_dir(results_dir, spec) / CHECKPOINT_FILE
-    if not path.exists():
-        return None
-    try:
-        return int(load_checkpoint(path)["result"]["steps"])
-    except (KeyError, TypeError, ValueError):
-        raise XltError(f"the training checkpoint {path} is not one this xlt wrote (no step count); delete its "
-                       "folder to start over") from None
+    return check_resumable(checkpoint_dir(results_dir, spec))   # every file a resume loads, loaded safely
 
 
 __all__ = ["execute", "run", "RunOutcome", "RunResult", "RunState", "STEPS", "checkpoint_dir", "resumable_step",

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from xlt.errors import XltError
+from xlt.names import check_name, is_name
 
 PROTOCOLS = ("zero-shot",)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -52,9 +53,11 @@ class Hyperparams:
 
 HPARAM_NAMES = tuple(f.name for f in dataclasses.fields(Hyperparams))
 
-# The range each numeric hyperparameter must lie in: (lowest, lowest allowed?, highest).
+# The range each numeric hyperparameter must lie in: (lowest, lowest allowed?, highest). Every bound is one
+# the training code can hold: AdamW turns lr / (1 - beta1) into a float32 (max 3.4e38), so --lr 1e300 (or 1e38)
+# overflowed there with a RuntimeError; up to 1e36 a too-large lr ends as a clean TrainingDiverged.
 _RANGES: dict[str, tuple[float, bool, float]] = {
-    "lr": (0, False, 1e300), "epochs": (0, False, 10_000), "batch_size": (1, True, 1 << 20),
+    "lr": (0, False, 1e36), "epochs": (0, False, 10_000), "batch_size": (1, True, 1 << 20),
     "grad_accum": (1, True, 1 << 20), "max_seq_len": (8, True, 1 << 16), "warmup_steps": (0, True, 1 << 40),
     "weight_decay": (0, True, 10.0), "max_grad_norm": (0, True, 1e9), "adam_eps": (0, False, 1.0),
     "eval_every": (0, True, 1 << 40), "eval_batch_size": (1, True, 1 << 20), "window_step": (1, True, 1 << 16),
@@ -150,6 +153,7 @@ class RunSpec:
                 raise XltError("--languages is empty; list the codes to evaluate (e.g. --languages en,sw) or drop "
                                "the option to evaluate every language")
             object.__setattr__(self, "languages", tuple(sorted(set(self.languages))))
+        _check_names(self)
         h = self.hparams
         if h.batch_size < 1 or h.grad_accum < 1 or h.batch_size % h.grad_accum:
             raise XltError(f"batch size {h.batch_size} must be a positive multiple of --grad-accum {h.grad_accum}")
@@ -194,6 +198,16 @@ class RunSpec:
 
     def label(self) -> str:
         return f"{self.model_slug}/{self.task}/seed{self.seed}"
+
+
+def _check_names(spec: "RunSpec") -> None:
+    """The task, the model's slug and the languages become parts of file paths: plain names only (xlt.names)."""
+    check_name("task name", spec.task, "the task's file name (without .yaml) is its name")
+    if not is_name(spec.model_slug):
+        raise XltError(f"model {spec.model!r} has no name of its own (its last part is "
+                       f"{readable_model_name(spec.model).split('/')[-1]!r}); pass the checkpoint folder's own path")
+    for lang in spec.languages or ():
+        check_name("language", lang, "use the task's language codes (xlt tasks show TASK)")
 
 
 def readable_model_name(model: str) -> str:

@@ -41,7 +41,7 @@ def load_bench_tokenizer(name_or_path: str):
         if source in REGISTRY:
             source = REGISTRY[source].hub_id
     try:
-        return AutoTokenizer.from_pretrained(source)
+        return AutoTokenizer.from_pretrained(source, trust_remote_code=False)
     except Exception as exc:  # offline, unknown id, missing files: one message
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise XltError(f"could not load the tokenizer {name_or_path!r} ({source}): {first}. Without network, pass "

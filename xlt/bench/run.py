@@ -183,9 +183,9 @@ def transformers_pipeline(ckpt: str, rows: dict, hp_values: dict, precision: str
     hf_logging.set_verbosity_error()
     datasets.disable_progress_bars()
     hp = hp_values
-    tok = AutoTokenizer.from_pretrained(ckpt)
+    tok = AutoTokenizer.from_pretrained(ckpt, trust_remote_code=False)
     model = AutoModelForSequenceClassification.from_pretrained(ckpt, num_labels=rows["num_labels"],
-                                                               dtype=torch.float32)
+                                                               dtype=torch.float32, trust_remote_code=False)
     out: dict[str, Any] = {"pipeline": "transformers", "impl": "hf"}
 
     def preprocess(examples):   # run_xnli.py's preprocess_function, pad_to_max_length=True

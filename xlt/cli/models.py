@@ -48,10 +48,12 @@ def list_models(as_json: JsonFlag = False) -> None:
 @models_app.command("verify")
 def verify_model(
     model: Annotated[str, typer.Argument(help="Registry name, hub id or local checkpoint directory.")],
-    seq_len: Annotated[int, typer.Option("--seq-len", help="Longest sequence of the random batch.")] = 128,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences (mixed lengths, padded).")] = 4,
-    num_labels: Annotated[int, typer.Option("--num-labels", help="Classifier size.")] = 3,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seq_len: Annotated[int, typer.Option("--seq-len", min=2, max=1 << 16,
+                                         help="Longest sequence of the random batch.")] = 128,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=1 << 12,
+                                            help="Sequences (mixed lengths, padded).")] = 4,
+    num_labels: Annotated[int, typer.Option("--num-labels", min=1, max=1 << 16, help="Classifier size.")] = 3,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1)] = 0,
 ) -> None:
     """Native DeBERTa vs transformers on the same weights and padded batch; exit 1 if a diff > 1e-4."""
     from xlt.models.verify import verify

@@ -87,7 +87,8 @@ def tables(
     output: OutputOpt = None,
     results_dir: ResultsDirOpt = DEFAULT_RESULTS_DIR,
     no_reference: NoReferenceOpt = False,
-    resamples: Annotated[int, typer.Option("--resamples", min=100, help="Paired-bootstrap resamples.")] = 1000,
+    resamples: Annotated[int, typer.Option("--resamples", min=100, max=100_000,
+                                           help="Paired-bootstrap resamples.")] = 1000,
 ) -> None:
     """Per task: one row per model (runs: mean ± std over seeds; published rows with their split), Δ vs baseline."""
     from xlt.report import build_report, console_tables, render

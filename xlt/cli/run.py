@@ -187,7 +187,7 @@ def run_command(
         "--set", help="Any hyperparameter as key=value (e.g. --set weight_decay=0), repeatable.")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:N (default: cuda if present).")] = None,
     checkpoint_every: Annotated[int, typer.Option(
-        help="Also write a resumable training checkpoint every N steps (one is written at every dev "
+        min=0, max=1 << 40, help="Also write a resumable training checkpoint every N steps (one is written at every dev "
              "evaluation; 0 = only then).")] = 500,
     force: Annotated[bool, typer.Option("--force", help="Re-run even if a completed record exists.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue a killed run from its last checkpoint.")] = False,

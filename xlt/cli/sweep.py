@@ -215,14 +215,14 @@ def sweep_command(
         help="Join an existing Ray cluster ('auto' on a cluster node, or ray://HEAD:10001). "
              "Default: start a local Ray instance.")] = None,
     gpus_per_job: Annotated[Optional[float], typer.Option(
-        "--gpus-per-job", help="GPUs per job, fractions allowed (e.g. 0.5). Default 1 if the cluster has GPUs, "
+        "--gpus-per-job", min=0, max=1024, help="GPUs per job, fractions allowed (e.g. 0.5). Default 1 if the cluster has GPUs, "
                                "else 0.")] = None,
     cpus_per_job: Annotated[Optional[float], typer.Option(
-        "--cpus-per-job", help="CPUs per job. Default 1 on a CPU-only cluster, 0 for GPU jobs.")] = None,
+        "--cpus-per-job", min=0, max=1 << 16, help="CPUs per job. Default 1 on a CPU-only cluster, 0 for GPU jobs.")] = None,
     max_concurrent: Annotated[Optional[int], typer.Option(
-        "--max-concurrent", help="At most N jobs in flight (default: as many as the cluster fits).")] = None,
+        "--max-concurrent", min=1, max=1 << 20, help="At most N jobs in flight (default: as many as the cluster fits).")] = None,
     retries: Annotated[int, typer.Option(
-        "--retries", help="Re-submit a job whose worker process died (killed, out of memory) up to N times.")] = 2,
+        "--retries", min=0, max=100, help="Re-submit a job whose worker process died (killed, out of memory) up to N times.")] = 2,
     inline: Annotated[bool, typer.Option(
         "--inline", help="Run the jobs one by one in this process instead of on Ray.")] = False,
     job: Annotated[Optional[str], typer.Option(
@@ -321,4 +321,4 @@ def bench_schedule_command(
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(out, indent=2) + "\n")
-        console.print(f"wrote {json_path}")
+        console.print(f"wrote {json_path}", highlight=False, markup=False)

@@ -92,7 +92,7 @@ def load_tokenizer(source: str):
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+        return AutoTokenizer.from_pretrained(source, trust_remote_code=False)   # never checkpoint code
     except (OSError, ValueError) as exc:
         raise XltError(f"could not load the tokenizer of '{source}' ({str(exc).splitlines()[0]}); the checkpoint "
                        f"needs its tokenizer files (one of {', '.join(TOKENIZER_FILES)}) beside config.json.") from None

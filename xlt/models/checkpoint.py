@@ -36,6 +36,7 @@ from xlt.errors import XltError
 from xlt.models import deberta as nd
 from xlt.models.heads import BY_NATIVE_CLASS, get_head, head_width
 from xlt.models.registry import read_config
+from xlt.models.weight_headers import check_config_matches_weights
 
 HEAD_PREFIXES = ("pooler.", "classifier.", "qa_outputs.")
 # Checkpoint tensors we knowingly do not use: (glob on the key without "deberta.", why).
@@ -181,6 +182,8 @@ def load_native(name_or_path: str | Path, head: str, num_labels: int | None = No
     num_labels = head_width(spec, num_labels)
     d = resolve_dir(name_or_path)
     cfg = native_config(read_config(d), num_labels or None)
+    check_config_matches_weights(_weight_files(d)[0], lambda: spec.native(cfg, **head_options), prefix="deberta",
+                                 head_prefixes=("classifier.",), source=str(name_or_path))   # before allocating
     state, weights = read_state_dict(d)
     model = spec.native(cfg, **head_options)
     report = load_state(model, state, source=str(name_or_path), weights=weights)

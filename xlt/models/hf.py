@@ -68,9 +68,9 @@ def hf_config(config: dict, num_labels: int | None = None):
         cfg["num_labels"] = num_labels
     try:
         return AutoConfig.for_model(model_type, **cfg)
-    except ValueError as exc:
-        raise XltError(f"transformers does not know model_type '{model_type}' ({exc}); upgrade transformers "
-                       "or use a supported architecture.") from None
+    except ValueError as exc:   # its message lists every model type transformers knows: keep the first sentence
+        raise XltError(f"transformers does not know model_type '{model_type}' ({str(exc).split('. ')[0]}); "
+                       "upgrade transformers or use a supported architecture.") from None
 
 
 def build_from_config(config: dict, num_labels: int | None, head: str) -> HFModel:
@@ -109,16 +109,28 @@ def load_hf(source: str, head: str, num_labels: int | None, gradient_checkpointi
     sized = {"num_labels": width} if width else {}
     from transformers.utils import logging as hf_logging
 
+    if Path(source).is_dir():   # config.json against the weights' headers, before anything is allocated
+        from xlt.models.checkpoint import _weight_files
+        from xlt.models.registry import read_config
+        from xlt.models.weight_headers import check_config_matches_weights
+
+        config = read_config(Path(source))
+        check_config_matches_weights(_weight_files(Path(source))[0],
+                                     lambda: spec.auto_class().from_config(hf_config(config, width or None)),
+                                     head_prefixes=HEAD_PREFIXES, source=source)
     previous, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()  # we print our own one-line report instead of transformers' warnings
     hf_logging.disable_progress_bar()
     try:
         model, info = spec.auto_class().from_pretrained(
             source, dtype=torch.float32, output_loading_info=True, ignore_mismatched_sizes=True,
-            trust_remote_code=False, **sized)
+            trust_remote_code=False, **sized)   # never run code from a checkpoint
     except OSError as exc:
         raise XltError(f"could not load weights for '{source}' ({str(exc).splitlines()[0]}); check the hub id "
                        "and your network, or pass a local checkpoint directory.") from None
+    except ValueError as exc:   # e.g. an architecture transformers does not ship (its code is never run)
+        raise XltError(f"transformers cannot build '{source}' ({str(exc).splitlines()[0]}); use a checkpoint of "
+                       "an architecture transformers ships, or re-save it.") from None
     finally:
         hf_logging.set_verbosity(previous)
         if bars:

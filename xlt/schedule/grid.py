@@ -57,18 +57,23 @@ def split_list(text: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(p.strip() for item in items for p in str(item).split(",") if p.strip())
 
 
+MAX_SEEDS = 1000   # seeds in one sweep: each is a fine-tune per (model, task)
+
+
 def parse_seeds(text: str | int | Sequence[Any] | None) -> tuple[int, ...]:
-    """'1,2,3' or '1-3' (or a list of ints) -> (1, 2, 3)."""
+    """'1,2,3' or '1-3' (or a list of ints) -> (1, 2, 3); at most MAX_SEEDS, each a valid RunSpec seed."""
     if text is None:
         return ()
-    items = [text] if isinstance(text, (str, int)) else list(text)
+    items = [text] if isinstance(text, (str, int)) and not isinstance(text, bool) else list(text)
     seeds: list[int] = []
     for part in split_list([str(s) for s in items]):
-        span = re.fullmatch(r"(-?\d+)-(-?\d+)", part)
-        try:
-            seeds.extend(range(int(span[1]), int(span[2]) + 1) if span else [int(part)])
-        except ValueError:
-            raise XltError(f"seed {part!r} is not an integer or a range like 1-3") from None
+        span = re.fullmatch(r"([0-9]+)-([0-9]+)", part)
+        if span is None and re.fullmatch(r"[0-9]+", part) is None:
+            raise XltError(f"seed {part!r} is not an integer from 0 to {2**32 - 1} or a range like 1-3")
+        low, high = (int(span[1]), int(span[2])) if span else (int(part), int(part))
+        if high >= 2**32 or high - low + 1 + len(seeds) > MAX_SEEDS:
+            raise XltError(f"seeds {part!r}: a sweep takes at most {MAX_SEEDS} seeds, each from 0 to {2**32 - 1}")
+        seeds.extend(range(low, high + 1))
     return tuple(dict.fromkeys(seeds))
 
 
@@ -85,15 +90,12 @@ def load_sweep_file(path: Path | str) -> SweepConfig:
         languages: [en, de, sw]          # evaluate only these (the source language always)
         names: {/ckpts/run-17: my-model} # display names in reports
     """
-    import yaml
+    from xlt.tasks.yamlfile import read_yaml
 
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise XltError(f"cannot read sweep file {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise XltError(f"sweep file {path} is not valid YAML: {exc}") from None
+    data, _, problems = read_yaml(path, what="sweep file")   # the task files' limits: size, aliases, depth, ...
+    if problems:
+        raise XltError("sweep file " + "; ".join(map(str, problems)))
     if not isinstance(data, dict):
         raise XltError(f"sweep file {path} must be a mapping with models, tasks and seeds")
     unknown = [k for k in data if k not in SWEEP_FILE_KEYS]

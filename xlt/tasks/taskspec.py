@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from xlt.errors import XltError
+from xlt.names import check_name
 from xlt.paths import reference_file
 from xlt.tasks.yamlfile import Checker, Problem, TaskFileError, read_yaml
 
@@ -158,6 +159,12 @@ def _build_source(ck: Checker, raw: Any, path: tuple, yaml_dir: Path, ttype, lab
     langs = ck.str_list(raw, path, "languages", required=False)
     splits = ck.str_list(raw, path, "splits", required=False)
     data_dir_name = ck.str_(raw, path, "data_dir_name", required=False)
+    for key, value, what in (("languages", langs, "language"), ("splits", splits, "split"),
+                             ("data_dir_name", data_dir_name, "data_dir_name")):
+        ck.names(path + (key,), value, what)
+    for key, what in (("split_names", "split"), ("lang_codes", "language")):
+        for xlt_name, source_name in pairs[key]:
+            ck.names(path + (key, xlt_name), [xlt_name, source_name], what)
     id_prefix = ck.str_(raw, path, "id_prefix", required=False)
     if len(ck.problems) > n_before:
         return None
@@ -201,6 +208,9 @@ class TaskSpec:
         from xlt.tasktypes import get_task_type
 
         ttype = get_task_type(self.type)
+        for what, values in (("task name", [self.name]), ("language", self.languages), ("split", self.splits)):
+            for value in values:
+                check_name(what, value)
         if ttype.trains and self.source_lang not in self.languages:
             raise XltError(f"task {self.name!r}: source_lang {self.source_lang!r} is not in languages")
         if self.primary_metric not in self.metrics:
@@ -347,6 +357,11 @@ def check_task_file(path: str | Path) -> tuple[TaskSpec | None, list[Problem]]:
         ck.add(("source_lang",), f"source_lang {source_lang!r} is not in languages",
                f"add {source_lang!r} to `languages:`")
     eval_splits = ck.str_list(data, (), "eval_splits")
+    ck.names(("name",), name, "name")
+    for key, value, what in (("languages", languages, "language"), ("source_lang", source_lang, "source_lang"),
+                             ("train_split", train_split, "train_split"), ("dev_split", dev_split, "dev_split"),
+                             ("eval_splits", eval_splits, "split")):
+        ck.names((key,), value, what)
     default_metrics = list(ttype.default_metrics) if ttype is not None else []
     metrics = ck.str_list(data, (), "metrics", required=False) or default_metrics
     if ttype is not None:

@@ -36,6 +36,23 @@ from xlt import formulas
 from xlt.errors import XltError
 
 
+def export_files(predictions: pd.DataFrame, out_dir, ext: str) -> list[tuple[Any, pd.DataFrame]]:
+    """(`<out_dir>/<split>-<lang>.<ext>`, its rows) per (split, language) of a run's predictions, `out_dir`
+    created. The split and language come from the predictions file, which anyone can rewrite, so each must
+    be a plain name (xlt.names) and each path inside `out_dir`, all checked before anything is written."""
+    from pathlib import Path
+
+    from xlt.names import check_name, inside
+
+    out_dir = Path(out_dir)
+    files = []
+    for (split, lang), group in predictions.groupby(["split", "lang"], sort=False):
+        path = out_dir / f"{check_name('split', split)}-{check_name('language', lang)}.{ext}"
+        files.append((inside(out_dir, path), group))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return files
+
+
 class TaskType:
     """Base class. Subclasses set the class attributes and implement the methods that raise here."""
 
@@ -185,13 +202,8 @@ class TaskType:
         """Write a run's predictions (split, lang, idx + `prediction_columns`) to `out_dir` in the field's usual
         format for this type, one file per (split, language); return the paths. Default: `<split>-<lang>.csv`
         with idx and the prediction columns."""
-        from pathlib import Path
-
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
         paths = []
-        for (split, lang), group in predictions.groupby(["split", "lang"], sort=False):
-            path = out_dir / f"{split}-{lang}.csv"
+        for path, group in export_files(predictions, out_dir, "csv"):
             group[["idx", *self.prediction_columns]].to_csv(path, index=False)
             paths.append(path)
         return paths

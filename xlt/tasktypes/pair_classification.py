@@ -16,30 +16,37 @@ import pandas as pd
 
 from xlt.errors import XltError
 from xlt.tasktypes.base import TaskType
+from xlt.tasktypes.fields import ascii_int, not_a_value, text_column, warn_empty
 
 
 def _label_ids(values, label_map: Mapping[str, str], label_names: Sequence[str]) -> np.ndarray:
-    """Map source label values (ints, digit strings, names or label_map words) to 0..n-1; -1 if unknown."""
+    """Map source label values (ints, ASCII digit strings, names or label_map words) to 0..n-1; -1 if unknown.
+    A null, boolean, list or object is never a label (-1), whatever it compares equal to (True == 1)."""
     index = {name: i for i, name in enumerate(label_names)}
     lookup: dict = {}
     out = np.empty(len(values), dtype=np.int64)
     for i, v in enumerate(values):
-        if v in lookup:
-            out[i] = lookup[v]
+        if not_a_value(v) is not None:
+            out[i] = -1
             continue
-        text = "" if v is None else str(v).strip()
+        key = (type(v), v)
+        if key in lookup:
+            out[i] = lookup[key]
+            continue
+        text = str(v).strip()
         if isinstance(v, float) and v.is_integer():
             text = str(int(v))
+        number = ascii_int(text)
         if label_map:
             name = label_map.get(text)
             label = index[name] if name is not None else -1
         elif text in index:
             label = index[text]
-        elif text.lstrip("-").isdigit() and 0 <= int(text) < len(label_names):
-            label = int(text)
+        elif number is not None and 0 <= number < len(label_names):
+            label = number
         else:
             label = -1
-        lookup[v] = label
+        lookup[key] = label
         out[i] = label
     return out
 
@@ -55,9 +62,18 @@ class PairClassification(TaskType):
     example_unit = "pairs"
 
     def prepare(self, frame: pd.DataFrame, source: Any, task: Any, where: str) -> pd.DataFrame:
-        for role in ("text_a", "text_b"):
-            col = frame[role].astype(object)
-            frame[role] = col.where(col.notna(), "").astype(str)   # a missing text is empty, not "nan"
+        for role in ("text_a", "text_b"):   # a missing text is empty (counted below), never "nan" or "None"
+            frame[role] = text_column(frame[role].tolist(), where, role, source.column(role), allow_null=True)
+        empty = {role: (frame[role].str.strip() == "").to_numpy() for role in ("text_a", "text_b")}
+        if (empty["text_a"] & empty["text_b"]).any():
+            row = int((empty["text_a"] & empty["text_b"]).argmax())
+            raise XltError(f"row {row} of {where} has no text ({source.column('text_a')!r} and "
+                           f"{source.column('text_b')!r} are both empty); remove the row or fix the file")
+        for role, rows in empty.items():
+            found = np.flatnonzero(rows)
+            if len(found):
+                warn_empty(where, f"an empty {role} ({source.column(role)!r})", len(found), len(frame),
+                           f"row {found[0]}")
         dropped = 0
         if source.drop_labels:
             raw = frame["label"].map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer()
@@ -68,6 +84,11 @@ class PairClassification(TaskType):
             if len(frame) == 0:
                 raise XltError(f"empty split: every row of {where} has a label in drop_labels "
                                f"{list(source.drop_labels)}")
+        for row, value in enumerate(frame["label"].tolist()):   # after drop_labels, which may list "nan"
+            kind = not_a_value(value)
+            if kind is not None:
+                raise XltError(f"row {row} of {where}: label ({source.column('label')!r}) is {kind} ({value!r}), "
+                               "not a label name or id; fix the data")
         labels = _label_ids(frame["label"].tolist(), dict(source.label_map), task.label_names)
         bad = labels < 0
         if bad.any():
