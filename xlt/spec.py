@@ -191,10 +191,7 @@ class RunSpec:
 
     @property
     def model_slug(self) -> str:
-        """A filesystem-safe name for the model: the short name, a local folder's name, the repo name of a hub
-        cache snapshot folder."""
-        name = readable_model_name(self.model).split("/")[-1] or "model"
-        return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        return model_slug(self.model)
 
     def label(self) -> str:
         return f"{self.model_slug}/{self.task}/seed{self.seed}"
@@ -208,6 +205,13 @@ def _check_names(spec: "RunSpec") -> None:
                        f"{readable_model_name(spec.model).split('/')[-1]!r}); pass the checkpoint folder's own path")
     for lang in spec.languages or ():
         check_name("language", lang, "use the task's language codes (xlt tasks show TASK)")
+
+
+def model_slug(model: str) -> str:
+    """A filesystem-safe name for a model: the short name, a local folder's name, the repo name of a hub cache
+    snapshot folder (the folder its records are filed in)."""
+    name = readable_model_name(model).split("/")[-1] or "model"
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def readable_model_name(model: str) -> str:
