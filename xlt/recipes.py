@@ -168,11 +168,19 @@ def build_spec(model: str, task: TaskSpec, seed: int = 1, *, overrides: Mapping[
     return dataclasses.replace(spec, data_revision=planned.data.revision, model_revision=model_revision(str(model)))
 
 
-def explain_spec(spec: RunSpec, task: TaskSpec, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def explain_spec(spec: RunSpec, task: TaskSpec, overrides: Mapping[str, Any] | None = None,
+                 data_dir: Path | str | None = None) -> dict[str, Any]:
     """What `--dry-run` prints: the spec, its run id, where each hyperparameter came from and the config.json
-    values the model rules matched on."""
+    values the model rules matched on; for a protocol beyond zero-shot, the models it would train (what each
+    trains on, is selected on and predicts) and the languages it leaves out for lack of data."""
     config = model_config(spec.model)
     _, where = effective_hparams(spec.model, task, overrides, config=config)
     matched = {k: config.get(k) for k in ("model_type", "family", "hidden_size", "num_hidden_layers",
                                           "vocab_size")} if config else None
-    return {"run_id": spec.run_id, "spec": spec.to_dict(), "hparams_from": where, "model_config": matched}
+    out = {"run_id": spec.run_id, "spec": spec.to_dict(), "hparams_from": where, "model_config": matched}
+    if spec.protocol != "zero-shot":
+        planned = plan_run(task, data_dir_from_env(data_dir), evaluated_languages(spec, task), spec.protocol,
+                           spec.shots).plan
+        out["models"] = {m.key: m.describe() for m in planned.models}
+        out["missing"] = planned.missing
+    return out
