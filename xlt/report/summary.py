@@ -5,6 +5,8 @@ the task's languages, mean over seeds), so the summary never disagrees with `xlt
 (xlt/report/suites.yaml; XTREME by default) says how tasks group and which metrics make a task's score:
 XTREME scores QA tasks as (F1 + EM) / 2. A group average and the overall score exist only when every task
 they need has a value; otherwise the cell names what is missing, so nothing is averaged over fewer tasks.
+A summary is of one protocol (default zero-shot; published rows are zero-shot numbers): runs of different
+protocols are never averaged into one score.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, Sequence
 import yaml
 
 from xlt.errors import XltError
+from xlt.protocols import get_protocol
 from xlt.report.records import AVG, normalize_model_name, split_label, usable_records
 from xlt.report.statistics import Stat
 from xlt.report.tables import DEFAULT_SPLIT, Row, Table, build_table, why_no_rows
@@ -100,6 +103,7 @@ class Summary:
     rows: list[SummaryRow] = field(default_factory=list)
     missing: dict[str, str] = field(default_factory=dict)   # task with records but no rows -> why
     tables: list[Table] = field(default_factory=list)
+    protocol: str = "zero-shot"     # the one protocol whose runs it shows
 
     def caption(self) -> str:
         s = self.suite
@@ -126,14 +130,17 @@ class Summary:
         if any(c.split and c.split != self.split for r in self.rows for c in r.cells.values()):
             parts.append(f"A cell marked (dev set) is not a {self.split} number.")
         where = "the dev set" if self.split == "validation" else f"the {self.split} split"
-        parts.append(f"Measured rows: runs on {where}.")
+        parts.append(f"Measured rows: runs on {where}"
+                     + ("." if self.protocol == "zero-shot" else f", protocol {self.protocol} only (no published "
+                                                                 "rows: those are zero-shot)."))
         return " ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         def stat(s: Stat | None) -> dict[str, Any] | None:
             return None if s is None else {"mean": s.mean, "std": s.std, "n": s.n}
 
-        return {"suite": self.suite.name, "split": self.split, "tasks": self.tasks, "metrics": self.metrics,
+        return {"suite": self.suite.name, "split": self.split, "protocol": self.protocol, "tasks": self.tasks,
+                "metrics": self.metrics,
                 "groups": [{"name": g.name, "tasks": list(g.tasks), "score": list(g.score)} for g in self.groups],
                 "caption": self.caption(), "missing": self.missing,
                 "rows": [{"model": r.model, "kind": r.kind, "overall": r.overall, "groups": r.groups,
@@ -162,20 +169,23 @@ def _cell(table: Table, row: Row, score_metrics: Sequence[str]) -> TaskCell:
 
 def build_summary(results_dir: Path | str, tasks: Sequence[str] | None = None, *, suite: str = DEFAULT_SUITE,
                   split: str = DEFAULT_SPLIT, reference: bool = True, reference_dir: Path | None = None,
-                  records: Records | None = None) -> Summary:
+                  records: Records | None = None, protocol: str = "zero-shot") -> Summary:
     """The summary of `tasks` (default: the suite's) from the records under `results_dir` and the
-    reference files: one row per measured model (configuration) and per published model."""
+    reference files: one row per measured model (configuration) and per published model, of runs under
+    `protocol` only (published rows with zero-shot only)."""
     the_suite = get_suite(suite)
+    get_protocol(protocol)   # an unknown name is an XltError listing them
     records = usable_records(records if records is not None else load_records(results_dir))
     tasks = list(dict.fromkeys(tasks or the_suite.tasks))
     tables = [build_table(t, records, baseline=None, split=split, reference=reference,
-                          reference_dir=reference_dir, also=the_suite.score_metrics(t))
+                          reference_dir=reference_dir, also=the_suite.score_metrics(t), protocol=protocol)
               for t in tasks]
     with_records = {r["spec"]["task"] for r in records.records}
     summary = Summary(the_suite, tasks, {t.task: list(t.metrics) for t in tables},
                       [g for g in the_suite.groups if set(g.tasks) <= set(tasks)], split, tables=tables,
                       missing={t.task: why_no_rows(t.task, t, records) for t in tables
-                               if t.task in with_records and not any(r.kind == "measured" for r in t.rows)})
+                               if t.task in with_records and not any(r.kind == "measured" for r in t.rows)},
+                      protocol=protocol)
     by_key: dict[tuple[str, str], SummaryRow] = {}
     for table in tables:
         for row in table.rows:
