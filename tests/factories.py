@@ -94,6 +94,8 @@ def tiny_checkpoint(out_dir: Path, config: dict, spm_model: Path, num_labels: in
     if labels is not None:
         cfg.update(id2label=dict(enumerate(labels)), label2id={name: i for i, name in enumerate(labels)})
         num_labels = len(labels)
+    if head == "qa":
+        num_labels = 2   # start and end, as every SQuAD-style checkpoint has
     hf_config = AutoConfig.for_model(model_type, num_labels=num_labels, **cfg)
     torch.manual_seed(seed)
     auto = {"classification": AutoModelForSequenceClassification, "mlm": AutoModelForMaskedLM,

@@ -204,7 +204,7 @@ def show(
     model = record.get("model") or {}
     info = RichTable.grid(padding=(0, 2))
     info.add_column(style="bold")
-    info.add_column()
+    info.add_column(overflow="fold")   # long paths wrap, never cut
     fields = [("run_id", record["run_id"]), ("file", str(path)), ("status", record["status"]),
               ("task", spec["task"]), ("model", display_name(record)), ("spec model", spec["model"]),
               ("hub_id", model.get("hub_id")), ("impl", model.get("impl") or spec.get("impl")),
