@@ -306,3 +306,30 @@ def test_evaluated_rows_are_their_own_and_compare_with_significance(nli, shared_
     assert rows["m"].seeds == 1 and rows["m (evaluated)"].seeds == 1   # never one row of two "seeds"
     [delta] = table.deltas                                             # against the fine-tuned row
     assert delta.model == "m (evaluated)" and set(delta.significance) >= {"en", "fr"}
+
+
+def test_eval_options_split_dry_run_and_what_does_not_apply(nli, shared_data, tmp_path):
+    """Would catch: --split not reaching the spec (a validation-only evaluation filed as the full one), a dry run
+    that loads weights or hides the label match, training hyperparameters accepted as if they did something,
+    or a registry (pretrained) model evaluated with a random head."""
+    results = tmp_path / "results"
+    plan = cli.invoke(app, _eval_args(nli["permuted"], shared_data, results, "--dry-run", "--json"))
+    assert plan.exit_code == 0, plan.output
+    plan = json.loads(plan.stdout)
+    assert plan["spec"]["protocol"] == "evaluate" and set(plan["hparams_from"]) == {"max_seq_len", "window_step",
+                                                                                     "eval_batch_size"}
+    assert plan["labels"]["map"]["contradiction"] == "CONTRADICTORY" and load_records(results).records == []
+
+    res = cli.invoke(app, _eval_args(nli["ref"], shared_data, results, "--split", "validation", "-q"))
+    assert res.exit_code == 0, res.output
+    [rec] = load_records(results).records
+    assert rec["spec"]["splits"] == ["validation"] and rec["data"]["evaluated"] == ["validation"]
+    assert rec["data"]["skipped"] == {} and not any(f.startswith("split_not_evaluated") for f in rec["flags"])
+    res = cli.invoke(app, _eval_args(nli["ref"], shared_data, results, "--split", "test"))
+    assert res.exit_code != 0 and "test" in res.output
+    bad = cli.invoke(app, _eval_args(nli["ref"], shared_data, results, "--split", "dev"))
+    assert bad.exit_code == 2 and "its evaluation splits: test, validation" in " ".join(bad.output.split())
+    bad = cli.invoke(app, _eval_args(nli["ref"], shared_data, results, "--set", "lr=1e-5"))
+    assert bad.exit_code == 2 and "does not apply to xlt eval" in bad.output
+    bad = cli.invoke(app, _eval_args("mdeberta-v3-base", shared_data, results))
+    assert bad.exit_code == 2 and "pretrained encoder" in bad.output

@@ -53,13 +53,18 @@ def _check_architecture(config: dict, head, source: str, task_name: str) -> None
 def check_checkpoint(spec, task, ttype) -> tuple[int | None, LabelMatch | None]:
     """What config.json alone tells, before any weight is read: that the checkpoint has the head the task needs,
     its width, and its labels matched to the task's (None, None for a plain encoder). XltError otherwise."""
-    from xlt.models import resolve_model
+    from xlt.models import REGISTRY, resolve_model
     from xlt.models.heads import get_head
 
     head = get_head(ttype.head)
     if head.outputs == 0:   # a plain encoder (the retrieval types): no head to check, no labels
         return None, None
-    config = dict(resolve_model(spec.model).config)
+    info = resolve_model(spec.model)
+    if REGISTRY.get(info.name) is info:   # a registry entry is a pretrained encoder: no task head at all
+        raise XltError(f"{spec.model} is a pretrained encoder (xlt models list) with no fine-tuned head; xlt eval "
+                       "evaluates a checkpoint already fine-tuned for the task (a hub id or folder, or a run that "
+                       f"saved its model). To fine-tune it: xlt run --model {spec.model} --task {task.name}")
+    config = dict(info.config)
     _check_architecture(config, head, spec.model, task.name)
     if not ttype.uses_labels:
         if spec.label_map is not None:
