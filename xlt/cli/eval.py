@@ -95,7 +95,7 @@ def eval_command(
         "--set", help=f"One of {', '.join(EVAL_HPARAMS)} as key=value, repeatable.")] = None,
     label_map: Annotated[Optional[str], typer.Option(
         "--label-map", help="CHECKPOINT_LABEL=TASK_LABEL pairs, comma-separated, where the checkpoint's label "
-                            "names do not say (e.g. LABEL_0=entailment,LABEL_1=neutral,LABEL_2=contradiction).")]
+                            "names do not say, e.g. LABEL_0=entailment,LABEL_1=neutral (docs/eval.md).")]
     = None,
     precision: Annotated[str, typer.Option(help=f"{'|'.join(PRECISIONS)} (as xlt run).")] = "auto",
     impl: Annotated[str, typer.Option(help="auto|native|hf: native DeBERTa or transformers.")] = "auto",
