@@ -6,7 +6,6 @@ import json
 import shutil
 
 import pytest
-from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from tests import factories
@@ -32,31 +31,28 @@ def spread(config):
     return dict(config, initializer_range=0.5)
 
 
-def relabelled(src, dst, order, names, extra=(), architectures=None):
-    """A copy of checkpoint `src` whose head rows are reordered (row i = the original's row order[i]) and whose
-    id2label says so with `names` (row i's label), plus `extra` rows (name, bias): the same function for the
-    original's labels, in another order. Written as save_pretrained writes it (config.json, model.safetensors)."""
-    dst.mkdir(parents=True)
+def relabelled(src, dst, order, names, extra=()):
+    """A copy of checkpoint `src` whose classifier rows are reordered (row i = the original's row order[i]) and
+    whose id2label says so with `names` (row i's label), plus `extra` rows (name, bias) with zero weights: the
+    same function for the original's labels, in another order. Saved with transformers' save_pretrained."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification
+
+    config = AutoConfig.from_pretrained(src)
+    auto = AutoModelForTokenClassification if config.architectures[0].endswith("TokenClassification") \
+        else AutoModelForSequenceClassification
+    state = auto.from_pretrained(src).state_dict()
+    weight, bias = state["classifier.weight"], state["classifier.bias"]
+    state["classifier.weight"] = torch.cat([weight[order], weight.new_zeros(len(extra), weight.shape[1])])
+    state["classifier.bias"] = torch.cat([bias[order], bias.new_tensor([value for _, value in extra])])
+    labels = [*names, *(name for name, _ in extra)]
+    config.id2label, config.label2id = dict(enumerate(labels)), {n: i for i, n in enumerate(labels)}
+    model = auto.from_config(config)
+    model.load_state_dict(state)
+    model.save_pretrained(dst)
     for name in TOKENIZER_FILES:
         if (src / name).is_file():
             shutil.copy(src / name, dst / name)
-    state = load_file(src / "model.safetensors")
-    weight, bias = state["classifier.weight"], state["classifier.bias"]
-    rows, biases = [weight[i] for i in order], [bias[i] for i in order]
-    for _, value in extra:
-        rows.append(weight[0] * 0)
-        biases.append(bias[0] * 0 + value)
-    import torch
-
-    state["classifier.weight"], state["classifier.bias"] = torch.stack(rows), torch.stack(biases)
-    save_file(state, str(dst / "model.safetensors"), metadata={"format": "pt"})
-    config = json.loads((src / "config.json").read_text())
-    labels = [*names, *(name for name, _ in extra)]
-    config["id2label"] = {str(i): n for i, n in enumerate(labels)}
-    config["label2id"] = {n: i for i, n in enumerate(labels)}
-    if architectures:
-        config["architectures"] = architectures
-    (dst / "config.json").write_text(json.dumps(config))
     return dst
 
 
