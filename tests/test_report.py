@@ -15,7 +15,6 @@ from xlt.report import (AVG, GAP, build_report, build_table, default_reference_d
                         normalize_model_name, paired_bootstrap, render, transfer_gap)
 from xlt.names import is_name
 from xlt.results import SCHEMA_VERSION, load_records, new_record, record_path, write_run
-from xlt.spec import RunSpec
 from xlt.tasktypes import TaskType, register
 
 
@@ -64,7 +63,9 @@ def write_toy_run(results, model, seed, values, split="test", status="completed"
     hostile = not is_name(task["name"])   # xlt never writes such a record; one written by hand is still read
     spec = factories.spec(model, "toy" if hostile else task["name"], seed=seed)
     record = new_record(spec, status=status, model={"name": model}, task=task,
-                        metrics={split: {lang: {"accuracy": v, "n": 400} for lang, v in values.items()}})
+                        metrics={split: {lang: {"accuracy": v, "n": 400 if predictions is None else
+                                                int((predictions["lang"] == lang).sum())}
+                                         for lang, v in values.items()}})
     record, predictions = factories.as_written(record, predictions)
     if hostile:
         record["spec"]["task"] = task["name"]
@@ -394,7 +395,7 @@ def test_text_from_records_is_escaped_in_every_format(tmp_path):
 def test_malformed_records_and_unreadable_predictions_never_crash(tmp_path):
     rng = np.random.default_rng(0)
     correct = {lang: rng.random(50) < 0.6 for lang in TOY_LANGS}
-    base = write_toy_run(tmp_path, "xlm-roberta-base", 1, {l: 0.6 for l in TOY_LANGS},
+    base = write_toy_run(tmp_path, "xlm-roberta-base", 1, {l: correct[l].mean() for l in TOY_LANGS},
                          predictions=predictions(correct))
     other = write_toy_run(tmp_path, "other", 1, {l: 0.7 for l in TOY_LANGS}, predictions=predictions(correct))
     other.with_name(other.name.replace(".json", ".predictions.parquet")).write_bytes(b"not parquet")

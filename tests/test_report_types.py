@@ -19,9 +19,7 @@ from tests import factories
 from xlt.report import AVG, GAP, build_report, build_table, render
 from xlt.report.render_summary import render_summary
 from xlt.report.summary import build_summary
-from xlt.atomic import atomic_path
-from xlt.results import load_records, new_record, predictions_path, write_run
-from xlt.spec import RunSpec
+from xlt.results import load_records, new_record, write_run
 from xlt.tasktypes import TaskType, register
 
 

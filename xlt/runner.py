@@ -11,8 +11,9 @@ train and select steps skipped, visibly (an event, `steps` in the record) and it
 null`; so has a spec whose protocol evaluates a checkpoint as it is (`xlt eval`: `RunSpec.fine_tunes` is
 False), whose set up loads the checkpoint's own trained head with its labels matched to the task's by name
 (xlt.checkpoint_eval) instead of the type's fresh head. With `save_model` the selected model is kept under
-`<results_dir>/models/` (xlt.saved_models; step "save model"). Nothing here asks which type it runs. `execute` never raises for a failed run: any exception (a user
-error such as an unknown model, a NaN loss, an out-of-memory, a bug) comes back as a record with status
+`<results_dir>/models/` (xlt.saved_models; step "save model"). Nothing here asks which type it runs.
+`execute` never raises for a failed run: any exception (a user error such as an unknown model, a NaN loss, an
+out-of-memory, a bug) comes back as a record with status
 "failed" and `error = {type, message, traceback_tail, stage}`, stage being "setup" (nothing trained), "train"
 or "evaluate"; its predictions are None. Only KeyboardInterrupt and other BaseExceptions that are not
 Exceptions (SystemExit, a simulated kill in the tests) propagate. `execute` writes no record; with a

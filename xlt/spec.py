@@ -218,10 +218,7 @@ class RunSpec:
 
     @property
     def model_slug(self) -> str:
-        """A filesystem-safe name for the model: the short name, a local folder's name, the repo name of a hub
-        cache snapshot folder."""
-        name = readable_model_name(self.model).split("/")[-1] or "model"
-        return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        return model_slug(self.model)
 
     def label(self) -> str:
         return f"{self.model_slug}/{self.task}/seed{self.seed}"
@@ -274,6 +271,13 @@ def parse_label_map(text: str) -> tuple[tuple[str, str], ...]:
     if not pairs:
         raise XltError("--label-map is empty; give CHECKPOINT_LABEL=TASK_LABEL pairs or drop the option")
     return tuple(pairs)
+
+
+def model_slug(model: str) -> str:
+    """A filesystem-safe name for a model: the short name, a local folder's name, the repo name of a hub cache
+    snapshot folder (the folder its records are filed in)."""
+    name = readable_model_name(model).split("/")[-1] or "model"
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def readable_model_name(model: str) -> str:

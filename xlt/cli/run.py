@@ -9,7 +9,6 @@ Everything printed that a user wrote (model, task, names, messages) is escaped: 
 
 from __future__ import annotations
 
-import dataclasses
 import shlex
 from pathlib import Path
 from typing import Annotated, Any, Optional

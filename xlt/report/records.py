@@ -179,14 +179,13 @@ class TaskView:
 
 def task_view(task: str, records: Sequence[Mapping[str, Any]], reference: pd.DataFrame, frame: pd.DataFrame,
               also: Sequence[str] = ()) -> TaskView:
-    """The layout of `task`'s table: from the newest record's task block that lists languages, completed by the
-    reference file's and the measured languages (a task with no runs: the reference file alone)."""
+    """The layout of `task`'s table: from the newest record's task block that lists languages (a task with no
+    runs: the reference file's languages)."""
     infos = [dict(r.get("task") or {}) for r in records if r["spec"]["task"] == task]
     info = next((i for i in reversed(infos) if i.get("languages")), infos[-1] if infos else {})
     languages = list(info.get("languages") or [])
-    for lang in [*reference["lang"], *frame["lang"]]:
-        if lang != AVG and lang not in languages:
-            languages.append(lang)
+    if not languages:   # no record says which: the languages measured or published (a task with no runs)
+        languages = [lang for lang in dict.fromkeys([*reference["lang"], *frame["lang"]]) if lang != AVG]
     source = info.get("source_lang") or ("en" if "en" in languages else (languages[0] if languages else ""))
     available = list(dict.fromkeys([*frame["metric"], *reference["metric"]]))
     primary = info.get("primary_metric") or ("accuracy" if (not available or "accuracy" in available)

@@ -49,6 +49,7 @@ class Row:
     more: dict[str, dict[str, Stat]] = field(default_factory=dict)   # the other shown metrics' cells
     collapsed: list[str] = field(default_factory=list)   # languages whose predictions collapsed to one class
     dev: bool | None = None        # a dev-set row beside a test set (TaskView.is_dev); None: not test = dev
+    subset: tuple[str, ...] = ()   # the languages of a run evaluated on a subset (`--languages`); () = all
 
     @property
     def label(self) -> str:
@@ -115,13 +116,13 @@ class Table:
         out = {}
         for col in self.columns:
             vals = [round(r.cells[col].mean, 1) for r in self.rows
-                    if col in r.cells and not (col == GAP and r.collapsed)]
+                    if col in r.cells and not (col == GAP and (r.collapsed or r.subset))]
             if vals:
                 out[col] = min(vals) if col == GAP else max(vals)
         return out
 
     def is_best(self, row: Row, col: str) -> bool:
-        if len(self.rows) < 2 or col not in row.cells or (col == GAP and row.collapsed):
+        if len(self.rows) < 2 or col not in row.cells or (col == GAP and (row.collapsed or row.subset)):
             return False
         return round(row.cells[col].mean, 1) == self.best().get(col)
 
@@ -239,10 +240,12 @@ def _measured_rows(frame: pd.DataFrame, view: TaskView, split: str,
             if not run_ids:
                 continue
             name = f"{model} ({labels[config]})" if labels[config] else str(model)
+            subset = tuple(json.loads(config).get("languages") or ())
             rows.append(Row(model=name, kind="measured", split=split, cells=stats[view.metric],
                             seeds=len(run_ids), run_ids=run_ids, config=config,
                             more={m: stats[m] for m in view.metrics[1:]},
-                            collapsed=_collapsed(records, run_ids, split), dev=view.is_dev(split)))
+                            collapsed=_collapsed(records, run_ids, split), dev=view.is_dev(split),
+                            subset=subset))
     return rows
 
 
@@ -392,12 +395,14 @@ def build_table(task: str, records: Records | None = None, *, baseline: str | No
     ref = reference_for(task, reference_dir, named) if reference else empty_reference()
     frame = runs_frame(task_records)
     view = task_view(task, task_records, ref, frame, also)
+    frame, ref = _only_the_tasks_languages(table_notes := [], view, frame, ref)
     split = view.evaluation_split(split)
     other_splits = sorted(set(frame["split"]) - {split})
     frame = frame[frame["split"] == split]
     table = Table(task=task, metrics=view.metrics, split=split, languages=view.languages,
                   source_lang=view.source_lang, n_resamples=n_resamples, metric_caption=view.metric_caption(),
                   type_name=view.type_name, description=str(view.info.get("description") or "").strip())
+    table.notes += table_notes
     table.rows = _published_rows(ref, view) + _measured_rows(frame, view, split, task_records)
     if not any(r.kind == "measured" for r in table.rows) and other_splits:
         table.notes.append(f"Runs of {task} have no {split} results (they have {', '.join(other_splits)}); "
@@ -406,6 +411,20 @@ def build_table(task: str, records: Records | None = None, *, baseline: str | No
     if baseline:
         _add_deltas(table, baseline, records, view, n_resamples, seed)
     return table
+
+
+def _only_the_tasks_languages(notes: list[str], view: TaskView, frame: pd.DataFrame, ref: pd.DataFrame
+                              ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Runs' and reference rows of the task's languages only (the records' task block says which): a language
+    that is not the task's never enters a cell, an average or a gap."""
+    if not view.info.get("languages"):
+        return frame, ref
+    keep = set(view.languages)
+    stray = sorted({*frame["lang"], *ref["lang"]} - keep - {AVG})
+    if stray:
+        notes.append(f"Left out: {', '.join(stray)}, not a language of {view.name} (records or reference file "
+                     "name it).")
+    return frame[frame["lang"].isin(keep)], ref[ref["lang"].isin(keep | {AVG})]
 
 
 def _add_row_notes(table: Table) -> None:
@@ -419,6 +438,9 @@ def _add_row_notes(table: Table) -> None:
         if row.collapsed:
             table.notes.append(f"{row.model}: predictions collapsed to one class on {', '.join(row.collapsed)}; "
                                "its gap is not a transfer measure and is never bolded.")
+        if row.subset:
+            table.notes.append(f"{row.model}: evaluated on {', '.join(row.subset)} only (--languages); its gap is "
+                               "over those languages, never bolded or compared with runs of every language.")
         if row.kind == "published" and AVG in row.cells:
             mean = macro_average({l: row.cells[l].mean for l in table.languages if l in row.cells},
                                  table.languages)
@@ -440,8 +462,10 @@ def _add_deltas(table: Table, baseline: str, records: Records, view: TaskView, n
     for row in (measured or table.rows):
         if row is base:
             continue
+        # a gap over a subset of languages is not comparable with a gap over other languages
+        comparable = lambda c: c != GAP or row.subset == base.subset   # noqa: E731
         cells = {c: row.cells[c].mean - base.cells[c].mean for c in table.columns
-                 if c in row.cells and c in base.cells}
+                 if c in row.cells and c in base.cells and comparable(c)}
         sig = {}
         if row.kind == "measured" and base.kind == "measured":
             sig = _significance(row, base, runs, view, table.split, n_resamples, seed, table.notes,

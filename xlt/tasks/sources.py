@@ -8,13 +8,12 @@ CoNLL; QA: json as SQuAD). Files named by `files:` are read as they are. The row
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
 from xlt.data import SplitData
 from xlt.errors import XltError
