@@ -27,6 +27,7 @@ from xlt.report.statistics import N_RESAMPLES, Bootstrap, Stat, aggregate, macro
     transfer_gap
 from xlt import formulas
 from xlt.results import PredictionsMismatch, Records, load_predictions, load_records, prediction_statistics
+from xlt.spec import EVALUATE_ONLY
 
 DEFAULT_BASELINE = "xlm-roberta-base"   # the one default baseline of xlt (report, leaderboard, CLI)
 DEFAULT_SPLIT = "test"
@@ -325,7 +326,9 @@ def _find_baseline(rows: list[Row], baseline: str, split: str) -> Row | None:
     that print every language."""
     want = normalize_model_name(baseline)
     matches = [r for r in rows if want in (normalize_model_name(r.model), normalize_model_name(r.model.split(" (")[0]))]
-    rank = lambda r: (r.kind != "measured", r.split != split, r.subset)   # noqa: E731
+    evaluated = tuple(f" ({word})" for word in EVALUATE_ONLY.values())
+    # measured first, fine-tuned before evaluated-only (`xlt eval`) rows of the same name, then the same split
+    rank = lambda r: (r.kind != "measured", r.model.endswith(evaluated), r.split != split, r.subset)   # noqa: E731
     return min(matches, key=rank) if matches else None
 
 
