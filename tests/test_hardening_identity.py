@@ -131,7 +131,7 @@ def test_a_subset_runs_gap_is_marked_and_never_compared_with_a_full_run(tmp_path
     write_run(tmp_path, *factories.as_written(record, part))
     table = build_table("xnli", load_records(tmp_path), reference=False)
     subset = next(r for r in table.rows if r.model.startswith("subset-model"))
-    assert subset.subset == tuple(LANGS[:2]) and "gap" in subset.cells and not table.is_best(subset, "gap")
+    assert subset.only_languages == tuple(LANGS[:2]) and "gap" in subset.cells and not table.is_best(subset, "gap")
     (delta,) = table.deltas
     assert "gap" not in delta.cells and LANGS[0] in delta.cells
     assert any("evaluated on" in note and "never bolded or compared" in note for note in table.notes)

@@ -19,7 +19,8 @@ from xlt.errors import XltError
 from xlt.results import spec_record_path
 from xlt.runner import checkpoint_dir
 from xlt.recipes import effective_hparams
-from xlt.spec import (IMPLS, PRECISIONS, PROTOCOLS, Hyperparams, RunSpec, check_hparams, parse_sets)
+from xlt.spec import (EVALUATE_ONLY, IMPLS, PRECISIONS, PROTOCOLS, Hyperparams, RunSpec, check_hparams,
+                      parse_sets)
 from xlt.tasks import get_task
 
 
@@ -57,6 +58,11 @@ SPEC_FIELDS = {
     "task_revision": st.none() | names,
     "model_revision": st.none() | names,
     "protocol": st.sampled_from(PROTOCOLS),
+    "splits": st.none() | st.lists(st.sampled_from(["test", "validation", "dev"]), min_size=1, max_size=3,
+                                   unique=True).map(lambda x: tuple(sorted(x))),
+    # only with a protocol that evaluates (specs() drops it otherwise): (checkpoint label, task label) pairs
+    "label_map": st.none() | st.lists(st.tuples(names, names), min_size=1, max_size=3,
+                                      unique_by=lambda pair: pair[0]).map(lambda x: tuple(sorted(x))),
 }
 HPARAM_FIELDS = {
     "lr": st.floats(1e-7, 1.0, **finite),
@@ -97,8 +103,10 @@ def hparams(draw):
 
 @st.composite
 def specs(draw):
-    values = {name: draw(strategy) for name, strategy in SPEC_FIELDS.items()}
-    return RunSpec(**_with_shots(values, draw), hparams=draw(hparams()))
+    fields = {name: draw(strategy) for name, strategy in SPEC_FIELDS.items()}
+    if fields["protocol"] not in EVALUATE_ONLY:
+        fields["label_map"] = None   # a label map belongs to a checkpoint evaluated as it is
+    return RunSpec(**_with_shots(fields, draw), hparams=draw(hparams()))
 
 
 def test_every_field_has_a_strategy():
@@ -112,6 +120,10 @@ def test_every_field_has_a_strategy():
 def test_changing_any_spec_field_changes_the_run_id(spec, field, data):
     """Catches a field left out of the hash (e.g. max_train_samples or the data revision): a different run
     would be found as "completed" and skipped."""
+    if field == "label_map":
+        spec = dataclasses.replace(spec, protocol="evaluate", shots=None)
+    if field == "protocol":
+        spec = dataclasses.replace(spec, label_map=None)
     value = data.draw(SPEC_FIELDS[field].filter(lambda v: v != getattr(spec, field)))
     changes = {field: value}
     if field == "protocol":
@@ -125,10 +137,10 @@ def test_changing_any_spec_field_changes_the_run_id(spec, field, data):
 @given(spec=specs(), shots=SHOTS)
 def test_changing_the_shots_changes_the_run_id(spec, shots):
     """Catches few-shot's K left out of the hash: 10 and 100 shots per language are different experiments."""
-    few = dataclasses.replace(spec, protocol="few-shot", shots=shots)
+    few = dataclasses.replace(spec, protocol="few-shot", shots=shots, label_map=None)
     other = dataclasses.replace(few, shots=shots + 1)
-    assert other.run_id != few.run_id and few.run_id != dataclasses.replace(spec, protocol="zero-shot",
-                                                                            shots=None).run_id
+    assert other.run_id != few.run_id and few.run_id != dataclasses.replace(few, protocol="zero-shot",
+                                                                           shots=None).run_id
 
 
 @pytest.mark.parametrize("field", sorted(HPARAM_FIELDS))

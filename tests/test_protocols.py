@@ -143,6 +143,25 @@ def test_each_protocol_plans_its_models_their_data_and_what_each_predicts():
         assert few[lang].predicts == (DataRef("test", lang),)   # never the split the shots come from
 
 
+def test_one_registry_lists_every_protocol_and_whether_it_trains():
+    """Catches a second list of protocols drifting from the registry (a spec accepting a protocol no plan
+    knows, or `xlt eval`'s records treated as fine-tuned), and evaluate planned with training data."""
+    from xlt.protocols import PROTOCOLS as REGISTRY
+    from xlt.spec import EVALUATE_ONLY, PROTOCOLS, RunSpec
+
+    assert PROTOCOLS == tuple(REGISTRY) == ("zero-shot", "translate-train-all", "translate-train", "translate-test",
+                                            "few-shot", "evaluate")
+    assert {name for name, p in REGISTRY.items() if not p.trains} == set(EVALUATE_ONLY) == {"evaluate"}
+    assert EVALUATE_ONLY["evaluate"] == "evaluated"
+    assert [RunSpec("m", "xnli", protocol=p, shots=4 if p == "few-shot" else None).fine_tunes
+            for p in PROTOCOLS] == [REGISTRY[p].trains for p in PROTOCOLS]
+    [model] = plan_models("evaluate", LAYOUT, lambda ref: True).models
+    assert model.train == () and model.select is None and model.languages == ["en", "fr", "de"]
+    with pytest.raises(XltError, match="shown with zero-shot's"):
+        from xlt.report.summary import build_summary
+        build_summary("unused", ["xnli"], reference=False, records=None, protocol="evaluate")
+
+
 def test_a_language_without_its_data_is_left_out_and_named():
     """Catches a missing translation silently training or evaluating with something else."""
     no_german = lambda ref: not (ref.lang == "de" and ref.kind != ORIGINAL)   # noqa: E731
@@ -371,6 +390,15 @@ def test_few_shot_continues_the_selected_source_model_with_the_fixed_recipe(data
     assert rec["protocol"]["models"]["fr"]["continues"] == "en"
     assert rec["protocol"]["models"]["fr"]["selection"]["criterion"].startswith("none")
     assert set(rec["metrics"]["validation"]) == {"en"} and set(rec["metrics"]["test"]) == {"en", "fr", "de"}
+
+
+def test_save_model_is_refused_for_a_protocol_of_several_models(data, tiny_deberta_v3, tmp_path):
+    """Catches --save-model keeping one language's model of translate-train as if it were the run's."""
+    out = runner.execute(spec_for(tiny_deberta_v3, data, "translate-train"), data_dir=data,
+                         results_dir=tmp_path / "results", save_model=True)
+    assert out.record["status"] == "failed" and out.record["error"]["stage"] == "setup"
+    assert "--save-model keeps a run's one model, but protocol translate-train trains 3 (en, fr, de)" in \
+        out.record["error"]["message"]
 
 
 def test_a_missing_translation_leaves_its_language_out_and_says_so(data, tiny_deberta_v3):

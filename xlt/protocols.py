@@ -23,7 +23,8 @@ as a `Layout`, and which data exists as `has(ref)` (xlt/tasks/protocol_data.py a
                          drawn with the run's seed from a split the task file names (never evaluated for that
                          language), with FEW_SHOT_RECIPE (Lauscher et al. 2020, "From Zero to Hero")
 
-A protocol that evaluates a checkpoint as it is (`xlt eval`: "evaluate") is one more entry with `trains=False`.
+    evaluate             no training: the checkpoint's own trained head (`xlt eval`, xlt.checkpoint_eval), as it
+                         is, predicts every language; its rows in reports say "(evaluated)" (`row_word`)
 This module imports nothing of xlt but its errors (it is on the ground floor, beside spec.py).
 """
 
@@ -37,6 +38,7 @@ from typing import Any, Callable, Sequence
 from xlt.errors import XltError
 
 ZERO_SHOT = "zero-shot"
+EVALUATE = "evaluate"
 ORIGINAL = "original"                 # a split as the task's sources serve it
 TRANSLATE_TRAIN = "translate-train"   # the train split machine-translated into a target language
 TRANSLATE_TEST = "translate-test"     # a target language's evaluation split machine-translated into the source
@@ -52,6 +54,7 @@ class Protocol:
     summary: str                       # one line: what it trains on, selects on and evaluates
     data: tuple[str, ...] = ()         # data kinds beyond the task's own splits (DATA_KINDS) it reads
     takes_shots: bool = False          # needs --shots K
+    row_word: str | None = None        # a word reports add to a row of this protocol ("m (evaluated)")
 
 
 PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (
@@ -64,6 +67,8 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (
              "translated into the source language", data=(TRANSLATE_TEST,)),
     Protocol(FEW_SHOT, True, "the source-language model continued per target language on K examples of it "
              "(Lauscher et al. 2020)", data=(FEW_SHOT,), takes_shots=True),
+    Protocol(EVALUATE, False, "no training: the checkpoint's own head evaluated as it is on every language "
+             "(xlt eval)", row_word="evaluated"),
 )}
 
 # Continuing on the shots (Lauscher et al. 2020, "From Zero to Hero", section 5: fine-tune on the source
@@ -79,6 +84,14 @@ def get_protocol(name: str) -> Protocol:
     if name not in PROTOCOLS:
         raise XltError(f"unknown protocol {name!r}; available: {', '.join(PROTOCOLS)}")
     return PROTOCOLS[name]
+
+
+def check_report_protocol(name: str) -> None:
+    """A protocol a report can show on its own (`--protocol`): every one but those that evaluate a checkpoint
+    as it is, whose rows ("m (evaluated)") are shown with zero-shot's."""
+    if not get_protocol(name).trains:
+        raise XltError(f"rows of protocol {name} (a checkpoint evaluated as it is, named \"<model> (evaluated)\") "
+                       f"are shown with {ZERO_SHOT}'s: use --protocol {ZERO_SHOT}")
 
 
 def check_shots(protocol: str, shots: Any) -> None:
@@ -204,7 +217,9 @@ def plan_models(protocol: Protocol | str, layout: Layout, has: Callable[[DataRef
             plan.missing.setdefault(lang, []).extend(gaps)
         return bool(gaps)
 
-    if name in (ZERO_SHOT, TRANSLATE_TEST):
+    if not protocol.trains:   # the checkpoint as it is: nothing to train or select on
+        plan.models.append(ModelPlan(src, (), None, predicts(layout.languages)))
+    elif name in (ZERO_SHOT, TRANSLATE_TEST):
         kind = TRANSLATE_TEST if name == TRANSLATE_TEST else ORIGINAL
         plan.models.append(ModelPlan(src, (train,), dev, predicts(layout.languages, kind)))
     elif name == "translate-train-all":
@@ -226,8 +241,7 @@ def plan_models(protocol: Protocol | str, layout: Layout, has: Callable[[DataRef
                 plan.models.append(ModelPlan(lang, (pool,), None, predicts([lang], skip=split), start=src,
                                              shots=layout.shots))
     else:
-        why = "does not train" if not protocol.trains else "is not one this version plans"
-        raise XltError(f"protocol {name!r} has no training plan ({why})")
+        raise XltError(f"protocol {name!r} has no plan in this version of xlt")
     for model in [m for m in plan.models[1:] if not m.predicts]:   # a target model with nothing to evaluate
         plan.models.remove(model)
         plan.missing.setdefault(model.key, []).append("an evaluation split other than its training data")

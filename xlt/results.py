@@ -23,7 +23,10 @@ Record schema (version 2):
                     statistics, so reports need neither the task file nor the task type
     metrics         {split: {lang: {<metric>: fraction in [0, 1], "n": example count, "n_<unit>": other counts}}}
     selection       {criterion, best_step, best_value, history: [{step, value}]}, or null for a run that did
-                    not train (`steps` says why)
+                    not train (`steps` says why; protocol "evaluate", `xlt eval`, never trains: its `model.labels`
+                    keeps how the checkpoint's labels were matched to the task's, xlt.labelmatch)
+    saved_model     {path (relative to the results folder), bytes}: the model `xlt run --save-model` kept
+                    (optional)
     steps           {step name: "ran" | "skipped: <why>"} (set up, read data, featurize, train, select, evaluate)
     timing          {train_s, eval_s, train_tokens_per_s, eval_examples_per_s}
     env             {xlt, torch, transformers, datasets, python, platform, device, git_sha, data_revision}
@@ -60,7 +63,7 @@ from xlt.errors import XltError
 from xlt.names import inside
 from xlt.paths import cache_home
 from xlt.record_schema import SCHEMA_VERSION, installed_type, is_count, record_problem, upgrade
-from xlt.spec import RunSpec, model_slug
+from xlt.spec import EVALUATE_ONLY, RunSpec, model_slug
 
 PREDICTION_KEYS = ["split", "lang", "idx"]          # every type's predictions start with these
 STAT_PREFIX = "stat_"   # predictions columns holding each example's statistics (what the bootstrap resamples)
@@ -356,9 +359,13 @@ def metrics_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
 
 
 def display_name(record: Mapping[str, Any]) -> str:
-    """The name reports show for a record's model: `--name`, else the registry name, else the spec's model."""
+    """The name reports show for a record's model: `--name`, else the registry name, else the spec's model; a
+    record of a protocol that only evaluates gets its word ("mdeberta-xnli (evaluated)"), so its row is never
+    averaged with fine-tuned seeds of a model of the same name."""
     model = record.get("model") or {}
-    return str(model.get("display_name") or model.get("name") or record["spec"]["model"])
+    name = str(model.get("display_name") or model.get("name") or record["spec"]["model"])
+    word = EVALUATE_ONLY.get(str(record["spec"].get("protocol")))
+    return f"{name} ({word})" if word else name
 
 
 def _version(package: str) -> str | None:

@@ -19,6 +19,7 @@ import pandas as pd
 
 from xlt.errors import XltError
 from xlt.paths import reference_dir
+from xlt.report.suites import suite_languages
 from xlt.results import Records, display_name, load_records, metrics_frame, record_problem
 
 AVG = "avg"
@@ -131,6 +132,15 @@ def protocol_of(spec: Mapping[str, Any]) -> str:
     return f"{name} ({spec['shots']} shots)" if spec.get("shots") else name
 
 
+def row_group(spec: Mapping[str, Any]) -> str:
+    """The group of table rows a record's runs sit in: its protocol (`protocol_of`), except a checkpoint
+    evaluated as it is (protocol "evaluate", `xlt eval`): its rows, named "m (evaluated)", sit with the
+    zero-shot rows they are compared with, since xlt used nothing of the target languages for either."""
+    from xlt.spec import EVALUATE_ONLY
+
+    return ZERO_SHOT if spec.get("protocol") in EVALUATE_ONLY else protocol_of(spec)
+
+
 def runs_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """`metrics_frame` of the completed records with values in percent points: the one place records'
     fractions (0..1) become percent. Count keys ("n_<unit>") are dropped; `config` is the run's spec
@@ -142,7 +152,7 @@ def runs_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     configs = {r["run_id"]: json.dumps({k: v for k, v in r["spec"].items() if k != "seed"}, sort_keys=True)
                for r in records}
     frame["config"] = frame["run_id"].map(configs)
-    frame["protocol"] = frame["run_id"].map({r["run_id"]: protocol_of(r["spec"]) for r in records})
+    frame["protocol"] = frame["run_id"].map({r["run_id"]: row_group(r["spec"]) for r in records})
     return frame
 
 
@@ -153,7 +163,8 @@ def runs_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 @dataclass
 class TaskView:
     """How a task's table is laid out: languages in order, source language, the metrics shown in a cell
-    (the first ranks rows and carries Δ and significance), all from the records' task block."""
+    (the first ranks rows and carries Δ and significance), all from the records' task block; for a task with no
+    records, from a suite's language list (xlt.report.suites) and the reference file."""
 
     name: str
     languages: list[str]
@@ -161,6 +172,8 @@ class TaskView:
     metrics: list[str]
     type_name: str | None = None
     info: dict[str, Any] = field(default_factory=dict)   # the newest record's task block ({} without records)
+    task_languages: list[str] = field(default_factory=list)   # the task's own languages, [] if unknown
+    eval_splits: list[str] = field(default_factory=list)      # the splits the task is evaluated on, [] if unknown
 
     @property
     def metric(self) -> str:
@@ -173,15 +186,14 @@ class TaskView:
     def evaluation_split(self, split: str) -> str:
         """The split asked for, except that "test" of a task with one evaluation split that is not called
         test (XQuAD's hub split is "validation") means that split: the task's held-out evaluation set."""
-        splits = self.info.get("eval_splits") or []
-        if split == "test" and len(splits) == 1 and splits[0] != "test":
-            return splits[0]
+        if split == "test" and len(self.eval_splits) == 1 and self.eval_splits[0] != "test":
+            return self.eval_splits[0]
         return split
 
     def is_dev(self, split: str) -> bool:
         """Is `split` a dev set beside a test set? A task whose only evaluation split the hub calls
         "validation" (XQuAD, TyDiQA-GoldP) evaluates on it: that split is its test set."""
-        splits = self.info.get("eval_splits") or ["test", "validation"]
+        splits = self.eval_splits or ["test", "validation"]
         return split != "test" and len(splits) > 1
 
     def metric_caption(self) -> str:
@@ -190,13 +202,16 @@ class TaskView:
 
 def task_view(task: str, records: Sequence[Mapping[str, Any]], reference: pd.DataFrame, frame: pd.DataFrame,
               also: Sequence[str] = ()) -> TaskView:
-    """The layout of `task`'s table: from the newest record's task block that lists languages (a task with no
-    runs: the reference file's languages)."""
+    """The layout of `task`'s table: from the newest record's task block that lists languages. A task with no
+    runs takes its languages from a suite (XTREME's scorer lists every task's languages), else from the reference
+    file and the measured languages, and its evaluation splits from the splits its published rows are on (XQuAD's
+    one split, "validation", is its test set)."""
     infos = [dict(r.get("task") or {}) for r in records if r["spec"]["task"] == task]
     info = next((i for i in reversed(infos) if i.get("languages")), infos[-1] if infos else {})
-    languages = list(info.get("languages") or [])
-    if not languages:   # no record says which: the languages measured or published (a task with no runs)
-        languages = [lang for lang in dict.fromkeys([*reference["lang"], *frame["lang"]]) if lang != AVG]
+    known = list(info.get("languages") or []) or suite_languages(task)
+    # no record or suite says which: the languages measured or published
+    languages = known or [lang for lang in dict.fromkeys([*reference["lang"], *frame["lang"]]) if lang != AVG]
+    splits = list(info.get("eval_splits") or ([] if info else dict.fromkeys(reference["split"])))
     source = info.get("source_lang") or ("en" if "en" in languages else (languages[0] if languages else ""))
     available = list(dict.fromkeys([*frame["metric"], *reference["metric"]]))
     primary = info.get("primary_metric") or ("accuracy" if (not available or "accuracy" in available)
@@ -204,4 +219,4 @@ def task_view(task: str, records: Sequence[Mapping[str, Any]], reference: pd.Dat
     # a task with no runs shows the metrics its reference file has
     cell = info.get("report_metrics") or ([] if info else available)
     shown = list(dict.fromkeys([primary, *(m for m in [*cell, *also] if m in available)]))
-    return TaskView(task, languages, source, shown, info.get("type"), info)
+    return TaskView(task, languages, source, shown, info.get("type"), info, known, splits)

@@ -23,18 +23,23 @@ import pandas as pd
 from xlt.errors import XltError
 from xlt.protocols import PROTOCOLS
 from xlt.report.records import (AVG, ZERO_SHOT, TaskView, default_reference_dir, empty_reference,
-                                normalize_model_name, protocol_of, reference_for, runs_frame, split_label, task_view,
+                                normalize_model_name, reference_for, row_group, runs_frame, split_label, task_view,
                                 usable_records)
 from xlt.report.statistics import N_RESAMPLES, Bootstrap, Stat, aggregate, macro_average, paired_bootstrap, \
     transfer_gap
 from xlt import formulas
 from xlt.results import PredictionsMismatch, Records, load_predictions, load_records, prediction_statistics
+from xlt.spec import EVALUATE_ONLY
 
 DEFAULT_BASELINE = "xlm-roberta-base"   # the one default baseline of xlt (report, leaderboard, CLI)
 DEFAULT_SPLIT = "test"
 SPLITS = ("test", "validation")
 GAP = "gap"
 COLLAPSED_FLAG = "collapsed_predictions:"
+# Where a published row's avg comes from: the source prints it, or it is the mean of the printed per-language
+# values (only when they cover every language of the task).
+PUBLISHED_AVG = "published avg"
+PRINTED_MEAN = "mean of printed"
 
 
 @dataclass
@@ -50,14 +55,32 @@ class Row:
     more: dict[str, dict[str, Stat]] = field(default_factory=dict)   # the other shown metrics' cells
     collapsed: list[str] = field(default_factory=list)   # languages whose predictions collapsed to one class
     dev: bool | None = None        # a dev-set row beside a test set (TaskView.is_dev); None: not test = dev
-    subset: tuple[str, ...] = ()   # the languages of a run evaluated on a subset (`--languages`); () = all
-    protocol: str = ZERO_SHOT      # its runs' protocol (records.protocol_of); published rows are zero-shot
+    only_languages: tuple[str, ...] = ()   # runs evaluated on some languages only (`--languages`); () = all
+    avg_kind: str = ""             # published rows: PUBLISHED_AVG, PRINTED_MEAN, or "" (no average)
+    printed: int = 0               # published rows: how many of the task's languages the source prints ...
+    of: int = 0                    # ... out of how many (0: the task's languages are unknown)
+    protocol: str = ZERO_SHOT      # its runs' group (records.row_group); published rows are zero-shot
 
     @property
     def label(self) -> str:
+        """"published, test", "xlt, dev set", "published, test, 8 of 40 languages" (a subset)."""
+        return self.result + (f", {self.coverage}" if self.subset else "")
+
+    @property
+    def result(self) -> str:
         return f"{'published' if self.kind == 'published' else 'xlt'}, " + \
             (split_label(self.split) if self.is_dev else self.split) + \
             ("" if self.protocol == ZERO_SHOT else f", {self.protocol}")
+
+    @property
+    def subset(self) -> bool:
+        """A published row that prints some, not all, of the task's languages: its own mean would be an
+        average over those languages only, so it never stands as the task's average (nor its gap)."""
+        return self.kind == "published" and 0 < self.printed < self.of
+
+    @property
+    def coverage(self) -> str:
+        return f"{self.printed} of {self.of} languages"
 
     @property
     def is_dev(self) -> bool:
@@ -121,14 +144,14 @@ class Table:
         rows = [r for r in self.rows if r.protocol == protocol]
         for col in self.columns:
             vals = [round(r.cells[col].mean, 1) for r in rows
-                    if col in r.cells and not (col == GAP and (r.collapsed or r.subset))]
+                    if col in r.cells and not (col == GAP and (r.collapsed or r.only_languages))]
             if vals:
                 out[col] = min(vals) if col == GAP else max(vals)
         return out
 
     def is_best(self, row: Row, col: str) -> bool:
         peers = sum(r.protocol == row.protocol for r in self.rows)
-        if peers < 2 or col not in row.cells or (col == GAP and (row.collapsed or row.subset)):
+        if peers < 2 or col not in row.cells or (col == GAP and (row.collapsed or row.only_languages)):
             return False
         return round(row.cells[col].mean, 1) == self.best(row.protocol).get(col)
 
@@ -153,9 +176,16 @@ class Table:
             if any(r.kind == "published" and r.is_dev for r in self.rows):
                 parts[-1] += "; a dev-set number is not a test number"
             parts[-1] += "."
+        published = [r for r in self.rows if r.kind == "published"]
         parts.append(f"avg = unweighted macro average over the {n} languages"
-                     + (" (published rows: the average as published)." if any(r.kind == "published"
-                                                                            for r in self.rows) else "."))
+                     + (" (published rows: the average as published" if published else "")
+                     + (f"; '{PRINTED_MEAN}' marks the mean of a row's printed values where its source prints "
+                        "no average" if any(r.avg_kind == PRINTED_MEAN for r in published) else "")
+                     + (")." if published else "."))
+        if any(r.subset for r in published):
+            parts.append("A published row marked 'k of N languages' prints only those languages: its avg is the "
+                         "source's average over the whole task, or – where none is published, never the mean of "
+                         "the k printed values, and it has no gap.")
         others = "the other language" if n == 2 else f"the mean of the other {n - 1} languages"
         parts.append(f"gap = transfer gap, {self.source_lang} minus {others} "
                      "(lower is better). Bold: best per column.")
@@ -184,6 +214,8 @@ class Table:
                 "rows": [{"model": r.model, "kind": r.kind, "split": r.split, "label": r.label,
                           "protocol": r.protocol, "seeds": r.seeds,
                           "source": r.source, "run_ids": r.run_ids, "collapsed": r.collapsed,
+                          "avg_kind": r.avg_kind or None, "subset": r.subset,
+                          "languages_printed": [r.printed, r.of] if r.kind == "published" else None,
                           "best": [c for c in self.columns if self.is_best(r, c)], "cells": cells(r)}
                          for r in self.rows],
                 "deltas": [{"model": d.model, "baseline": d.baseline, "versus": d.versus, "cells": d.cells,
@@ -255,12 +287,12 @@ def _measured_rows(frame: pd.DataFrame, view: TaskView, split: str,
             if not run_ids:
                 continue
             name = f"{model} ({labels[config]})" if labels[config] else str(model)
-            subset = tuple(json.loads(config).get("languages") or ())
+            only = tuple(json.loads(config).get("languages") or ())
             rows.append(Row(model=name, kind="measured", split=split, cells=stats[view.metric],
                             seeds=len(run_ids), run_ids=run_ids, config=config,
                             more={m: stats[m] for m in view.metrics[1:]},
                             collapsed=_collapsed(records, run_ids, split), dev=view.is_dev(split),
-                            subset=subset, protocol=str(sub["protocol"].iloc[0])))
+                            only_languages=only, protocol=str(sub["protocol"].iloc[0])))
     return sorted(rows, key=lambda r: protocol_rank(r.protocol))   # zero-shot first, each protocol a group
 
 
@@ -271,16 +303,27 @@ def protocol_rank(protocol: str) -> int:
     return names.index(name) if name in names else len(names)
 
 
-def _published_cells(values: Mapping[str, float], view: TaskView) -> dict[str, Stat]:
+def _published_cells(values: Mapping[str, float], view: TaskView) -> tuple[dict[str, Stat], str]:
+    """A published row's cells of one metric and where its avg comes from. The avg is the one the source
+    prints, else the mean of the printed values when they cover every language of the task (known from
+    records or a suite). A row printing fewer languages (a subset) gets neither an average nor a gap from its
+    values: a mean over some of the languages is not the task's average."""
     cells = {lang: Stat(float(values[lang])) for lang in view.languages if lang in values}
+    kind = ""
     if AVG in values:
-        cells[AVG] = Stat(float(values[AVG]))
-    elif (avg := macro_average(values, view.languages)) is not None:
-        cells[AVG] = Stat(avg)
-    gap = transfer_gap({l: values[l] for l in view.languages if l in values}, view.source_lang)
-    if gap is not None:
-        cells[GAP] = Stat(gap)
-    return cells
+        cells[AVG], kind = Stat(float(values[AVG])), PUBLISHED_AVG
+    elif view.task_languages and (avg := macro_average(values, view.task_languages)) is not None:
+        cells[AVG], kind = Stat(avg), PRINTED_MEAN
+    if all(lang in values for lang in _task_languages(view)):
+        gap = transfer_gap({l: values[l] for l in view.languages if l in values}, view.source_lang)
+        if gap is not None:
+            cells[GAP] = Stat(gap)
+    return cells, kind
+
+
+def _task_languages(view: TaskView) -> list[str]:
+    """The languages a published row must print to be whole: the task's, else every language in the table."""
+    return view.task_languages or view.languages
 
 
 def _published_rows(reference: pd.DataFrame, view: TaskView) -> list[Row]:
@@ -291,18 +334,24 @@ def _published_rows(reference: pd.DataFrame, view: TaskView) -> list[Row]:
         if view.metric not in by_metric:
             continue
         sources = "; ".join(dict.fromkeys(sub["source"]))
-        rows.append(Row(model=str(model), kind="published", split=str(split),
-                        cells=_published_cells(by_metric[view.metric], view), source=sources,
-                        more={m: _published_cells(by_metric[m], view) for m in view.metrics[1:] if m in by_metric},
-                        dev=view.is_dev(str(split))))
+        cells, kind = _published_cells(by_metric[view.metric], view)
+        more = {m: _published_cells(by_metric[m], view)[0] for m in view.metrics[1:] if m in by_metric}
+        whole = _task_languages(view)
+        rows.append(Row(model=str(model), kind="published", split=str(split), cells=cells, source=sources,
+                        more=more, dev=view.is_dev(str(split)), avg_kind=kind,
+                        printed=sum(lang in by_metric[view.metric] for lang in whole), of=len(whole)))
     return rows
 
 
 def _find_baseline(rows: list[Row], baseline: str, split: str) -> Row | None:
+    """The row of `baseline`: its name, or its name before " (" (a measured row's configuration, a published
+    row's source: "XLM-R base (XLM-R paper)"). Measured rows first, then rows on the same split, then rows
+    that print every language."""
     want = normalize_model_name(baseline)
-    matches = [r for r in rows if normalize_model_name(r.model) == want or
-               (r.kind == "measured" and normalize_model_name(r.model.split(" (")[0]) == want)]
-    rank = lambda r: (r.kind != "measured", r.split != split)   # noqa: E731 - measured first, then same split
+    matches = [r for r in rows if want in (normalize_model_name(r.model), normalize_model_name(r.model.split(" (")[0]))]
+    evaluated = tuple(f" ({word})" for word in EVALUATE_ONLY.values())
+    # measured first, fine-tuned before evaluated-only (`xlt eval`) rows of the same name, then the same split
+    rank = lambda r: (r.kind != "measured", r.model.endswith(evaluated), r.split != split, r.subset)   # noqa: E731
     return min(matches, key=rank) if matches else None
 
 
@@ -414,7 +463,7 @@ def build_table(task: str, records: Records | None = None, *, baseline: str | No
         raise XltError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     records = records or Records()
     task_records = [r for r in records.records if r["spec"]["task"] == task and
-                    (protocol is None or protocol_of(r["spec"]).split(" (")[0] == protocol)]
+                    (protocol is None or row_group(r["spec"]).split(" (")[0] == protocol)]
     named = next((r["task"].get("reference") for r in reversed(task_records) if r["task"].get("reference")), None)
     reference = reference and protocol in (None, ZERO_SHOT)
     ref = reference_for(task, reference_dir, named) if reference else empty_reference()
@@ -463,9 +512,9 @@ def _add_row_notes(table: Table) -> None:
         if row.collapsed:
             table.notes.append(f"{row.model}: predictions collapsed to one class on {', '.join(row.collapsed)}; "
                                "its gap is not a transfer measure and is never bolded.")
-        if row.subset:
-            table.notes.append(f"{row.model}: evaluated on {', '.join(row.subset)} only (--languages); its gap is "
-                               "over those languages, never bolded or compared with runs of every language.")
+        if row.only_languages:
+            table.notes.append(f"{row.model}: evaluated on {', '.join(row.only_languages)} only (--languages); its "
+                               "gap is over those languages, never bolded or compared with runs of every language.")
         if row.kind == "published" and AVG in row.cells:
             mean = macro_average({l: row.cells[l].mean for l in table.languages if l in row.cells},
                                  table.languages)
@@ -498,7 +547,7 @@ def _add_deltas(table: Table, baseline: str, records: Records, view: TaskView, n
         if base is None or row is base:
             continue
         # a gap over a subset of languages is not comparable with a gap over other languages
-        comparable = lambda c: c != GAP or row.subset == base.subset   # noqa: E731
+        comparable = lambda c: c != GAP or row.only_languages == base.only_languages   # noqa: E731
         cells = {c: row.cells[c].mean - base.cells[c].mean for c in table.columns
                  if c in row.cells and c in base.cells and comparable(c)}
         sig = {}

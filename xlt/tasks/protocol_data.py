@@ -122,9 +122,11 @@ class RunPlan:
     looked_for: dict[str, str] = dataclasses.field(default_factory=dict)   # data kind -> where it was looked for
 
 
-def layout(task: Any, languages: Sequence[str], shots: int | None = None) -> Layout:
+def layout(task: Any, languages: Sequence[str], shots: int | None = None, splits: Sequence[str] | None = None
+           ) -> Layout:
     block = declared(task, FEW_SHOT)
-    return Layout(task.source_lang, task.train_split, task.dev_split, tuple(task.eval_splits), tuple(languages),
+    splits = tuple(splits) if splits is not None else tuple(task.eval_splits)
+    return Layout(task.source_lang, task.train_split, task.dev_split, splits, tuple(languages),
                   shot_split=block.split if block and block.split else None, shots=shots)
 
 
@@ -148,14 +150,15 @@ def locate(task: Any, ref: DataRef, data_dir: Any) -> Path | str | None:
     return f"{src.hub}@{src.revision or 'main'}" if src.hub else None
 
 
-def plan_run(task: Any, data_dir: Any, languages: Sequence[str], protocol: str, shots: int | None = None
-             ) -> RunPlan:
+def plan_run(task: Any, data_dir: Any, languages: Sequence[str], protocol: str, shots: int | None = None,
+             splits: Sequence[str] | None = None) -> RunPlan:
     """What a run of `task` under `protocol` trains and reads (module docstring). The source language's train
     and dev splits and the evaluation splits are planned as for zero-shot (`xlt.tasks.sources.plan_data`);
     every other (split, language, kind) a model needs is added when it is available, and a language that lacks
-    it is left out of that model (xlt.protocols.plan_models) and named."""
+    it is left out of that model (xlt.protocols.plan_models) and named. `splits`: the evaluation splits read
+    (None: every one of the task's); a protocol that does not train (evaluate) needs no train or dev split."""
     check_protocol(task, protocol)
-    base = plan_data(task, data_dir, languages)
+    base = plan_data(task, data_dir, languages, fine_tunes=get_protocol(protocol).trains, splits=splits)
     readable = set(base.reads)
     where: dict[DataRef, Path | str | None] = {}
 
@@ -166,7 +169,7 @@ def plan_run(task: Any, data_dir: Any, languages: Sequence[str], protocol: str, 
             where[ref] = locate(task, ref, data_dir)
         return where[ref] is not None
 
-    plan = plan_models(get_protocol(protocol), layout(task, languages, shots), has)
+    plan = plan_models(get_protocol(protocol), layout(task, languages, shots, splits), has)
     data = DataPlan(list(base.reads), list(base.files), list(base.hub), dict(base.skipped), dict(base.looked_for))
     used = {ref for model in plan.models for ref in (*model.train, *model.predicts, model.select) if ref}
     for ref in sorted(used, key=str):
