@@ -186,7 +186,8 @@ def run_command(
     data_dir: DataDirOpt = None,
     results_dir: ResultsDirOpt = DEFAULT_RESULTS_DIR,
     tasks_dir: TasksDirOpt = None,
-    max_train_samples: Annotated[Optional[int], typer.Option(help="Train on the first N source pairs.")] = None,
+    max_train_samples: Annotated[Optional[int], typer.Option(
+        help="Train on the first N examples of each language's training data.")] = None,
     max_eval_samples: Annotated[Optional[int], typer.Option(
         help="Evaluate (and select) on the first N examples of each split and language.")] = None,
     epochs: Annotated[Optional[float], typer.Option(help="Training epochs (may be fractional).")] = None,
