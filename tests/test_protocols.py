@@ -439,7 +439,8 @@ def test_mixing_keeps_every_row_of_every_part_and_batches_cover_each_once(data, 
 
 
 def _record(run_id, protocol, seed, accuracy, shots=None):
-    spec = {"model": "m", "task": "xnli", "seed": seed, "protocol": protocol, "hparams": {}}
+    spec = {"model": "m", "task": "xnli", "seed": seed, "protocol": protocol, "hparams": {},
+            "data_revision": f"local-sha256:{protocol}"}   # each protocol reads other files
     if shots:
         spec["shots"] = shots
     return factories.as_written({
@@ -453,8 +454,8 @@ def _record(run_id, protocol, seed, accuracy, shots=None):
 
 
 def test_reports_keep_protocols_apart():
-    """Catches seeds of two protocols averaged into one row (or one summary score), and a Δ taken across
-    protocols."""
+    """Catches seeds of two protocols averaged into one row (or one summary score), a Δ taken across
+    protocols, and rows of one model named apart by the data their protocols read."""
     from xlt.report import build_table, runs_table
     from xlt.report.summary import build_summary
     from xlt.results import Records

@@ -257,8 +257,6 @@ def _config_labels(configs: Sequence[str]) -> dict[str, str]:
     for c in configs:
         spec = json.loads(c)
         hp = spec.pop("hparams", {}) or {}
-        for key in ("protocol", "shots"):   # the protocol has its own place in the row's label
-            spec.pop(key, None)
         flat.append({**spec, **hp})   # "model" too: two checkpoints can share a display name
     keys = sorted({k for f in flat for k in f if len({json.dumps(g.get(k)) for g in flat}) > 1})
     return {c: ", ".join(f"{k}={f.get(k)}" for k in keys) for c, f in zip(configs, flat)}
@@ -278,7 +276,9 @@ def _measured_rows(frame: pd.DataFrame, view: TaskView, split: str,
     rows = []
     for model, by_model in frame.groupby("model", sort=False):
         configs = list(dict.fromkeys(by_model["config"]))
-        labels = _config_labels(configs)
+        labels = {}   # configurations are told apart within a protocol's group (its data and task file differ)
+        for _, group in by_model.groupby("protocol", sort=False):
+            labels |= _config_labels(list(dict.fromkeys(group["config"])))
         for config in configs:
             sub = by_model[by_model["config"] == config]
             stats = {m: aggregate(per_run_table(sub[sub["metric"] == m], view.languages, view.source_lang))
