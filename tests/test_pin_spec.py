@@ -83,8 +83,15 @@ HPARAM_FIELDS = {
     "sift_lr": st.floats(1e-8, 1, **finite),
     "sift_init": st.floats(1e-8, 1, **finite),
 }
-# Fields drawn apart: the hyperparameters (their own strategies below).
-FIXED = {"hparams"}
+# Drawn as a whole (hparams) or with another field: shots go with the few-shot protocol only (specs() draws
+# them; test_changing_the_shots_changes_the_run_id changes them).
+FIXED = {"hparams", "shots"}
+SHOTS = st.integers(1, 10**4)
+
+
+def _with_shots(values: dict, draw) -> dict:
+    """`values` with the shots their protocol needs (few-shot: K; every other protocol: none)."""
+    return {**values, "shots": draw(SHOTS) if values.get("protocol") == "few-shot" else None}
 
 
 @st.composite
@@ -99,7 +106,7 @@ def specs(draw):
     fields = {name: draw(strategy) for name, strategy in SPEC_FIELDS.items()}
     if fields["protocol"] not in EVALUATE_ONLY:
         fields["label_map"] = None   # a label map belongs to a checkpoint evaluated as it is
-    return RunSpec(**fields, hparams=draw(hparams()))
+    return RunSpec(**_with_shots(fields, draw), hparams=draw(hparams()))
 
 
 def test_every_field_has_a_strategy():
@@ -114,13 +121,26 @@ def test_changing_any_spec_field_changes_the_run_id(spec, field, data):
     """Catches a field left out of the hash (e.g. max_train_samples or the data revision): a different run
     would be found as "completed" and skipped."""
     if field == "label_map":
-        spec = dataclasses.replace(spec, protocol="evaluate")
+        spec = dataclasses.replace(spec, protocol="evaluate", shots=None)
     if field == "protocol":
         spec = dataclasses.replace(spec, label_map=None)
     value = data.draw(SPEC_FIELDS[field].filter(lambda v: v != getattr(spec, field)))
-    other = dataclasses.replace(spec, **{field: value})
+    changes = {field: value}
+    if field == "protocol":
+        changes = _with_shots(changes, data.draw)
+    other = dataclasses.replace(spec, **changes)
     assert other.run_id != spec.run_id
     assert checkpoint_dir("r", other) != checkpoint_dir("r", spec)
+
+
+@PROPERTY
+@given(spec=specs(), shots=SHOTS)
+def test_changing_the_shots_changes_the_run_id(spec, shots):
+    """Catches few-shot's K left out of the hash: 10 and 100 shots per language are different experiments."""
+    few = dataclasses.replace(spec, protocol="few-shot", shots=shots, label_map=None)
+    other = dataclasses.replace(few, shots=shots + 1)
+    assert other.run_id != few.run_id and few.run_id != dataclasses.replace(few, protocol="zero-shot",
+                                                                           shots=None).run_id
 
 
 @pytest.mark.parametrize("field", sorted(HPARAM_FIELDS))
@@ -267,7 +287,7 @@ def test_spec_validation_boundaries(hp, ok):
             RunSpec("m", "t", hparams=Hyperparams(**hp))
 
 
-@pytest.mark.parametrize("field, value", [("protocol", "translate-train"), ("precision", "fp8"), ("impl", "jax")])
+@pytest.mark.parametrize("field, value", [("protocol", "translate-all"), ("precision", "fp8"), ("impl", "jax")])
 def test_unknown_protocol_precision_impl_are_refused(field, value):
     with pytest.raises(XltError, match=f"unknown {field if field != 'impl' else 'implementation'} {value!r}"):
         RunSpec("m", "t", **{field: value})

@@ -5,9 +5,10 @@
     where["lr"]  -> "model rule: mDeBERTa-v3-base XNLI recipe (microsoft/DeBERTa README, experiments/xnli)"
 
 `build_spec` is what `xlt run`, `xlt eval`, `xlt sweep` and `xlt bench run` call, so the same inputs give the same
-run id everywhere: the recipe (below), the overrides, the languages (normalised), and the identity of what the
-run reads: the data (`data_revision`: pinned hub revisions or a fingerprint of local files), the task file's
-content (`task_revision`) and the checkpoint (`model_revision`).
+run id everywhere: the recipe (below), the overrides, the languages (normalised), the protocol (and its shots),
+and the identity of what the run reads: the data (`data_revision`: pinned hub revisions or a fingerprint of
+local files, every file the protocol reads included), the task file's content (`task_revision`) and the
+checkpoint (`model_revision`).
 
 Layers, later ones winning: xlt's defaults (`spec.Hyperparams`), the task file's `hyperparameters:` block,
 the model rules below, then the user's overrides. Model rules match what a checkpoint *is* (its config.json:
@@ -26,7 +27,7 @@ from typing import Any, Mapping
 from xlt.errors import XltError
 from xlt.spec import Hyperparams, RunSpec, check_hparams
 from xlt.tasks import TaskSpec, data_dir_from_env
-from xlt.tasks.sources import plan_data
+from xlt.tasks.protocol_data import plan_run, task_revision
 
 
 @dataclass(frozen=True)
@@ -170,32 +171,41 @@ def build_spec(model: str, task: TaskSpec, seed: int = 1, *, overrides: Mapping[
                data_dir: Path | str | None = None, languages=None, precision: str = "auto", impl: str = "auto",
                protocol: str = "zero-shot", max_train_samples: int | None = None,
                max_eval_samples: int | None = None, config: Mapping[str, Any] | None = None,
-               label_map=None, splits=None) -> RunSpec:
+               label_map=None, splits=None, shots: int | None = None) -> RunSpec:
     """The RunSpec of (model, task, seed): the recipe, the overrides and the identity of everything the run
     reads (module docstring). `data_dir` (or XLT_DATA_DIR) means local data; the files the run needs must be
     there (an XltError naming them otherwise). `config`: the model's config.json when the caller has it.
-    `protocol` "evaluate" (`xlt eval`) evaluates the checkpoint's own head, with `label_map` (checkpoint label,
-    task label) pairs where its label names do not say (xlt.labelmatch). `splits`: evaluate only these of the
-    task's evaluation splits (`--split`)."""
+    `protocol` (xlt.protocols) and `shots` (few-shot's K): a task that cannot be run under the protocol (data
+    its file does not declare) is an XltError here, before any work. Protocol "evaluate" (`xlt eval`)
+    evaluates the checkpoint's own head, with `label_map` (checkpoint label, task label) pairs where its label
+    names do not say (xlt.labelmatch). `splits`: evaluate only these of the task's evaluation splits
+    (`--split`)."""
     from xlt.models.fingerprint import model_revision
 
     hparams, _ = effective_hparams(model, task, overrides, config=config)
     ddir = data_dir_from_env(data_dir)
     spec = RunSpec(model=str(model), task=task.name, seed=seed, protocol=protocol, impl=impl, precision=precision,
                    data_source="local" if ddir is not None else "hub", max_train_samples=max_train_samples,
-                   max_eval_samples=max_eval_samples, hparams=hparams,
-                   languages=normalise_languages(task, languages), task_revision=task.fingerprint,
+                   max_eval_samples=max_eval_samples, hparams=hparams, shots=shots,
+                   languages=normalise_languages(task, languages), task_revision=task_revision(task, protocol),
                    label_map=label_map, splits=normalise_splits(task, splits))
-    plan = plan_data(task, ddir, evaluated_languages(spec, task), fine_tunes=spec.fine_tunes,
-                     splits=evaluated_splits(spec, task))
-    return dataclasses.replace(spec, data_revision=plan.revision, model_revision=model_revision(str(model)))
+    planned = plan_run(task, ddir, evaluated_languages(spec, task), protocol, shots, evaluated_splits(spec, task))
+    return dataclasses.replace(spec, data_revision=planned.data.revision, model_revision=model_revision(str(model)))
 
 
-def explain_spec(spec: RunSpec, task: TaskSpec, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def explain_spec(spec: RunSpec, task: TaskSpec, overrides: Mapping[str, Any] | None = None,
+                 data_dir: Path | str | None = None) -> dict[str, Any]:
     """What `--dry-run` prints: the spec, its run id, where each hyperparameter came from and the config.json
-    values the model rules matched on."""
+    values the model rules matched on; for a protocol beyond zero-shot, the models it would train (what each
+    trains on, is selected on and predicts) and the languages it leaves out for lack of data."""
     config = model_config(spec.model)
     _, where = effective_hparams(spec.model, task, overrides, config=config)
     matched = {k: config.get(k) for k in ("model_type", "family", "hidden_size", "num_hidden_layers",
                                           "vocab_size")} if config else None
-    return {"run_id": spec.run_id, "spec": spec.to_dict(), "hparams_from": where, "model_config": matched}
+    out = {"run_id": spec.run_id, "spec": spec.to_dict(), "hparams_from": where, "model_config": matched}
+    if spec.protocol != "zero-shot" and spec.fine_tunes:   # evaluate: the one checkpoint, as it is
+        planned = plan_run(task, data_dir_from_env(data_dir), evaluated_languages(spec, task), spec.protocol,
+                           spec.shots, evaluated_splits(spec, task)).plan
+        out["models"] = {m.key: m.describe() for m in planned.models}
+        out["missing"] = planned.missing
+    return out

@@ -33,9 +33,16 @@ source language's dev split (nothing else is passed to the training loop), then 
 every `eval_splits` split that can be read. With local data (`--data-dir`) a split without files (XNLI's
 test split in ../shared/data) is skipped, warned about once per split naming the files looked for, and
 recorded under `data.skipped` and `data.looked_for`; `data.evaluated` lists what ran. What is read is planned
-first (`xlt.tasks.sources.plan_data`): a missing source-language train/dev file or a missing file a `files:`
-source names is an error. A spec carries the identity of its data, task file and checkpoint
+first (`xlt.tasks.protocol_data.plan_run`): a missing source-language train/dev file or a missing file a
+`files:` source names is an error. A spec carries the identity of its data, task file and checkpoint
 (`xlt.recipes.build_spec`); when what is found differs, the run is refused before it trains.
+
+Other protocols (`spec.protocol`, xlt.protocols) are plans of one or more models: after set up and read data,
+the steps featurize, train, select and evaluate run once per model of the plan, in order (a fresh copy of the
+checkpoint for each, or the selected source model for few-shot's), and each model predicts the (split,
+language) pairs its plan names (xlt.protocol_runs reads and mixes their data and merges their evaluations).
+The record of such a run has a `protocol` block: each model's training parts with their counts, what selected
+it, the language(s) it produced, the languages left out for lack of data, and few-shot's drawn rows.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ import pandas as pd
 
 from xlt.errors import XltError
 from xlt.names import inside
+from xlt.protocols import ZERO_SHOT, few_shot_hparams
 from xlt.recipes import effective_data_dir, evaluated_languages, evaluated_splits
 from xlt.results import (DEFAULT_RESULTS_DIR, RecordWriteError, check_writable, completed_record, environment,
                          keep_unsaved, new_record, predictions_to_bytes, spec_record_path, write_run)
@@ -122,6 +130,13 @@ class RunState:
     fit: Any = None                         # xlt.train.TrainResult
     selection: dict | None = None           # the record's selection block (None: the type does not train)
     evaluation: Any = None                  # xlt.evaluate.Evaluation
+    # the protocol's models (one for zero-shot), followed one after the other
+    plan: Any = None                        # xlt.protocols.Plan
+    models: Any = None                      # xlt.protocol_runs.ModelsData: each model's data
+    model: Any = None                       # the xlt.protocols.ModelPlan being featurized, trained, evaluated
+    states: dict = field(default_factory=dict)         # model key -> CPU weights a later model continues from
+    fits: list = field(default_factory=list)           # every model's TrainResult
+    evaluations: list = field(default_factory=list)    # every model's Evaluation
     steps: dict = field(default_factory=dict)          # step name -> "ran" | "skipped: <why>"
     info: dict = field(default_factory=lambda: {"model": {}, "task": {}, "data": {}, "flags": [], "env": {}})
 
@@ -144,33 +159,23 @@ def set_up(st: RunState) -> None:
     the same seed). A spec made for other task-file contents or another checkpoint is refused."""
     import torch
 
-    from xlt.device import Device, count_parameters, is_mdeberta, seed_everything
-    from xlt.models import load_model
+    from xlt.device import Device, count_parameters, is_mdeberta
     from xlt.models.fingerprint import model_revision
     from xlt.spec import readable_model_name
     from xlt.tasks import get_task
+    from xlt.tasks.protocol_data import task_revision
 
     spec = st.spec
     st.task = task = st.task if st.task is not None else get_task(spec.task, st.tasks_dir)
     if task.name != spec.task:
         raise XltError(f"the spec is for task {spec.task!r} but task {task.name!r} was given")
-    if spec.task_revision is not None and spec.task_revision != task.fingerprint:
+    if spec.task_revision is not None and spec.task_revision != task_revision(task, spec.protocol):
         raise XltError(f"the task file of {task.name!r} ({task.path}) changed since this run's spec was made; build "
                        "the spec again (xlt run and xlt sweep do)")
     st.ddir = effective_data_dir(spec, st.data_dir)
     st.ttype = task.task_type
     st.info["task"] = task_info(task, st.ttype)
-    seed_everything(spec.seed)
-    st.emit({"event": "stage", "stage": "load model", "model": spec.model})
-    labels = None
-    if spec.fine_tunes:
-        st.loaded = load_model(spec.model, st.ttype.head, st.ttype.num_outputs(task), impl=spec.impl,
-                               gradient_checkpointing=spec.hparams.gradient_checkpointing,
-                               **st.ttype.head_options(task, spec.hparams))
-    else:   # the checkpoint's own trained head, its labels matched by name (protocol evaluate)
-        from xlt.checkpoint_eval import load_own_head
-
-        st.loaded, labels = load_own_head(spec, task, st.ttype, st.emit)
+    labels = load_checkpoint(st)
     if spec.model_revision is not None and spec.model_revision != model_revision(spec.model):
         raise XltError(f"the checkpoint {spec.model} changed since this run's spec was made (its files or hub "
                        "commit differ); build the spec again (xlt run and xlt sweep do)")
@@ -191,38 +196,66 @@ def set_up(st: RunState) -> None:
     st.emit({"event": "model_loaded", "report": st.loaded.load_report, "impl": st.loaded.impl})
 
 
+def load_checkpoint(st: RunState) -> dict[str, Any] | None:
+    """The checkpoint with the type's head, seeded: every fresh model of a run starts from the same weights. A
+    protocol that does not fine-tune (evaluate) loads the checkpoint's own trained head instead, its labels
+    matched to the task's by name (xlt.checkpoint_eval), and returns that match."""
+    from xlt.device import seed_everything
+    from xlt.models import load_model
+
+    spec, task = st.spec, st.task
+    seed_everything(spec.seed)
+    st.emit({"event": "stage", "stage": "load model", "model": spec.model})
+    if not spec.fine_tunes:
+        from xlt.checkpoint_eval import load_own_head
+
+        st.loaded, labels = load_own_head(spec, task, st.ttype, st.emit)
+        return labels
+    st.loaded = load_model(spec.model, st.ttype.head, st.ttype.num_outputs(task), impl=spec.impl,
+                           gradient_checkpointing=spec.hparams.gradient_checkpointing,
+                           **st.ttype.head_options(task, spec.hparams))
+    return None
+
+
 def read_data(st: RunState) -> None:
-    """What the run needs of the source language (train and dev to fine-tune a type that trains) and every readable
-    (eval split, language). What is read is planned first (`xlt.tasks.sources.plan_data`); its identity must
-    be the spec's `data_revision` when the spec has one, so a record never carries numbers from data other
-    than its run id says."""
-    from xlt.tasks.sources import load_split, plan_data
+    """What the protocol's models need (for zero-shot: the source language's train and dev splits, for a type
+    that trains, in a run that fine-tunes) and every readable (eval split, language). What is read is planned
+    first (`xlt.tasks.protocol_data.plan_run`); its identity must be the spec's `data_revision` when the spec has
+    one, so a record never carries numbers from data other than its run id says."""
+    from xlt.protocol_runs import missing_note, read_models
+    from xlt.tasks.protocol_data import plan_run
 
     spec, task = st.spec, st.task
     st.emit({"event": "stage", "stage": "load data", "task": task.name})
     src = task.source_lang
     languages = evaluated_languages(spec, task)
     splits = evaluated_splits(spec, task)
-    plan = plan_data(task, st.ddir, languages, fine_tunes=spec.fine_tunes, splits=splits)
+    planned = plan_run(task, st.ddir, languages, spec.protocol, spec.shots, splits)
+    plan = planned.data
     if spec.data_revision is not None and plan.revision != spec.data_revision:
         raise XltError(f"the data of task {task.name!r} changed since this run's spec was made (it was "
                        f"{spec.data_revision}, it is {plan.revision}); build the spec again (xlt run does)")
+    st.plan = planned.plan
+    if st.save_model and len(st.plan.models) > 1:
+        raise XltError(f"--save-model keeps a run's one model, but protocol {spec.protocol} trains "
+                       f"{len(st.plan.models)} ({', '.join(m.key for m in st.plan.models)}); run it without "
+                       "--save-model")
+    st.models = read_models(task, st.plan, st.ddir, spec, splits, trains=task.task_type.trains and spec.fine_tunes)
+    st.eval_data = st.models.eval_data
     data: dict[str, Any] = {}
-    if task.task_type.trains and spec.fine_tunes:
-        st.train = load_split(task, task.train_split, src, st.ddir).head(spec.max_train_samples)
-        st.dev = load_split(task, task.dev_split, src, st.ddir).head(spec.max_eval_samples)
+    first = st.plan.models[0]
+    if task.task_type.trains and spec.fine_tunes:   # the source model's (every training protocol's first has them)
+        st.train, st.dev = st.models.parts[first.key][0], st.models.devs[first.key]
         data["train"] = {"split": task.train_split, "lang": src, "n": len(st.train), "origin": st.train.origin}
         data["selection"] = {"split": task.dev_split, "lang": src, "n": len(st.dev), "origin": st.dev.origin}
-    readable = set(plan.reads)
-    for split in splits:
-        for lang in (lang for lang in languages if (split, lang) in readable):
-            same_as_dev = st.dev is not None and (split, lang) == (task.dev_split, src)
-            st.eval_data[(split, lang)] = st.dev if same_as_dev else \
-                load_split(task, split, lang, st.ddir).head(spec.max_eval_samples)
     for split, langs in plan.skipped.items():
         st.info["flags"].append(f"split_not_evaluated:{split}/" + ",".join(langs))
         st.emit({"event": "warning", "message": f"split {split} not evaluated for {len(langs)} language(s): "
                  f"no file {plan.looked_for[split]}"})
+    if st.plan.missing:
+        st.info["flags"].append(f"protocol_data_missing:{','.join(st.plan.missing)}")
+        st.emit({"event": "warning", "message": f"protocol {spec.protocol}: left out {missing_note(st.plan.missing)}"
+                 + (f" (looked for {'; '.join(planned.looked_for.values())})" if planned.looked_for else "")})
     if not st.eval_data:
         raise XltError(f"no evaluation split of task {task.name!r} can be read (looked for "
                        f"{'; '.join(plan.looked_for.values()) or ', '.join(splits)}); check --data-dir")
@@ -231,25 +264,43 @@ def read_data(st: RunState) -> None:
         "looked_for": plan.looked_for, "languages": languages, "max_train_samples": spec.max_train_samples,
         "max_eval_samples": spec.max_eval_samples}
     st.info["env"]["data_revision"] = plan.revision
+    if spec.protocol != ZERO_SHOT and spec.fine_tunes:   # evaluate's record is as `xlt eval` wrote it
+        st.info["protocol"] = {
+            "name": spec.protocol, "shots": spec.shots, "models": st.models.models,
+            "model_of": {lang: m.key for m in st.plan.models for lang in m.languages},
+            "missing": st.plan.missing, "looked_for": planned.looked_for,
+            **({"drawn": st.models.drawn} if st.models.drawn else {})}
 
 
 def featurize(st: RunState) -> None:
+    """The current model's training set (its parts mixed: xlt.protocol_runs.mix), its dev split and the
+    (split, language) pairs it predicts, each cached on disk."""
     from xlt import data as xdata
+    from xlt.protocol_runs import mix
 
     st.emit({"event": "stage", "stage": "featurize"})
-    tok, hp = st.loaded.tokenizer, st.spec.hparams
+    tok, hp, model = st.loaded.tokenizer, st.spec.hparams, st.model
     params = {key: getattr(hp, key) for key in st.ttype.feature_keys}
 
     def feats(split):
         return xdata.featurize(split, tok, params, task_type=st.ttype, cache_dir=st.cache_dir)
 
-    if st.train is not None:
-        st.feats["train"] = feats(st.train)
-    for key, split in st.eval_data.items():
-        st.feats[key] = feats(split)
-    if st.dev is not None:
-        dev_key = (st.task.dev_split, st.task.source_lang)
-        st.feats["dev"] = st.feats[dev_key] if dev_key in st.feats else feats(st.dev)
+    for key in predicted(st):
+        st.feats[key] = feats(st.eval_data[key])
+    parts = st.models.parts.get(model.key)
+    if parts:
+        st.feats["train"] = mix([feats(part) for part in parts])
+    dev = st.models.devs.get(model.key)
+    if dev is not None:
+        dev_key = (dev.split, dev.lang)
+        st.feats["dev"] = st.feats[dev_key] if st.eval_data.get(dev_key) is dev and dev_key in st.feats \
+            else feats(dev)
+
+
+def predicted(st: RunState) -> list[tuple[str, str]]:
+    """The (split, language) pairs the current model predicts, in the run's order."""
+    mine = {(ref.split, ref.lang) for ref in st.model.predicts}
+    return [key for key in st.eval_data if key in mine]
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -258,16 +309,24 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def train(st: RunState) -> None:
-    """Fit on the source language; the selection criterion sees the source-language dev set only."""
+    """Fit the current model (a fresh copy of the checkpoint, or the model it continues from): zero-shot on the
+    source language, selected on the source-language dev split only (the criterion sees nothing else); other
+    protocols on their plan's parts, each model selected on its own plan's dev split, or not at all."""
     from xlt import data as xdata
     from xlt import evaluate as xeval
     from xlt import train as xtrain
 
-    spec, hp, tt = st.spec, st.spec.hparams, st.ttype
-    train_feats, dev_feats = st.feats["train"], st.feats["dev"]
+    spec, tt, model = st.spec, st.ttype, st.model
+    if model is not st.plan.models[0]:
+        if model.start is None:
+            load_checkpoint(st)
+        else:
+            st.loaded.model.load_state_dict(st.states[model.start])
+    hp = few_shot_hparams(spec.hparams, model.shots) if model.shots else spec.hparams
+    train_feats, dev_feats, dev = st.feats["train"], st.feats.get("dev"), st.models.devs.get(model.key)
 
-    def dev_eval(model) -> float:
-        return xeval.dev_score(model, dev_feats, st.task.primary_metric, split=st.dev, task_type=tt,
+    def dev_eval(m) -> float:
+        return xeval.dev_score(m, dev_feats, st.task.primary_metric, split=dev, task_type=tt,
                                batch_size=hp.eval_batch_size, device=st.device)
 
     def train_batches(epoch: int):
@@ -275,54 +334,79 @@ def train(st: RunState) -> None:
                              collate_fn=tt.collate)
 
     ckpt_dir = checkpoint_dir(st.results_dir, spec) if st.results_dir is not None else None
+    if ckpt_dir is not None and len(st.plan.models) > 1:
+        ckpt_dir = ckpt_dir / model.key   # one folder per model: each resumes from its own
     st.fit = xtrain.fit(st.loaded.model, train_batches, xdata.num_batches(train_feats, hp.per_step_batch), hp,
-                        seed=spec.seed, device=st.device, dev_eval=dev_eval,
+                        seed=spec.seed, device=st.device, dev_eval=dev_eval if dev_feats is not None else None,
                         sift_layer=st.loaded.embedding_layernorm if hp.sift else None, checkpoint_dir=ckpt_dir,
                         checkpoint_every=st.checkpoint_every, resume=st.resume, on_event=st.emit,
                         on_step=st.on_step, loss_fn=tt.loss, sift_logits=tt.sift_logits, restore_best=False)
+    st.fits.append(st.fit)
     st.info["flags"] += st.fit.warnings
     if st.fit.resumed_from_step is not None:
         st.info["flags"].append(f"resumed_from_step:{st.fit.resumed_from_step}")
 
 
 def select(st: RunState) -> None:
-    """The state at the best source-language dev score becomes the model evaluated (zero-shot selection)."""
-    task, result = st.task, st.fit
+    """The state at the best dev score becomes the model evaluated (zero-shot: the best source-language dev
+    score); a model without a dev split (few-shot's shots) is evaluated at its last step."""
+    from xlt.train import _cpu_state
+
+    task, result, model = st.task, st.fit, st.model
+    dev = st.models.devs.get(model.key)
     if result.best_state is not None:
         st.loaded.model.load_state_dict(result.best_state)
-    st.selection = {"criterion": f"{task.dev_split}/{task.source_lang}/{task.primary_metric}",
-                    "split": task.dev_split, "lang": task.source_lang, "metric": task.primary_metric,
-                    "best_step": result.best_step, "best_value": result.best_value, "total_steps": result.steps,
-                    "history": result.history}
+    selection = None if dev is None else {
+        "criterion": f"{dev.split}/{dev.lang}/{task.primary_metric}", "split": dev.split, "lang": dev.lang,
+        "metric": task.primary_metric, "best_step": result.best_step, "best_value": result.best_value,
+        "total_steps": result.steps, "history": result.history}
+    if model is st.plan.models[0]:
+        st.selection = selection
+    if "protocol" in st.info:
+        st.info["protocol"]["models"][model.key]["selection"] = \
+            {k: v for k, v in selection.items() if k != "history"} if selection else \
+            {"criterion": "none: the last step", "total_steps": result.steps}
+    if any(other.start == model.key for other in st.plan.models):
+        st.states[model.key] = result.best_state if result.best_state is not None else _cpu_state(st.loaded.model)
 
 
 def evaluate(st: RunState) -> None:
-    """Every (split, language) with the selected state (or the pretrained one, for a type that does not train)."""
+    """The (split, language) pairs the current model predicts (every one, for zero-shot) with its selected state
+    (or the pretrained one, for a type that does not train)."""
     from xlt import evaluate as xeval
 
-    data = {key: (split, st.feats[key]) for key, split in st.eval_data.items()}
+    keys = predicted(st)
+    data = {key: (st.eval_data[key], st.feats[key]) for key in keys}
     st.loaded.model.to(st.device.torch_device)   # a model that was not trained has not been moved yet
     st.emit({"event": "eval_plan", "parts": len(data), "rows": sum(len(f) for _, f in data.values())})
-    st.evaluation = xeval.evaluate_splits(st.loaded.model, data, st.ttype, list(st.task.metrics),
-                                          batch_size=st.spec.hparams.eval_batch_size, device=st.device,
-                                          on_event=st.emit)
-    st.info["flags"] += [f"collapsed_predictions:{key}" for key in st.evaluation.collapsed]
+    evaluation = xeval.evaluate_splits(st.loaded.model, data, st.ttype, list(st.task.metrics),
+                                       batch_size=st.spec.hparams.eval_batch_size, device=st.device,
+                                       on_event=st.emit)
+    st.evaluations.append(evaluation)
+    st.info["flags"] += [f"collapsed_predictions:{key}" for key in evaluation.collapsed]
+    if len(st.plan.models) > 1:   # the next model brings its own features
+        for key in [*keys, "train", "dev"]:
+            st.feats.pop(key, None)
 
 
 def record(st: RunState) -> dict[str, Any]:
-    result, ev = st.fit, st.evaluation
+    ev = st.evaluation
     timing = {"eval_s": round(ev.seconds, 3), "eval_examples": ev.examples, "eval_rows": ev.rows,
               "eval_examples_per_s": round(ev.examples_per_s, 1), **ev.throughput(st.ttype.example_unit)}
-    if result is not None:
-        timing |= {"train_s": round(result.train_s, 3), "train_tokens": result.train_tokens,
-                   "train_tokens_per_s": round(result.tokens_per_s, 1),
-                   "final_train_loss": result.losses[-1] if result.losses else None}
+    if st.fits:   # every model's training, summed
+        seconds, tokens = sum(f.train_s for f in st.fits), sum(f.train_tokens for f in st.fits)
+        losses = st.fits[0].losses
+        timing |= {"train_s": round(seconds, 3), "train_tokens": tokens,
+                   "train_tokens_per_s": round(tokens / seconds if seconds > 0 else 0.0, 1),
+                   "final_train_loss": losses[-1] if losses else None}
     env = environment(str(st.device), st.info["env"].get("data_revision")) | st.info["env"]
     rec = new_record(st.spec, status="completed", metrics=ev.metrics, selection=st.selection, timing=timing,
                      env=env, model=st.info["model"], task=st.info["task"], flags=st.info["flags"],
                      data=st.info["data"], steps=st.steps)
     if ev.calibration:
         rec["calibration"] = ev.calibration
+    if "protocol" in st.info:
+        rec["protocol"] = st.info["protocol"]
     if st.info.get("saved_model"):
         rec["saved_model"] = st.info["saved_model"]
     return rec
@@ -357,16 +441,32 @@ def _saves(st: RunState) -> str | None:
     return None if st.selection is not None else "nothing was trained"
 
 
-# (name, stage of a failure, the step, why it is skipped or None)
-STEPS: tuple[tuple[str, str, Callable[[RunState], None], Callable[[RunState], str | None]], ...] = (
+# (name, stage of a failure, the step, why it is skipped or None): once per run, then once per model of the
+# protocol's plan (one for zero-shot; read data refuses --save-model with more than one)
+RUN_STEPS: tuple[tuple[str, str, Callable[[RunState], None], Callable[[RunState], str | None]], ...] = (
     ("set up", "setup", set_up, lambda st: None),
     ("read data", "setup", read_data, lambda st: None),
+)
+MODEL_STEPS: tuple[tuple[str, str, Callable[[RunState], None], Callable[[RunState], str | None]], ...] = (
     ("featurize", "setup", featurize, lambda st: None),
     ("train", "train", train, _trains),
     ("select", "train", select, _trains),
     ("evaluate", "evaluate", evaluate, lambda st: None),
     ("save model", "evaluate", save_model, _saves),
 )
+STEPS = RUN_STEPS + MODEL_STEPS
+
+
+def _run_step(st: RunState, name: str, stage: str, step: Callable[[RunState], None],
+              skipped: Callable[[RunState], str | None]) -> None:
+    st.stage = stage
+    why = skipped(st) if st.ttype is not None else None
+    if why:
+        st.steps[name] = f"skipped: {why}"
+        st.emit({"event": "stage", "stage": name, "skipped": why})
+        return
+    step(st)
+    st.steps[name] = "ran"
 
 
 def execute(spec: RunSpec, *, task: Any = None, data_dir: Path | str | None = None,
@@ -390,15 +490,14 @@ def execute(spec: RunSpec, *, task: Any = None, data_dir: Path | str | None = No
                   resume=resume, checkpoint_every=checkpoint_every, on_step=on_step, display_name=display_name,
                   save_model=save_model)
     try:
-        for name, stage, step, skipped in STEPS:
-            st.stage = stage
-            why = skipped(st) if st.ttype is not None else None
-            if why:
-                st.steps[name] = f"skipped: {why}"
-                st.emit({"event": "stage", "stage": name, "skipped": why})
-                continue
-            step(st)
-            st.steps[name] = "ran"
+        for name, stage, step, skipped in RUN_STEPS:
+            _run_step(st, name, stage, step, skipped)
+        for i, st.model in enumerate(st.plan.models):
+            for name, stage, step, skipped in MODEL_STEPS:   # after a first model, nothing is "setup" any more
+                _run_step(st, name, "train" if i and stage == "setup" else stage, step, skipped)
+        from xlt.protocol_runs import merge
+
+        st.evaluation = merge(st.evaluations, st.task.eval_splits, st.info["data"]["languages"])
         rec = record(st)
         st.emit({"event": "done", "status": "completed"})
         return RunOutcome(rec, st.evaluation.predictions)
@@ -473,5 +572,5 @@ def resumable_step(results_dir: Path | str, spec: RunSpec) -> int | None:
     return check_resumable(checkpoint_dir(results_dir, spec))   # every file a resume loads, loaded safely
 
 
-__all__ = ["execute", "run", "RunOutcome", "RunResult", "RunState", "STEPS", "checkpoint_dir", "resumable_step",
-           "error_info", "epoch_seed", "task_info", "DEFAULT_CHECKPOINT_EVERY"]
+__all__ = ["execute", "run", "RunOutcome", "RunResult", "RunState", "STEPS", "RUN_STEPS", "MODEL_STEPS",
+           "checkpoint_dir", "resumable_step", "error_info", "epoch_seed", "task_info", "DEFAULT_CHECKPOINT_EVERY"]

@@ -4,7 +4,8 @@ The same spec always maps to the same `run_id` (a hash of its canonical JSON), w
 found again for resume and de-duplication. Everything that changes a run's numbers is in the spec; where it
 ran (device, paths, worker) is not, and goes into the record's `env` instead. Where each hyperparameter
 comes from (xlt's default, the task file, a model rule, the user) is `xlt.recipes`, whose `build_spec` is the
-one place specs are built; this module imports nothing of xlt but its errors (docs/architecture.md).
+one place specs are built; this module imports nothing of xlt but its errors, names and the protocol registry
+(xlt.protocols), all on the ground floor (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from typing import Any, Iterable, Mapping
 
 from xlt.errors import XltError
 from xlt.names import check_name, is_name
+from xlt.protocols import FEW_SHOT_RECIPE, PROTOCOLS as _REGISTRY, check_shots, get_protocol
 
-PROTOCOLS = ("zero-shot", "evaluate")
+PROTOCOLS = tuple(_REGISTRY)   # their plans and what each trains on: xlt.protocols
 # Protocols that evaluate a checkpoint as it is (`xlt eval`: no training, no selection), and the word reports add
 # to such a record's row ("mdeberta-xnli (evaluated)") so that it is never averaged with fine-tuned seeds.
-EVALUATE_ONLY = {"evaluate": "evaluated"}
+EVALUATE_ONLY = {p.name: p.row_word or p.name for p in _REGISTRY.values() if not p.trains}
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 IMPLS = ("auto", "native", "hf")
 
@@ -125,7 +127,8 @@ class RunSpec:
     task: str
     seed: int = 1
     protocol: str = "zero-shot"     # train on the source language, select on its dev set, test everywhere;
-    #                                 "evaluate": the checkpoint's own head as it is (xlt eval), no training
+    #                                 "evaluate": the checkpoint's own head as it is (xlt eval), no training;
+    #                                 the others: xlt.protocols, docs/protocols.md
     impl: str = "auto"              # auto = native for DeBERTa, transformers otherwise
     precision: str = "auto"         # auto = bf16 where supported, else fp32; never fp16 for mDeBERTa
     data_source: str = "hub"        # "hub" or "local" (--data-dir); the path itself is not part of the identity
@@ -139,10 +142,11 @@ class RunSpec:
     model_revision: str | None = None  # the checkpoint's identity: hub commit, or a fingerprint of local files
     # protocol "evaluate": (checkpoint label, task label) pairs the user gave (`--label-map`), sorted; None: by name
     label_map: tuple[tuple[str, str], ...] | None = None
+    shots: int | None = None           # few-shot: examples per target language (--shots K); None otherwise
 
     def __post_init__(self) -> None:
-        if self.protocol not in PROTOCOLS:
-            raise XltError(f"unknown protocol {self.protocol!r}; available: {', '.join(PROTOCOLS)}")
+        get_protocol(self.protocol)    # an unknown protocol is an XltError listing them
+        check_shots(self.protocol, self.shots)
         if self.precision not in PRECISIONS:
             raise XltError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if self.impl not in IMPLS:
@@ -179,8 +183,8 @@ class RunSpec:
         out["languages"] = list(self.languages) if self.languages is not None else None
         out["splits"] = list(self.splits) if self.splits is not None else None
         out["label_map"] = [list(pair) for pair in self.label_map] if self.label_map is not None else None
-        for name in ("splits", "label_map"):   # absent when unset: a record's spec reads as before they existed
-            if out[name] is None:                 # (reports group runs by their spec)
+        for name in ("splits", "label_map", "shots"):   # absent when unset: a record's spec reads as before they
+            if out[name] is None:                          # existed (reports group runs by their spec)
                 del out[name]
         return out
 
@@ -204,12 +208,14 @@ class RunSpec:
                 del out[name]
         if out["hparams"].get("window_step") == Hyperparams.window_step:
             del out["hparams"]["window_step"]
+        if self.shots is not None:   # the fixed budget of the shots is part of what a few-shot run measures
+            out["few_shot_recipe"] = dict(FEW_SHOT_RECIPE)
         return out
 
     @property
     def fine_tunes(self) -> bool:
         """Does this run train (and select)? False for a protocol that evaluates the checkpoint as it is."""
-        return self.protocol not in EVALUATE_ONLY
+        return get_protocol(self.protocol).trains
 
     @property
     def run_id(self) -> str:
@@ -221,7 +227,9 @@ class RunSpec:
         return model_slug(self.model)
 
     def label(self) -> str:
-        return f"{self.model_slug}/{self.task}/seed{self.seed}"
+        """`model/task/seed1`, and the protocol when it is not zero-shot (`.../few-shot-10`)."""
+        protocol = "" if self.protocol == "zero-shot" else f"/{self.protocol}" + (f"-{self.shots}" if self.shots else "")
+        return f"{self.model_slug}/{self.task}/seed{self.seed}{protocol}"
 
 
 def _check_names(spec: "RunSpec") -> None:

@@ -38,6 +38,8 @@ SplitOpt = Annotated[Split, typer.Option("--split", help="Split of the measured 
 FormatOpt = Annotated[Format, typer.Option("--format", help="Output format.")]
 OutputOpt = Annotated[Optional[Path], typer.Option("--output", help="Write to this file instead of stdout.")]
 NoReferenceOpt = Annotated[bool, typer.Option("--no-reference", help="Leave out the published numbers.")]
+ProtocolOpt = Annotated[Optional[str], typer.Option(
+    "--protocol", help="Only runs of this protocol (zero-shot, translate-train-all, ...; docs/protocols.md).")]
 
 
 def _warn(problems: list[str], prefix: str = "skipped ") -> None:
@@ -89,16 +91,22 @@ def tables(
     no_reference: NoReferenceOpt = False,
     resamples: Annotated[int, typer.Option("--resamples", min=100, max=100_000,
                                            help="Paired-bootstrap resamples.")] = 1000,
+    protocol: ProtocolOpt = None,
 ) -> None:
-    """Per task: one row per model (runs: mean ± std over seeds; published rows with their split), Δ vs baseline."""
+    """Per task: one row per model (runs: mean ± std over seeds; published rows with their split), Δ vs baseline;
+    runs of each protocol are a group of rows (default: every protocol)."""
     from xlt.report import build_report, console_tables, render
     from xlt.report.render import missing_note
 
     fmt = _format(fmt, as_json)
     records = load_usable_records(results_dir)
     _warn(records.problems)   # before anything can fail, so a skipped file is always named
+    if protocol is not None:
+        from xlt.protocols import check_report_protocol
+
+        check_report_protocol(protocol)
     report = build_report(results_dir, task, baseline=baseline, split=split.value, reference=not no_reference,
-                          n_resamples=resamples, records=records)
+                          n_resamples=resamples, records=records, protocol=protocol)
     _warn(report.warnings, prefix="")
     if not report.tables and fmt is not Format.json:
         raise XltError(f"nothing to report: no completed runs under {results_dir / 'runs'}"
@@ -124,8 +132,12 @@ def summary(
     output: OutputOpt = None,
     results_dir: ResultsDirOpt = DEFAULT_RESULTS_DIR,
     no_reference: NoReferenceOpt = False,
+    protocol: Annotated[str, typer.Option(
+        "--protocol", help="The protocol whose runs are summarised (one per summary; docs/protocols.md).")
+    ] = "zero-shot",
 ) -> None:
-    """One row per model, one column per task (its language average), the suite's group averages and overall."""
+    """One row per model, one column per task (its language average), the suite's group averages and overall,
+    of one protocol's runs (default zero-shot)."""
     from xlt.report.render_summary import console_summary, render_summary
     from xlt.report.summary import build_summary
 
@@ -134,7 +146,7 @@ def summary(
     _warn(records.problems)
     names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
     result = build_summary(results_dir, names, suite=suite, split=split.value, reference=not no_reference,
-                           records=records)
+                           records=records, protocol=protocol)
     if not result.rows and fmt is not Format.json:
         raise XltError(f"nothing to summarise: no completed runs of {', '.join(result.tasks)} under "
                        f"{results_dir / 'runs'}" + ("" if no_reference else " and no reference numbers"))
@@ -150,7 +162,7 @@ def runs(
     task: Annotated[Optional[str], typer.Option("--task", help="Only this task.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Every run record: task, model, seed, status, average (primary metric, %), created."""
+    """Every run record: task, model, seed, protocol, status, average (primary metric, %), created."""
     from xlt.report import runs_table
 
     records = load_usable_records(results_dir)
@@ -167,12 +179,14 @@ def runs(
         return
     table = RichTable(title=f"{len(frame)} run record{'s' if len(frame) != 1 else ''}", title_justify="left")
     for name, justify in (("run_id", "left"), ("task", "left"), ("model", "left"), ("seed", "right"),
-                          ("status", "left"), ("avg", "right"), ("split", "left"), ("created", "left")):
+                          ("protocol", "left"), ("status", "left"), ("avg", "right"), ("split", "left"),
+                          ("created", "left")):
         table.add_column(name, justify=justify, no_wrap=name in ("run_id", "created", "model", "task"))
     for row in frame.itertuples(index=False):
         status = escape(row.status) if row.status == "completed" else f"[red]{escape(row.status)}[/]"
-        table.add_row(escape(row.run_id), escape(str(row.task)), escape(str(row.model)), str(row.seed), status,
-                      _num(row.avg), escape(str(row.split or "")), escape(str(row.created or "")))
+        table.add_row(escape(row.run_id), escape(str(row.task)), escape(str(row.model)), str(row.seed),
+                      escape(str(row.protocol)), status, _num(row.avg), escape(str(row.split or "")),
+                      escape(str(row.created or "")))
     print_wide([table])
 
 

@@ -21,12 +21,13 @@ from xlt.cli.common import (DataDirOpt, ResultsDirOpt, TasksDirOpt, app, bench_a
                             print_wide)
 from xlt.errors import XltError
 from xlt.results import DEFAULT_RESULTS_DIR, RecordWriteError, display_name
-from xlt.spec import PRECISIONS, RunSpec, check_hparams, parse_sets
+from xlt.spec import PRECISIONS, PROTOCOLS, RunSpec, check_hparams, parse_sets
 
 
 def build_run_spec(model: str, task: str, seed: int, *, data_dir: Path | None, overrides: dict[str, Any],
                    precision: str, impl: str, max_train_samples: int | None, max_eval_samples: int | None,
-                   tasks_dir: Path | None = None, languages: Any = None) -> tuple[RunSpec, Any, list[Path]]:
+                   tasks_dir: Path | None = None, languages: Any = None, protocol: str = "zero-shot",
+                   shots: int | None = None) -> tuple[RunSpec, Any, list[Path]]:
     """The `--task` resolved once (a name, or a task file's path recorded by its name), the spec
     (`xlt.recipes.build_spec`), and the task folders the run searches (a path adds its own folder)."""
     from xlt.recipes import build_spec
@@ -35,7 +36,7 @@ def build_run_spec(model: str, task: str, seed: int, *, data_dir: Path | None, o
     task_spec, dirs = resolve_task_arg(task, tasks_dir)
     spec = build_spec(model, task_spec, seed, overrides=overrides, data_dir=data_dir, languages=languages,
                       precision=precision, impl=impl, max_train_samples=max_train_samples,
-                      max_eval_samples=max_eval_samples)
+                      max_eval_samples=max_eval_samples, protocol=protocol, shots=shots)
     return spec, task_spec, dirs
 
 
@@ -63,6 +64,7 @@ def resume_command(spec: RunSpec, task_arg: str, overrides: dict[str, Any], *, d
     args = ["xlt", "run", "--model", spec.model, "--task", task_arg, "--seed", str(spec.seed)]
     for flag, value, default in (("--data-dir", data_dir, None), ("--results-dir", results_dir, DEFAULT_RESULTS_DIR),
                                  ("--tasks-dir", tasks_dir, None), ("--precision", spec.precision, "auto"),
+                                 ("--protocol", spec.protocol, "zero-shot"), ("--shots", spec.shots, None),
                                  ("--impl", spec.impl, "auto"), ("--max-train-samples", spec.max_train_samples, None),
                                  ("--max-eval-samples", spec.max_eval_samples, None), ("--name", name, None),
                                  ("--device", device, None), ("--checkpoint-every", checkpoint_every, 500)):
@@ -77,8 +79,10 @@ def resume_command(spec: RunSpec, task_arg: str, overrides: dict[str, Any], *, d
 
 def render_dry_run(plan: dict[str, Any]) -> Table:
     spec = plan["spec"]
-    table = Table(title=escape(f"run {plan['run_id']}: {spec['model']} · {spec['task']} · seed {spec['seed']} "
-                               "(dry run)"))
+    protocol = "" if spec["protocol"] == "zero-shot" else f" · {spec['protocol']}" + \
+        (f" ({spec['shots']} shots)" if spec.get("shots") else "")
+    table = Table(title=escape(f"run {plan['run_id']}: {spec['model']} · {spec['task']} · seed {spec['seed']}"
+                               f"{protocol} (dry run)"))
     table.add_column("hyperparameter")
     table.add_column("value", justify="right")
     table.add_column("from")
@@ -95,7 +99,9 @@ def summary_table(record: dict[str, Any]) -> Table:
     langs = (record.get("task") or {}).get("languages") or list(
         dict.fromkeys(lang for by_lang in metrics.values() for lang in by_lang))
     spec = record["spec"]
-    title = f"{display_name(record)} · {spec['task']} · seed {spec['seed']} · {record['status']}"
+    protocol = "" if spec.get("protocol", "zero-shot") == "zero-shot" else f" · {spec['protocol']}" + \
+        (f" ({spec['shots']} shots)" if spec.get("shots") else "")
+    title = f"{display_name(record)} · {spec['task']} · seed {spec['seed']}{protocol} · {record['status']}"
     table = Table(title=escape(title))
     table.add_column("lang")
     for split in metrics:
@@ -124,6 +130,23 @@ def summary_table(record: dict[str, Any]) -> Table:
     return table
 
 
+def protocol_lines(block: dict[str, Any] | None) -> list[str]:
+    """What a record of a protocol beyond zero-shot says of its models (rich markup, escaped)."""
+    if not block:
+        return []
+    lines = []
+    for key, model in block.get("models", {}).items():
+        parts = ", ".join(f"{p['split']}/{p['lang']} ({p['n']})" for p in model.get("train", []))
+        chosen = (model.get("selection") or {}).get("criterion", "-")
+        start = f" from model {model['continues']}" if model.get("continues") else ""
+        lines.append(escape(f"model {key}{start}: trained on {parts}; selected by {chosen}; evaluates "
+                            f"{', '.join(model.get('languages', []))}"))
+    if block.get("missing"):
+        lines.append("[yellow]warning:[/] " + escape("left out for lack of data: " + "; ".join(
+            f"{lang} ({', '.join(what)})" for lang, what in block["missing"].items())))
+    return lines
+
+
 def _footer(record: dict[str, Any], path: Path | None) -> str:
     """The lines under the summary table (rich markup; every value from the record escaped)."""
     sel, timing, env = record.get("selection") or {}, record.get("timing") or {}, record.get("env") or {}
@@ -139,6 +162,7 @@ def _footer(record: dict[str, Any], path: Path | None) -> str:
                    if "train_s" in timing else "")   # `xlt eval` and types that do not train: no training
         lines.append(escape(f"{trained}eval {timing.get('eval_s', 0):.1f}s ({', '.join(rates)}) on "
                             f"{env.get('device')} {env.get('precision', '')} ({env.get('precision_reason', '')})"))
+    lines += protocol_lines(record.get("protocol"))
     data = record.get("data") or {}
     for split, langs in (data.get("skipped") or {}).items():
         looked = (data.get("looked_for") or {}).get(split)
@@ -162,7 +186,8 @@ def run_command(
     data_dir: DataDirOpt = None,
     results_dir: ResultsDirOpt = DEFAULT_RESULTS_DIR,
     tasks_dir: TasksDirOpt = None,
-    max_train_samples: Annotated[Optional[int], typer.Option(help="Train on the first N source pairs.")] = None,
+    max_train_samples: Annotated[Optional[int], typer.Option(
+        help="Train on the first N examples of each language's training data.")] = None,
     max_eval_samples: Annotated[Optional[int], typer.Option(
         help="Evaluate (and select) on the first N examples of each split and language.")] = None,
     epochs: Annotated[Optional[float], typer.Option(help="Training epochs (may be fractional).")] = None,
@@ -175,6 +200,11 @@ def run_command(
         help=f"{'|'.join(PRECISIONS)}; auto = bf16 on a GPU that supports it, else fp32 (never fp16 "
              "for mDeBERTa).")] = "auto",
     impl: Annotated[str, typer.Option(help="auto|native|hf: native DeBERTa or transformers.")] = "auto",
+    protocol: Annotated[str, typer.Option(
+        help=f"{'|'.join(PROTOCOLS)}: what is trained on which language's data and what is evaluated "
+             "(docs/protocols.md).")] = "zero-shot",
+    shots: Annotated[Optional[int], typer.Option(
+        help="--protocol few-shot: examples per target language (K), drawn with the seed.")] = None,
     sift: Annotated[Optional[bool], typer.Option("--sift/--no-sift", help="Scale-invariant fine-tuning.")] = None,
     sift_lambda: Annotated[Optional[float], typer.Option(help="Weight of the SiFT symmetric-KL term.")] = None,
     sift_lr: Annotated[Optional[float], typer.Option(help="SiFT ascent step size.")] = None,
@@ -205,7 +235,8 @@ def run_command(
     json_: Annotated[bool, typer.Option("--json", help="With --dry-run: print it as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables.")] = False,
 ) -> None:
-    """Fine-tune on the source language, select on its dev set, evaluate every language, write a record."""
+    """Fine-tune on the source language, select on its dev set, evaluate every language, write a record
+    (other protocols: --protocol)."""
     from xlt import runner
 
     progress = spec = resume_cmd = None
@@ -220,17 +251,24 @@ def run_command(
         spec, task_spec, dirs = build_run_spec(model, task, seed, data_dir=data_dir, overrides=overrides,
                                                precision=precision, impl=impl, max_train_samples=max_train_samples,
                                                max_eval_samples=max_eval_samples, tasks_dir=tasks_dir,
-                                               languages=languages)
+                                               languages=languages, protocol=protocol, shots=shots)
         for note in notes:
             err_console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
         if dry_run:
             from xlt.recipes import explain_spec
 
-            plan = explain_spec(spec, task_spec, overrides)
+            plan = explain_spec(spec, task_spec, overrides, data_dir=data_dir)
             if json_:
                 console.print_json(data=plan)
             else:
                 console.print(render_dry_run(plan))
+                for key, model in (plan.get("models") or {}).items():
+                    console.print(escape(f"model {key}: trains on {', '.join(model['train'])}; selected on "
+                                         f"{model['selected_on'] or 'nothing (the last step)'}; predicts "
+                                         f"{', '.join(model['predicts'])}"), highlight=False, soft_wrap=True)
+                for lang, what in (plan.get("missing") or {}).items():
+                    console.print(escape(f"left out: {lang} (no {', '.join(what)})"), highlight=False,
+                                  soft_wrap=True)
             return
         resume_cmd = resume_command(spec, task, overrides, data_dir=data_dir, results_dir=results_dir,
                                     tasks_dir=tasks_dir, name=name, device=device, checkpoint_every=checkpoint_every,

@@ -26,7 +26,7 @@ from rich.table import Table
 from xlt.cli.common import DataDirOpt, JsonOpt, ResultsDirOpt, TasksDirOpt, app, bench_app, console, err_console
 from xlt.errors import XltError
 from xlt.results import DEFAULT_RESULTS_DIR
-from xlt.spec import IMPLS, PRECISIONS
+from xlt.spec import IMPLS, PRECISIONS, PROTOCOLS
 
 STATE_STYLE = {"pending": "dim", "queued": "cyan", "running": "bold cyan", "retrying": "yellow",
                "completed": "green", "failed": "bold red", "skipped": "dim green", "cancelled": "magenta"}
@@ -206,6 +206,11 @@ def sweep_command(
     precision: Annotated[Optional[str], typer.Option(
         "--precision", help=f"One of {', '.join(PRECISIONS)} (default auto).")] = None,
     impl: Annotated[Optional[str], typer.Option("--impl", help=f"One of {', '.join(IMPLS)} (default auto).")] = None,
+    protocol: Annotated[Optional[str], typer.Option(
+        "--protocol", help=f"One of {', '.join(PROTOCOLS)} for every run (default zero-shot; docs/protocols.md).")
+    ] = None,
+    shots: Annotated[Optional[int], typer.Option(
+        "--shots", help="--protocol few-shot: examples per target language (K).")] = None,
     languages: Annotated[Optional[str], typer.Option(
         "--languages", help="Evaluate only these languages, comma-separated (the source language always).")] = None,
     names: Annotated[Optional[list[str]], typer.Option(
@@ -239,7 +244,8 @@ def sweep_command(
     base = schedule.load_sweep_file(file) if file is not None else None
     spec_fields = dict(base.spec_fields) if base else {}
     for name, value in (("max_train_samples", max_train_samples), ("max_eval_samples", max_eval_samples),
-                        ("precision", precision), ("impl", impl), ("languages", languages)):
+                        ("precision", precision), ("impl", impl), ("languages", languages),
+                        ("protocol", protocol), ("shots", shots)):
         if value is not None:
             spec_fields[name] = value
     config = schedule.SweepConfig(

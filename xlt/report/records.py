@@ -122,6 +122,25 @@ def model_name(record: Mapping[str, Any]) -> str:
     return display_name(record)
 
 
+ZERO_SHOT = "zero-shot"
+
+
+def protocol_of(spec: Mapping[str, Any]) -> str:
+    """A record's protocol as reports show it: "zero-shot" (also for records older than protocols),
+    "translate-train-all", "few-shot (10 shots)"."""
+    name = str(spec.get("protocol") or ZERO_SHOT)
+    return f"{name} ({spec['shots']} shots)" if spec.get("shots") else name
+
+
+def row_group(spec: Mapping[str, Any]) -> str:
+    """The group of table rows a record's runs sit in: its protocol (`protocol_of`), except a checkpoint
+    evaluated as it is (protocol "evaluate", `xlt eval`): its rows, named "m (evaluated)", sit with the
+    zero-shot rows they are compared with, since xlt used nothing of the target languages for either."""
+    from xlt.spec import EVALUATE_ONLY
+
+    return ZERO_SHOT if spec.get("protocol") in EVALUATE_ONLY else protocol_of(spec)
+
+
 def runs_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """`metrics_frame` of the completed records with values in percent points: the one place records'
     fractions (0..1) become percent. Count keys ("n_<unit>") are dropped; `config` is the run's spec
@@ -133,6 +152,7 @@ def runs_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     configs = {r["run_id"]: json.dumps({k: v for k, v in r["spec"].items() if k != "seed"}, sort_keys=True)
                for r in records}
     frame["config"] = frame["run_id"].map(configs)
+    frame["protocol"] = frame["run_id"].map({r["run_id"]: row_group(r["spec"]) for r in records})
     return frame
 
 

@@ -8,11 +8,11 @@ from typing import Any, Mapping
 import pandas as pd
 
 from xlt.errors import XltError
-from xlt.report.records import AVG, is_count, model_name
+from xlt.report.records import AVG, is_count, model_name, protocol_of
 from xlt.report.statistics import macro_average
 from xlt.results import Records
 
-RUNS_COLUMNS = ["run_id", "task", "model", "seed", "status", "avg", "split", "created"]
+RUNS_COLUMNS = ["run_id", "task", "model", "seed", "protocol", "status", "avg", "split", "created"]
 
 
 def run_average(record: Mapping[str, Any], split: str | None = None) -> tuple[float | None, str | None]:
@@ -31,12 +31,13 @@ def run_average(record: Mapping[str, Any], split: str | None = None) -> tuple[fl
 
 
 def runs_table(records: Records) -> pd.DataFrame:
-    """Every record, one row: run_id, task, model, seed, status, avg (percent), split, created."""
+    """Every record, one row: run_id, task, model, seed, protocol, status, avg (percent), split, created."""
     rows = []
     for r in records.records:
         avg, split = run_average(r)
         rows.append(dict(run_id=r["run_id"], task=r["spec"]["task"], model=model_name(r), seed=r["spec"]["seed"],
-                         status=r["status"], avg=avg, split=split, created=r.get("created_at")))
+                         protocol=protocol_of(r["spec"]), status=r["status"], avg=avg, split=split,
+                         created=r.get("created_at")))
     return pd.DataFrame(rows, columns=RUNS_COLUMNS)
 
 

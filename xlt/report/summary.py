@@ -8,6 +8,9 @@ accuracy or F1, a QA task (F1 + EM) / 2; a group is the mean of its tasks' score
 mean of all the suite's task scores (XTREME: 9), never of fewer. A group or overall score exists only when
 every task it needs has a score; otherwise the cell names what is missing.
 
+A summary is of one protocol (default zero-shot; published rows are zero-shot numbers): runs of different
+protocols are never averaged into one score.
+
 A published cell says where its number comes from: the source's own average (`published avg`), the mean of
 the per-language values it prints (`mean of printed`, only when they cover every language), or a `subset`
 (some languages printed, no average published), which has no score: its mean is not the task's.
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from xlt.protocols import check_report_protocol
 from xlt.report.records import AVG, normalize_model_name, split_label, usable_records
 from xlt.report.statistics import Stat
 from xlt.report.suites import DEFAULT_SUITE, Group, Suite, get_suite, suites   # noqa: F401 (re-exported)
@@ -66,6 +70,7 @@ class Summary:
     rows: list[SummaryRow] = field(default_factory=list)
     missing: dict[str, str] = field(default_factory=dict)   # task with records but no rows -> why
     tables: list[Table] = field(default_factory=list)
+    protocol: str = "zero-shot"     # the one protocol whose runs it shows
 
     @property
     def complete(self) -> bool:
@@ -104,14 +109,17 @@ class Summary:
         if any(c.split and c.split != self.split for r in self.rows for c in r.cells.values()):
             parts.append(f"A cell marked (dev set) is not a {self.split} number.")
         where = "the dev set" if self.split == "validation" else f"the {self.split} split"
-        parts.append(f"Measured rows: runs on {where}.")
+        parts.append(f"Measured rows: runs on {where}"
+                     + ("." if self.protocol == "zero-shot" else f", protocol {self.protocol} only (no published "
+                                                                 "rows: those are zero-shot)."))
         return " ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         def stat(s: Stat | None) -> dict[str, Any] | None:
             return None if s is None else {"mean": s.mean, "std": s.std, "n": s.n}
 
-        return {"suite": self.suite.name, "split": self.split, "tasks": self.tasks, "metrics": self.metrics,
+        return {"suite": self.suite.name, "split": self.split, "protocol": self.protocol, "tasks": self.tasks,
+                "metrics": self.metrics,
                 "groups": [{"name": g.name, "tasks": list(g.tasks)} for g in self.groups],
                 "scores": {t: list(self.suite.score_metrics(t)) for t in self.tasks if t in self.suite.task_info},
                 "complete": self.complete, "caption": self.caption(), "missing": self.missing,
@@ -150,21 +158,24 @@ def _cell(table: Table, row: Row, score_metrics: Sequence[str]) -> TaskCell:
 
 def build_summary(results_dir: Path | str, tasks: Sequence[str] | None = None, *, suite: str = DEFAULT_SUITE,
                   split: str = DEFAULT_SPLIT, reference: bool = True, reference_dir: Path | None = None,
-                  records: Records | None = None) -> Summary:
+                  records: Records | None = None, protocol: str = "zero-shot") -> Summary:
     """The summary of `tasks` (default: the suite's) from the records under `results_dir` and the
     reference files: one row per measured model (configuration) and one per published model as the reference
-    files label it ("XLM-R large (XTREME)" and "XLM-R large (XLM-R paper)" are two rows, never mixed)."""
+    files label it ("XLM-R large (XTREME)" and "XLM-R large (XLM-R paper)" are two rows, never mixed), of runs
+    under `protocol` only (published rows with zero-shot only)."""
     the_suite = get_suite(suite)
+    check_report_protocol(protocol)   # an unknown name is an XltError listing them
     records = usable_records(records if records is not None else load_records(results_dir))
     tasks = list(dict.fromkeys(tasks or the_suite.tasks))
     tables = [build_table(t, records, baseline=None, split=split, reference=reference,
-                          reference_dir=reference_dir, also=the_suite.score_metrics(t))
+                          reference_dir=reference_dir, also=the_suite.score_metrics(t), protocol=protocol)
               for t in tasks]
     with_records = {r["spec"]["task"] for r in records.records}
     summary = Summary(the_suite, tasks, {t.task: list(t.metrics) for t in tables},
                       [g for g in the_suite.groups if set(g.tasks) <= set(tasks)], split, tables=tables,
                       missing={t.task: why_no_rows(t.task, t, records) for t in tables
-                               if t.task in with_records and not any(r.kind == "measured" for r in t.rows)})
+                               if t.task in with_records and not any(r.kind == "measured" for r in t.rows)},
+                      protocol=protocol)
     by_key: dict[tuple[str, str], SummaryRow] = {}
     for table in tables:
         for row in table.rows:

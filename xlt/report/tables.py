@@ -21,8 +21,10 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from xlt.errors import XltError
-from xlt.report.records import (AVG, TaskView, default_reference_dir, empty_reference,
-                                normalize_model_name, reference_for, runs_frame, split_label, task_view, usable_records)
+from xlt.protocols import PROTOCOLS
+from xlt.report.records import (AVG, ZERO_SHOT, TaskView, default_reference_dir, empty_reference,
+                                normalize_model_name, reference_for, row_group, runs_frame, split_label, task_view,
+                                usable_records)
 from xlt.report.statistics import N_RESAMPLES, Bootstrap, Stat, aggregate, macro_average, paired_bootstrap, \
     transfer_gap
 from xlt import formulas
@@ -57,6 +59,7 @@ class Row:
     avg_kind: str = ""             # published rows: PUBLISHED_AVG, PRINTED_MEAN, or "" (no average)
     printed: int = 0               # published rows: how many of the task's languages the source prints ...
     of: int = 0                    # ... out of how many (0: the task's languages are unknown)
+    protocol: str = ZERO_SHOT      # its runs' group (records.row_group); published rows are zero-shot
 
     @property
     def label(self) -> str:
@@ -66,7 +69,8 @@ class Row:
     @property
     def result(self) -> str:
         return f"{'published' if self.kind == 'published' else 'xlt'}, " + \
-            (split_label(self.split) if self.is_dev else self.split)
+            (split_label(self.split) if self.is_dev else self.split) + \
+            ("" if self.protocol == ZERO_SHOT else f", {self.protocol}")
 
     @property
     def subset(self) -> bool:
@@ -94,10 +98,11 @@ class Delta:
     cells: dict[str, float]
     significance: dict[str, Bootstrap] = field(default_factory=dict)
     splits: tuple[str, str] | None = None   # (row split, baseline split) when they differ
+    protocol: str = ZERO_SHOT               # of the row and of its baseline: Δ never crosses protocols
 
     @property
     def label(self) -> str:
-        return f"Δ {self.model}"
+        return f"Δ {self.model}" + ("" if self.protocol == ZERO_SHOT else f" ({self.protocol})")
 
     @property
     def versus(self) -> str:
@@ -131,28 +136,36 @@ class Table:
     def columns(self) -> list[str]:
         return [*self.languages, AVG, GAP]
 
-    def best(self) -> dict[str, float]:
-        """Best displayed value per column (highest; lowest for the gap), compared at display precision. A
-        row whose predictions collapsed to one class does not compete for the gap: its small gap is no
-        transfer."""
+    def best(self, protocol: str = ZERO_SHOT) -> dict[str, float]:
+        """Best displayed value per column (highest; lowest for the gap) among the rows of one protocol,
+        compared at display precision. A row whose predictions collapsed to one class does not compete for the
+        gap: its small gap is no transfer."""
         out = {}
+        rows = [r for r in self.rows if r.protocol == protocol]
         for col in self.columns:
-            vals = [round(r.cells[col].mean, 1) for r in self.rows
+            vals = [round(r.cells[col].mean, 1) for r in rows
                     if col in r.cells and not (col == GAP and (r.collapsed or r.only_languages))]
             if vals:
                 out[col] = min(vals) if col == GAP else max(vals)
         return out
 
     def is_best(self, row: Row, col: str) -> bool:
-        if len(self.rows) < 2 or col not in row.cells or (col == GAP and (row.collapsed or row.only_languages)):
+        peers = sum(r.protocol == row.protocol for r in self.rows)
+        if peers < 2 or col not in row.cells or (col == GAP and (row.collapsed or row.only_languages)):
             return False
-        return round(row.cells[col].mean, 1) == self.best().get(col)
+        return round(row.cells[col].mean, 1) == self.best(row.protocol).get(col)
 
     def caption(self) -> str:
         n = len(self.languages)
         what = " / ".join(self.metrics)
         how = f" ({self.metric_caption})" if self.metric_caption and self.metric_caption != self.metric else ""
-        parts = [f"{self.task}: {what} (%){how}, zero-shot transfer from {self.source_lang}."]
+        protocols = list(dict.fromkeys(r.protocol for r in self.rows))
+        if protocols in ([], [ZERO_SHOT]):
+            parts = [f"{self.task}: {what} (%){how}, zero-shot transfer from {self.source_lang}."]
+        else:
+            parts = [f"{self.task}: {what} (%){how}, transfer from {self.source_lang} under each row's protocol "
+                     f"(grouped: {', '.join(protocols)}; named in the Result column unless zero-shot). Bold and "
+                     "Δ rows compare rows of one protocol only; nothing is averaged across protocols."]
         if len(self.metrics) > 1:
             parts.append(f"Cells show {what}; bold, Δ and significance use {self.metric}.")
         if any(r.kind == "measured" for r in self.rows):
@@ -198,7 +211,8 @@ class Table:
         return {"task": self.task, "type": self.type_name, "metrics": self.metrics, "split": self.split,
                 "languages": self.languages, "source_lang": self.source_lang, "columns": self.columns,
                 "baseline": self.baseline, "caption": self.caption(),
-                "rows": [{"model": r.model, "kind": r.kind, "split": r.split, "label": r.label, "seeds": r.seeds,
+                "rows": [{"model": r.model, "kind": r.kind, "split": r.split, "label": r.label,
+                          "protocol": r.protocol, "seeds": r.seeds,
                           "source": r.source, "run_ids": r.run_ids, "collapsed": r.collapsed,
                           "avg_kind": r.avg_kind or None, "subset": r.subset,
                           "languages_printed": [r.printed, r.of] if r.kind == "published" else None,
@@ -262,7 +276,9 @@ def _measured_rows(frame: pd.DataFrame, view: TaskView, split: str,
     rows = []
     for model, by_model in frame.groupby("model", sort=False):
         configs = list(dict.fromkeys(by_model["config"]))
-        labels = _config_labels(configs)
+        labels = {}   # configurations are told apart within a protocol's group (its data and task file differ)
+        for _, group in by_model.groupby("protocol", sort=False):
+            labels |= _config_labels(list(dict.fromkeys(group["config"])))
         for config in configs:
             sub = by_model[by_model["config"] == config]
             stats = {m: aggregate(per_run_table(sub[sub["metric"] == m], view.languages, view.source_lang))
@@ -276,8 +292,15 @@ def _measured_rows(frame: pd.DataFrame, view: TaskView, split: str,
                             seeds=len(run_ids), run_ids=run_ids, config=config,
                             more={m: stats[m] for m in view.metrics[1:]},
                             collapsed=_collapsed(records, run_ids, split), dev=view.is_dev(split),
-                            only_languages=only))
-    return rows
+                            only_languages=only, protocol=str(sub["protocol"].iloc[0])))
+    return sorted(rows, key=lambda r: protocol_rank(r.protocol))   # zero-shot first, each protocol a group
+
+
+def protocol_rank(protocol: str) -> int:
+    """Where a protocol's rows go: xlt.protocols' order, zero-shot first, unknown protocols last."""
+    names = list(PROTOCOLS)
+    name = protocol.split(" (")[0]
+    return names.index(name) if name in names else len(names)
 
 
 def _published_cells(values: Mapping[str, float], view: TaskView) -> tuple[dict[str, Stat], str]:
@@ -430,14 +453,19 @@ def _significance(row: Row, base: Row, runs: Mapping[str, tuple[Path, Mapping[st
 
 def build_table(task: str, records: Records | None = None, *, baseline: str | None = DEFAULT_BASELINE,
                 split: str = DEFAULT_SPLIT, reference: bool = True, reference_dir: Path | None = None,
-                n_resamples: int = N_RESAMPLES, seed: int = 0, also: Sequence[str] = ()) -> Table:
+                n_resamples: int = N_RESAMPLES, seed: int = 0, also: Sequence[str] = (),
+                protocol: str | None = None) -> Table:
     """The comparison table of one task from loaded records and the task's reference file. `also` names
-    metrics to show besides the type's (when records or the reference have them)."""
+    metrics to show besides the type's (when records or the reference have them). `protocol`: only runs of
+    that protocol (published rows, which are zero-shot, only with zero-shot); None: every protocol, each a group
+    of rows."""
     if split not in SPLITS:
         raise XltError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     records = records or Records()
-    task_records = [r for r in records.records if r["spec"]["task"] == task]
+    task_records = [r for r in records.records if r["spec"]["task"] == task and
+                    (protocol is None or row_group(r["spec"]).split(" (")[0] == protocol)]
     named = next((r["task"].get("reference") for r in reversed(task_records) if r["task"].get("reference")), None)
+    reference = reference and protocol in (None, ZERO_SHOT)
     ref = reference_for(task, reference_dir, named) if reference else empty_reference()
     frame = runs_frame(task_records)
     view = task_view(task, task_records, ref, frame, also)
@@ -497,16 +525,26 @@ def _add_row_notes(table: Table) -> None:
 
 def _add_deltas(table: Table, baseline: str, records: Records, view: TaskView, n_resamples: int,
                 seed: int) -> None:
-    base = _find_baseline(table.rows, baseline, table.split)
+    """Each row minus the baseline of its own protocol (a translate-train-all row against the baseline's
+    translate-train-all runs, never against its zero-shot runs)."""
+    protocols = list(dict.fromkeys(r.protocol for r in table.rows))
+    bases = {p: _find_baseline([r for r in table.rows if r.protocol == p], baseline, table.split)
+             for p in protocols}
+    base = bases.get(ZERO_SHOT) or next((b for b in bases.values() if b is not None), None)
     if base is None:
         if table.rows:
             table.notes.append(f"No Δ rows: baseline {baseline!r} is not in this table.")
         return
     table.baseline = f"{base.model} ({base.label})"
+    lacking = [p for p in protocols if bases[p] is None]
+    if lacking:
+        table.notes.append(f"No Δ rows for the {', '.join(lacking)} rows: baseline {baseline!r} has no runs "
+                           "under that protocol.")
     measured = [r for r in table.rows if r.kind == "measured"]
     runs = {r["run_id"]: (p, r) for p, r in zip(records.paths, records.records)}
     for row in (measured or table.rows):
-        if row is base:
+        base = bases.get(row.protocol)
+        if base is None or row is base:
             continue
         # a gap over a subset of languages is not comparable with a gap over other languages
         comparable = lambda c: c != GAP or row.only_languages == base.only_languages   # noqa: E731
@@ -517,7 +555,7 @@ def _add_deltas(table: Table, baseline: str, records: Records, view: TaskView, n
             sig = _significance(row, base, runs, view, table.split, n_resamples, seed, table.notes,
                                 table.warnings)
         splits = (row.split, base.split) if row.split != base.split else None
-        table.deltas.append(Delta(row.model, base.model, cells, sig, splits))
+        table.deltas.append(Delta(row.model, base.model, cells, sig, splits, row.protocol))
 
 
 def known_tasks(records: Records, reference_dir: Path | None = None, reference: bool = True) -> list[str]:
@@ -537,14 +575,15 @@ def why_no_rows(task: str, table: Table, records: Records) -> str:
 
 def build_report(results_dir: Path | str, task: str | None = None, *, baseline: str | None = DEFAULT_BASELINE,
                  split: str = DEFAULT_SPLIT, reference: bool = True, reference_dir: Path | None = None,
-                 n_resamples: int = N_RESAMPLES, seed: int = 0, records: Records | None = None) -> Report:
+                 n_resamples: int = N_RESAMPLES, seed: int = 0, records: Records | None = None,
+                 protocol: str | None = None) -> Report:
     """Tables for one task (or every task with runs or reference numbers) from the records under
     `results_dir` (or `records`, already loaded from it). Unreadable record files are skipped and listed in
     `Report.problems`; tasks with records but no measured rows for `split` are named in `Report.missing`."""
     records = usable_records(records if records is not None else load_records(results_dir))
     tasks = [task] if task else known_tasks(records, reference_dir, reference)
     tables = [build_table(t, records, baseline=baseline, split=split, reference=reference,
-                          reference_dir=reference_dir, n_resamples=n_resamples, seed=seed)
+                          reference_dir=reference_dir, n_resamples=n_resamples, seed=seed, protocol=protocol)
               for t in tasks]
     if task and not tables[0].rows:
         what = "no completed runs" + ("" if not reference else " and no reference numbers")

@@ -13,7 +13,7 @@ from xlt.results import completed_record, spec_record_path
 from xlt.spec import RunSpec, check_hparams
 
 # Spec fields other than model/task/seed/hparams that a sweep may set for every run.
-SPEC_FIELDS = ("protocol", "impl", "precision", "max_train_samples", "max_eval_samples", "languages")
+SPEC_FIELDS = ("protocol", "shots", "impl", "precision", "max_train_samples", "max_eval_samples", "languages")
 SWEEP_FILE_KEYS = ("models", "tasks", "seeds", "set", "model_overrides", "task_overrides", "names", *SPEC_FIELDS)
 
 
@@ -86,7 +86,9 @@ def load_sweep_file(path: Path | str) -> SweepConfig:
         set: {epochs: 3}                 # every run
         task_overrides: {pawsx: {lr: 1e-5}}
         model_overrides: {xlm-roberta-base: {lr: 1e-5}}
-        max_train_samples: 2000          # also impl, precision, protocol, max_eval_samples
+        max_train_samples: 2000          # also impl, precision, max_eval_samples
+        protocol: few-shot               # every run (docs/protocols.md); shots: few-shot's K
+        shots: 10
         languages: [en, de, sw]          # evaluate only these (the source language always)
         names: {/ckpts/run-17: my-model} # display names in reports
     """
@@ -241,8 +243,9 @@ class PlannedSpec:
 
     def to_dict(self) -> dict[str, Any]:
         s = self.spec
-        return {"run_id": s.run_id, "model": s.model, "task": s.task, "seed": s.seed, "status": self.status,
-                "stale": list(self.stale), "record": str(self.record_path)}
+        return {"run_id": s.run_id, "model": s.model, "task": s.task, "seed": s.seed, "protocol": s.protocol,
+                **({"shots": s.shots} if s.shots else {}), "status": self.status, "stale": list(self.stale),
+                "record": str(self.record_path)}
 
 
 IDENTITY_FIELDS = ("data_revision", "task_revision", "model_revision")

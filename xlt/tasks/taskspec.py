@@ -17,6 +17,7 @@ from typing import Any, Mapping
 from xlt.errors import XltError
 from xlt.names import check_name
 from xlt.paths import reference_file
+from xlt.tasks.protocol_block import ProtocolData, check_protocols
 from xlt.tasks.yamlfile import Checker, Problem, TaskFileError, read_yaml
 
 
@@ -177,7 +178,7 @@ def _build_source(ck: Checker, raw: Any, path: tuple, yaml_dir: Path, ttype, lab
 
 TASK_KEYS = ("name", "type", "version", "description", "citation", "labels", "source_lang", "train_split",
              "dev_split", "languages", "eval_splits", "metrics", "primary_metric", "reference", "source",
-             "sources", "hyperparameters", "options")
+             "sources", "hyperparameters", "options", "protocols")
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,7 @@ class TaskSpec:
     path: Path | None = field(default=None, compare=False)   # the YAML file it came from
     hyperparameters: tuple[tuple[str, Any], ...] = ()         # the task's training defaults
     options: tuple[tuple[str, Any], ...] = ()                 # type-specific settings (`options:`)
+    protocols: tuple[ProtocolData, ...] = ()                  # data of the protocols beyond zero-shot (`protocols:`)
 
     def __post_init__(self) -> None:
         # A TaskSpec built in code gets the cross-field checks a YAML file gets.
@@ -241,19 +243,22 @@ class TaskSpec:
 
     @property
     def splits(self) -> tuple[str, ...]:
-        """Every split the task reads: train and dev (source language) when its type trains, and the evaluation
-        splits."""
-        return tuple(dict.fromkeys((*self.task_type.required_splits(self), *self.eval_splits)))
+        """Every split the task reads: train and dev (source language) when its type trains, the evaluation
+        splits, and the split few-shot runs draw from when the file names one."""
+        drawn = [p.split for p in self.protocols if p.split]
+        return tuple(dict.fromkeys((*self.task_type.required_splits(self), *self.eval_splits, *drawn)))
 
     @property
     def fingerprint(self) -> str:
         """`task-sha256:<hash>` of everything in the file that reaches the data or the metrics: type, version,
         labels, languages, splits, metrics, options and every source (hub, revision, columns, label maps, file
         pattern). Not the description, citation, reference or hyperparameters (the spec has those itself),
-        nor where the file lies. A run's spec carries it, so an edited task file is a new run id."""
+        nor where the file lies, nor the `protocols:` block, which only runs of those protocols read
+        (xlt.tasks.protocol_data.task_revision adds it). A run's spec carries it, so an edited task file is a
+        new run id."""
         data = self.to_dict()
-        for key in ("description", "citation", "reference", "hyperparameters", "path"):
-            data.pop(key)
+        for key in ("description", "citation", "reference", "hyperparameters", "path", "protocols"):
+            data.pop(key, None)
         for src in data["sources"]:
             if "files" in src:
                 src["files"] = Path(src["files"]).name   # the pattern, not the folder it was found in
@@ -285,6 +290,7 @@ class TaskSpec:
             "primary_metric": self.primary_metric, "reference": str(self.reference) if self.reference else None,
             "hyperparameters": self.hparams, "options": self.option_values,
             "sources": [s.to_dict() for s in self.sources], "path": str(self.path) if self.path else None,
+            **({"protocols": {p.kind: p.to_dict() for p in self.protocols}} if self.protocols else {}),
         }
 
     @classmethod
@@ -389,6 +395,11 @@ def check_task_file(path: str | Path) -> tuple[TaskSpec | None, list[Problem]]:
         for message in ttype.check_options(raw_opts):
             ck.add(("options",), message, f"see docs/task-types.md for the options of {ttype.name}")
         options = tuple(sorted(raw_opts.items()))
+    protocols = ()
+    raw_protocols = ck.mapping(data, (), "protocols", required=False)
+    if raw_protocols is not None:
+        protocols = check_protocols(ck, raw_protocols, lambda c, raw, p: _build_source(
+            c, raw, p, path.resolve().parent, ttype, labels), languages=languages, source_lang=source_lang)
 
     sources: list[Source] = []
     if ("source" in data) == ("sources" in data):
@@ -430,7 +441,7 @@ def check_task_file(path: str | Path) -> tuple[TaskSpec | None, list[Problem]]:
                         dev_split=dev_split, languages=tuple(languages), eval_splits=tuple(eval_splits),
                         label_names=tuple(labels or ()), metrics=tuple(metrics), primary_metric=primary,
                         reference=reference, sources=tuple(sources), path=path.resolve(),
-                        hyperparameters=hparams, options=options)
+                        hyperparameters=hparams, options=options, protocols=protocols)
     except XltError as exc:  # a cross-field check the per-key checks above missed
         return None, [Problem(str(path), 1, str(exc), "see docs/tasks.md")]
     return spec, []
