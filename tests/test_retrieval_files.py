@@ -85,11 +85,12 @@ def test_missing_tatoeba_file_is_named(tmp_path):
 
 def test_line_ends_and_encoding(tmp_path):
     """CRLF and CR end lines as in Python's text files, a final line end starts no line, a line separator
-    inside a sentence (U+2028) does not split it; non-UTF-8 is refused with its line."""
-    (tmp_path / "tatoeba.fra-eng.fra").write_bytes("Bonjour\u2028toi.\r\nMerci.\rOui.".encode("utf-8"))
+    inside a sentence (U+2028) does not split it, surrounding spaces are stripped (evaluate_retrieval.py's
+    `l.strip()`); non-UTF-8 is refused with its line."""
+    (tmp_path / "tatoeba.fra-eng.fra").write_bytes("Bonjour\u2028toi.\r\nMerci.\r Oui. ".encode("utf-8"))
     (tmp_path / "tatoeba.fra-eng.eng").write_bytes(b"Hello you.\nThanks.\nYes.\n")
     pair = F.read_tatoeba(tmp_path, "fra")
-    assert pair.sentences == ["Bonjour\u2028toi.", "Merci.", "Oui."] and len(pair.english) == 3
+    assert pair.sentences == ["Bonjour\u2028toi.", "Merci.", "Oui."] and len(pair.english) == 3   # stripped
     (tmp_path / "tatoeba.fra-eng.fra").write_bytes(b"Bonjour\nMerci \xe9\nOui\n")
     with pytest.raises(XltError, match=r"tatoeba\.fra-eng\.fra:2: not UTF-8"):
         F.read_tatoeba(tmp_path, "fra")

@@ -338,3 +338,42 @@ def test_default_layer_follows_xtremes_scripts():
     assert [P.default_layer(n, tatoeba) for n in (6, 48, 2, 1)] == [5, 26, 2, 1]
     with pytest.raises(ValueError):
         P.default_layer(12, {12: 13})
+
+
+def test_candidates_with_a_non_positive_margin_are_not_mined(tmp_path):
+    """mine_bitext writes a pair only if its margin is > 0 (threshold=0). Here the outlier source has a
+    negative cosine with every target, and the target it picks is taken by nobody else: only the > 0 rule
+    keeps the pair out."""
+    e = np.eye(4, dtype=np.float32)
+    rng = np.random.default_rng(5)
+    good = [e[0] + 0.02 * rng.normal(size=4).astype(np.float32) for _ in range(3)]
+    src = good + [e[1] - 0.3 * e[0]]                                     # the outlier
+    tgt = [g + 0.02 * rng.normal(size=4).astype(np.float32) for g in good] + [e[0] + e[2]]
+    src_texts, tgt_texts = [f"s{i}" for i in range(4)], [f"t{j}" for j in range(4)]
+    paths = F.bucc_paths(tmp_path, "de", "dev")
+    paths[0].write_text("".join(f"de-{i}\ts{i}\n" for i in range(4)))
+    paths[1].write_text("".join(f"en-{j}\tt{j}\n" for j in range(4)))
+    paths[2].write_text("".join(f"de-{i}\ten-{i}\n" for i in range(3)))
+    emb = dict(zip(src_texts + tgt_texts, src + tgt))
+    fwd, bwd = S.knn_both(np.stack(src), np.stack(tgt), 4, 4)
+    fwd_margin, _ = S.margin_scores(fwd, bwd)
+    assert fwd_margin[3].max() < 0                                       # the outlier's best candidate
+    ref_candidates, _, _ = xtreme_bucc(tmp_path, "dev", emb)
+    pairs, _, _ = xlt_bucc(tmp_path, "dev", emb)
+    assert list(zip(pairs.src_id, pairs.tgt_id)) == [pair for pair, _ in ref_candidates]
+    assert "de-3" not in pairs.src_id
+    best_target = f"en-{int(fwd.indices[3, fwd_margin[3].argmax()])}"
+    assert best_target not in pairs.tgt_id                               # free: only the > 0 rule stops it
+
+
+def test_a_pair_scoring_exactly_the_threshold_is_extracted(bucc):
+    """bucc_extract keeps `score >= threshold`: a threshold equal to a mined score keeps that pair."""
+    folder, emb = bucc
+    pairs, _, _ = xlt_bucc(folder, "dev", emb)
+    gold = F.read_bucc(folder, "de", "dev").gold
+    for rank in (0, 5, len(pairs) - 1):
+        threshold = float(pairs.score[rank])
+        table = B.pairs_table(pairs, threshold, gold)
+        cand2score = dict(zip(zip(pairs.src_id, pairs.tgt_id), pairs.score))
+        extracted = X.bucc_extract(cand2score, threshold, None)
+        assert int(table["pred"].sum()) == len(extracted) == rank + 1
