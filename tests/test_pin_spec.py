@@ -75,6 +75,8 @@ HPARAM_FIELDS = {
     "sift_lambda": st.floats(0, 10, **finite),
     "sift_lr": st.floats(1e-8, 1, **finite),
     "sift_init": st.floats(1e-8, 1, **finite),
+    "layer": st.none() | st.integers(0, 48),
+    "pooling": st.sampled_from(["mean", "cls"]),
 }
 # Fields that cannot vary: the zero-shot protocol is the only one there is (a second one would change numbers
 # and must then get a strategy above).

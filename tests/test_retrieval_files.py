@@ -1,6 +1,6 @@
 """Tatoeba and BUCC files read as XTREME leaves them; broken files refused naming the file, the line and the
 fix. Tatoeba: the real LASER files in ../shared/data/tatoeba (5 languages), named through the language codes
-of the task file draft. BUCC is not available locally: a small file set in its format is written here."""
+of the task file. BUCC is not available locally: a small file set in its format is written here."""
 
 from __future__ import annotations
 
@@ -8,13 +8,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 from xlt.errors import XltError
+from xlt.tasks import get_task
 from xlt.tasktypes import retrieval_files as F
 
-ROOT = Path(__file__).resolve().parents[1]
-DRAFTS = ROOT / "tasks" / "drafts"
 # google-research/xtreme evaluate.py TASK2LANGS; run_retrieval.py / utils_preprocess.py lang3_dict
 XTREME_TATOEBA = ("ar he vi id jv tl eu ml ta te af nl de el bn hi mr ur fa fr it pt es bg ru ja ka ko th sw zh kk "
                   "tr et fi hu").split()
@@ -27,20 +25,16 @@ LASER_CODES = {"ara": "ar", "heb": "he", "vie": "vi", "ind": "id", "jav": "jv", 
 SHARED = {"de": 1000, "fr": 1000, "zh": 1000, "ar": 1000, "sw": 390}   # languages in ../shared/data/tatoeba
 
 
-def draft(name: str) -> dict:
-    return yaml.safe_load((DRAFTS / f"{name}.yaml").read_text(encoding="utf-8"))
-
-
 def lang_codes() -> dict[str, str]:
-    return draft("tatoeba")["source"]["lang_codes"]
+    return dict(get_task("tatoeba").sources[0].lang_codes)
 
 
 # --- Tatoeba ------------------------------------------------------------------------------------------------
 
-def test_tatoeba_draft_maps_xtremes_36_languages_to_lasers_codes():
+def test_tatoeba_task_maps_xtremes_36_languages_to_lasers_codes():
     """The one mapping (in the task file) covers XTREME's 36 languages exactly, as XTREME maps them."""
-    task = draft("tatoeba")
-    assert sorted(task["languages"]) == sorted(XTREME_TATOEBA)
+    task = get_task("tatoeba")
+    assert sorted(task.languages) == sorted(XTREME_TATOEBA)
     assert lang_codes() == {two: three for three, two in LASER_CODES.items()}
 
 
@@ -178,7 +172,8 @@ def test_missing_or_empty_bucc_files_are_refused(tmp_path):
         F.read_bucc(tmp_path, "de", "dev")
 
 
-def test_bucc_draft_is_xtremes_setup():
-    task = draft("bucc2018")
-    assert task["languages"] == ["de", "fr", "ru", "zh"] and task["primary_metric"] == "f1"
-    assert task["options"]["neighbourhood"] == 4 and task["options"]["threshold_split"] == "dev"
+def test_bucc_task_is_xtremes_setup():
+    task = get_task("bucc2018")
+    assert task.languages == ("de", "fr", "ru", "zh") and task.primary_metric == "f1"
+    assert task.option_values == {"search": "mine", "neighbourhood": 4, "threshold_split": "dev"}
+    assert task.eval_splits == ("test", "dev") and task.hparams == {"max_seq_len": 512, "pooling": "mean"}

@@ -92,15 +92,25 @@ def xtreme_bucc(folder: Path, split: str, emb, threshold=None, lang: str = "de",
 
 
 def xlt_bucc(folder: Path, split: str, emb, threshold=None, block_size=S.DEFAULT_BLOCK, lang: str = "de"):
-    """xlt's pipeline on one split: read the files, embed the unique texts, mine, map to ids, threshold."""
+    """xlt's pipeline on one split: read the files, embed the unique texts, mine, map to ids, one predictions
+    row per sentence, threshold (chosen on these rows when None), extract."""
     data = F.read_bucc(folder, lang, split)
     src_texts, _ = B.unique_texts(data.source.sentences)
     tgt_texts, _ = B.unique_texts(data.target.sentences)
     x, y = np.stack([emb[t] for t in src_texts]), np.stack([emb[t] for t in tgt_texts])
     pairs = B.mined_ids(S.mine(x, y, block_size=block_size), data.source, src_texts, data.target, tgt_texts)
+    gold = dict(data.gold)
+    rows = B.sentence_rows(data.source.ids, [gold.get(i, "") for i in data.source.ids], pairs)
     if threshold is None:
-        threshold = S.choose_threshold(pairs.score, B.is_gold(pairs, data.gold), len(data.gold))
-    return pairs, threshold, B.pairs_table(pairs, threshold, data.gold)
+        threshold = S.choose_threshold(*B.mined_correct(rows))
+    return pairs, threshold, B.extract(rows, threshold)
+
+
+def scores(rows) -> dict[str, float]:
+    """Precision, recall and F1 as a run records them: the retrieval type's statistics and formulas."""
+    from xlt.tasktypes.retrieval import TASK_TYPE
+
+    return TASK_TYPE.score(rows, ["f1", "precision", "recall"])
 
 
 def tatoeba_embeddings(seed: int = TATOEBA_SEED, n: int = 60, dim: int = 8) -> tuple[np.ndarray, np.ndarray]:
@@ -198,17 +208,17 @@ def test_bucc_mining_threshold_and_f1_equal_xtremes(bucc, block_size):
     threshold (the next score, or the peak's own), `>` for `>=`, a repeated text not dropped."""
     folder, emb = bucc
     ref_candidates, ref_dev, _ = xtreme_bucc(folder, "dev", emb)
-    pairs, threshold, dev_table = xlt_bucc(folder, "dev", emb, block_size=block_size)
+    pairs, threshold, dev_rows = xlt_bucc(folder, "dev", emb, block_size=block_size)
     assert list(zip(pairs.src_id, pairs.tgt_id)) == [pair for pair, _ in ref_candidates]
     np.testing.assert_allclose(pairs.score, [score for _, score in ref_candidates], rtol=1e-6, atol=0)
     assert threshold == pytest.approx(ref_dev["best-threshold"], rel=1e-6, abs=0)
-    dev = B.table_scores(dev_table)
+    dev = scores(dev_rows)
     assert 100 * dev["f1"] == pytest.approx(ref_dev["F1"], rel=1e-12)
     assert (100 * dev["precision"], 100 * dev["recall"]) == pytest.approx((ref_dev["precision"], ref_dev["recall"]))
 
     _, _, ref_test = xtreme_bucc(folder, "test", emb, threshold=ref_dev["best-threshold"])
-    _, _, test_table = xlt_bucc(folder, "test", emb, threshold=threshold, block_size=block_size)
-    test = B.table_scores(test_table)
+    _, _, test_rows = xlt_bucc(folder, "test", emb, threshold=threshold, block_size=block_size)
+    test = scores(test_rows)
     assert (100 * test["f1"], 100 * test["precision"], 100 * test["recall"]) == \
         pytest.approx((ref_test["f1"], ref_test["precision"], ref_test["recall"]), rel=1e-12)
 
@@ -289,24 +299,27 @@ def test_precision_recall_f1_is_bucc_f1():
     assert S.precision_recall_f1(0, 3, 4) == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
 
 
-def test_predictions_table_recomputes_every_figure(bucc):
-    """The table (mined pairs + unmined gold) alone gives P/R/F1; per-source tp/fp/fn sum to the same
-    counts, so a bootstrap over source sentences re-sums them (f1_from_totals)."""
+def test_sentence_rows_recompute_every_figure(bucc):
+    """One row per source sentence (every run of a split has the same rows: the bootstrap's units): the mined
+    pairs first in mining order, then the rest in file order; per-row tp/fp/fn sum to (correct, extracted -
+    correct, gold - correct), so F1, precision and recall recompute from the rows alone."""
     folder, emb = bucc
-    _, threshold, table = xlt_bucc(folder, "test", emb, threshold=None)
+    pairs, threshold, rows = xlt_bucc(folder, "test", emb, threshold=None)
     data = F.read_bucc(folder, "de", "test")
-    assert int(table["gold"].sum()) == len(data.gold)
-    assert table.loc[table["score"].isna(), "pred"].eq(False).all()
-    scores = B.table_scores(table)
-    counts = B.source_counts(table)
-    assert counts["src_id"].is_unique
-    tp, fp, fn = (int(counts[c].sum()) for c in ("tp", "fp", "fn"))
-    assert (tp, tp + fp, tp + fn) == (scores["n_correct"], scores["n_predicted"], scores["n_gold"])
-    totals = B.f1_from_totals(tp, fp, fn)
-    assert {k: float(v) for k, v in totals.items()} == pytest.approx(
-        {k: scores[k] for k in ("precision", "recall", "f1")}, rel=1e-12)
-    resampled = B.f1_from_totals(np.array([tp, 0]), np.array([fp, 3]), np.array([fn, 2]))
-    assert resampled["f1"][1] == 0.0 and resampled["f1"][0] == pytest.approx(scores["f1"])
+    assert sorted(rows["idx"]) == list(range(len(data.source))) and list(rows["id"]) == \
+        [data.source.ids[i] for i in rows["idx"]]
+    assert list(rows["pred"][:len(pairs)]) == pairs.tgt_id and (rows["pred"][len(pairs):] == "").all()
+    assert rows["score"][len(pairs):].isna().all() and not rows["extracted"][len(pairs):].any()
+    assert int((rows["label"] != "").sum()) == len(data.gold)
+    gold = set(data.gold)
+    extracted = {(s, t) for s, t, score in zip(pairs.src_id, pairs.tgt_id, pairs.score) if score >= threshold}
+    correct = len(extracted & gold)
+    from xlt.tasktypes.retrieval import TASK_TYPE
+
+    stats = TASK_TYPE.statistics(rows)
+    assert (stats["tp"].sum(), stats["fp"].sum(), stats["fn"].sum()) == \
+        (correct, len(extracted) - correct, len(gold) - correct)
+    assert scores(rows)["f1"] == pytest.approx(2 * correct / (len(extracted) + len(gold)), rel=1e-12)
 
 
 # --- pooling and layers -------------------------------------------------------------------------------------
@@ -327,17 +340,6 @@ def test_mean_and_cls_pooling_are_xtremes():
         P.pool(hidden, mask, "max")
     with pytest.raises(ValueError):
         P.pool(hidden, mask[:, :3], "mean")
-
-
-def test_default_layer_follows_xtremes_scripts():
-    """run_tatoeba.sh: specific_layer 7 of 12 and 13 of 24 on hidden_states[1:] = hidden_states[8], [14];
-    run_bucc2018.sh: 7 for every depth. Other depths: depth // 2 + 2, capped at the last layer."""
-    tatoeba, bucc2018 = {12: 8, 24: 14}, {12: 8, 24: 8}
-    assert [P.default_layer(n, tatoeba) for n in (12, 24)] == [8, 14]
-    assert [P.default_layer(n, bucc2018) for n in (12, 24)] == [8, 8]
-    assert [P.default_layer(n, tatoeba) for n in (6, 48, 2, 1)] == [5, 26, 2, 1]
-    with pytest.raises(ValueError):
-        P.default_layer(12, {12: 13})
 
 
 def test_candidates_with_a_non_positive_margin_are_not_mined(tmp_path):
@@ -369,11 +371,9 @@ def test_candidates_with_a_non_positive_margin_are_not_mined(tmp_path):
 def test_a_pair_scoring_exactly_the_threshold_is_extracted(bucc):
     """bucc_extract keeps `score >= threshold`: a threshold equal to a mined score keeps that pair."""
     folder, emb = bucc
-    pairs, _, _ = xlt_bucc(folder, "dev", emb)
-    gold = F.read_bucc(folder, "de", "dev").gold
+    pairs, _, rows = xlt_bucc(folder, "dev", emb)
     for rank in (0, 5, len(pairs) - 1):
         threshold = float(pairs.score[rank])
-        table = B.pairs_table(pairs, threshold, gold)
         cand2score = dict(zip(zip(pairs.src_id, pairs.tgt_id), pairs.score))
         extracted = X.bucc_extract(cand2score, threshold, None)
-        assert int(table["pred"].sum()) == len(extracted) == rank + 1
+        assert int(B.extract(rows, threshold)["extracted"].sum()) == len(extracted) == rank + 1

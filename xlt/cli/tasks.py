@@ -23,7 +23,7 @@ def _write_json(path: Optional[Path], payload) -> None:
 def _source_summary(spec) -> str:
     parts = []
     for src in spec.sources:
-        where = src.hub or src.files
+        where = src.hub or src.files or f"--data-dir only ({src.data_dir_name or spec.name}/)"
         if src.languages or src.splits:
             where += " (" + ", ".join(filter(None, [",".join(src.languages or ()), ",".join(src.splits or ())])) + ")"
         parts.append(where)

@@ -8,13 +8,14 @@ single id, so no pair holding it can be extracted. The steps here:
     src_texts, src_of_line = unique_texts(corpus.sentences)       # embed src_texts only
     mined = mine(x, y)                                             # retrieval_search, on unique texts
     pairs = mined_ids(mined, source, src_texts, target, tgt_texts) # ids, repeated texts dropped
-    threshold = choose_threshold(pairs.score, is_gold(pairs, dev_gold), len(dev_gold))   # on dev
-    table = pairs_table(pairs, threshold, gold)                    # the predictions rows of a split
+    rows = sentence_rows(source.ids, gold_of_each_line, pairs)     # the predictions rows of a split
+    threshold = choose_threshold(*mined_correct(dev_rows))         # on dev
+    rows = extract(rows, threshold)                                # XTREME's bucc_extract
 
-The table holds everything F1 recomputes from: every mined pair with its score, whether it is above the
-threshold (`pred`) and whether it is gold, plus the gold pairs never mined (score NaN). `source_counts`
-turns it into per-source-sentence tp/fp/fn, whose sums give precision, recall and F1 (the paired bootstrap
-resamples source sentences).
+The predictions hold one row per sentence of the language's side (`sentence_rows`): its gold translation,
+the pair mined for it (mining is one-to-one, so a sentence is in at most one) with its margin, and whether that
+pair is extracted. Per row tp/fp/fn (xlt.tasktypes.retrieval) sum to XTREME's counts, and every run of a split
+has the same rows, so a paired bootstrap resamples the same sentences in both runs.
 """
 
 from __future__ import annotations
@@ -26,9 +27,7 @@ import numpy as np
 import pandas as pd
 
 from xlt.tasktypes.retrieval_files import BuccCorpus
-from xlt.tasktypes.retrieval_search import Candidates, precision_recall_f1
-
-TABLE_COLUMNS = ("src_id", "tgt_id", "score", "pred", "gold")
+from xlt.tasktypes.retrieval_search import Candidates
 
 
 @dataclass(frozen=True)
@@ -88,43 +87,32 @@ def is_gold(pairs: MinedPairs, gold: Sequence[tuple[str, str]]) -> np.ndarray:
                        count=len(pairs))
 
 
-def pairs_table(pairs: MinedPairs, threshold: float, gold: Sequence[tuple[str, str]]) -> pd.DataFrame:
-    """One row per mined pair (`pred`: score >= threshold, XTREME's `bucc_extract`) and per gold pair never
-    mined (score NaN, pred False): columns src_id, tgt_id, score, pred, gold."""
-    gold_flags = is_gold(pairs, gold)
-    mined = set(zip(pairs.src_id, pairs.tgt_id))
-    unmined = [p for p in dict.fromkeys(gold) if p not in mined]
-    return pd.DataFrame({
-        "src_id": list(pairs.src_id) + [s for s, _ in unmined],
-        "tgt_id": list(pairs.tgt_id) + [t for _, t in unmined],
-        "score": np.concatenate([pairs.score, np.full(len(unmined), np.nan)]),
-        "pred": np.concatenate([pairs.score >= threshold, np.zeros(len(unmined), dtype=bool)]),
-        "gold": np.concatenate([gold_flags, np.ones(len(unmined), dtype=bool)]),
-    })
+def sentence_rows(ids: Sequence[str], gold: Sequence[str], pairs: MinedPairs) -> pd.DataFrame:
+    """The predictions rows of one split: one per sentence of the language's side (`ids`, file order; `gold`
+    the id of each one's gold translation, "" for none): the sentences of the mined pairs first, in mining
+    order (descending score: the order `choose_threshold` walks, ties as XTREME's candidate file has them),
+    then the others in file order. Columns idx (line in the file), id, label (gold), pred (the mined English
+    id, "" for none), score (its margin, NaN for none), extracted (False until `extract`)."""
+    position = {sid: i for i, sid in enumerate(ids)}
+    mined = np.fromiter((position[s] for s in pairs.src_id), dtype=np.int64, count=len(pairs))
+    rest = np.setdiff1d(np.arange(len(ids)), mined)          # sorted: file order
+    order = np.concatenate([mined, rest])
+    pred = np.full(len(ids), "", dtype=object)
+    score = np.full(len(ids), np.nan)
+    pred[mined], score[mined] = pairs.tgt_id, pairs.score
+    return pd.DataFrame({"idx": order, "id": np.asarray(ids, dtype=object)[order],
+                         "label": np.asarray(gold, dtype=object)[order], "pred": pred[order], "score": score[order],
+                         "extracted": np.zeros(len(ids), dtype=bool)})
 
 
-def source_counts(table: pd.DataFrame) -> pd.DataFrame:
-    """Per source sentence of the table: tp (extracted and gold), fp (extracted, not gold), fn (gold, not
-    extracted). Column sums: tp + fp = pairs extracted, tp + fn = gold pairs."""
-    counts = pd.DataFrame({"src_id": table["src_id"],
-                           "tp": (table["pred"] & table["gold"]).astype(np.int64),
-                           "fp": (table["pred"] & ~table["gold"]).astype(np.int64),
-                           "fn": (~table["pred"] & table["gold"]).astype(np.int64)})
-    return counts.groupby("src_id", sort=False, as_index=False).sum()
+def mined_correct(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, int]:
+    """(scores, correct) of the mined rows in row order, and the number of gold pairs: what
+    `retrieval_search.choose_threshold` takes."""
+    mined = rows["pred"].to_numpy() != ""
+    correct = (rows["pred"] == rows["label"]).to_numpy() & (rows["label"] != "").to_numpy()
+    return rows["score"].to_numpy()[mined], correct[mined], int((rows["label"] != "").sum())
 
 
-def table_scores(table: pd.DataFrame) -> dict[str, float]:
-    """Precision, recall and F1 of a predictions table (fractions), with the counts they come from."""
-    tp = int((table["pred"] & table["gold"]).sum())
-    n_pred, n_gold = int(table["pred"].sum()), int(table["gold"].sum())
-    return {**precision_recall_f1(tp, n_pred, n_gold), "n_correct": tp, "n_predicted": n_pred, "n_gold": n_gold}
-
-
-def f1_from_totals(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> dict[str, np.ndarray]:
-    """Precision, recall, F1 from (possibly resampled) sums of `source_counts`; 0 where tp is 0."""
-    tp, fp, fn = (np.asarray(v, dtype=np.float64) for v in (tp, fp, fn))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision = np.where(tp > 0, tp / (tp + fp), 0.0)
-        recall = np.where(tp > 0, tp / (tp + fn), 0.0)
-        f1 = np.where(tp > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
-    return {"precision": precision, "recall": recall, "f1": f1}
+def extract(rows: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """`rows` with `extracted` = a mined pair scoring >= threshold (XTREME's `bucc_extract`)."""
+    return rows.assign(extracted=(rows["score"] >= threshold).to_numpy())   # NaN (nothing mined) compares False

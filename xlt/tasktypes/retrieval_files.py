@@ -66,7 +66,12 @@ def tatoeba_paths(folder: str | Path, code: str) -> tuple[Path, Path]:
 
 def read_tatoeba(folder: str | Path, code: str) -> TatoebaPair:
     """Both sides of one language's Tatoeba test set; their line counts must be equal."""
-    xx_path, en_path = tatoeba_paths(folder, code)
+    return read_aligned(*tatoeba_paths(folder, code))
+
+
+def read_aligned(xx_path: str | Path, en_path: str | Path) -> TatoebaPair:
+    """Two files, line i of one translating line i of the other (LASER's Tatoeba layout), stripped."""
+    xx_path, en_path = Path(xx_path), Path(en_path)
     missing = [p for p in (xx_path, en_path) if not p.is_file()]
     if missing:
         raise XltError(f"missing Tatoeba file(s) {', '.join(map(str, missing))}; put {TATOEBA_SOURCE} there "
@@ -136,10 +141,11 @@ def read_bucc_corpus(path: str | Path) -> BuccCorpus:
 
 def read_bucc_gold(path: str | Path, source: BuccCorpus, target: BuccCorpus) -> list[tuple[str, str]]:
     """`xx_id<TAB>en_id` lines, in file order; blank lines are skipped and a repeated pair counts once (XTREME
-    reads gold as a set). Every id must be in its corpus."""
+    reads gold as a set). Every id must be in its corpus, and an xx sentence has at most one gold translation."""
     path = Path(path)
     src_ids, tgt_ids = set(source.ids), set(target.ids)
     pairs: dict[tuple[str, str], None] = {}
+    line_of: dict[str, tuple[int, str]] = {}   # source id -> (line, its gold target)
     for number, line in enumerate(read_lines(path), 1):
         if not line.strip():
             continue
@@ -150,6 +156,10 @@ def read_bucc_gold(path: str | Path, source: BuccCorpus, target: BuccCorpus) -> 
             if sid not in known:
                 raise XltError(f"{path}:{number}: id {sid!r} is not in {corpus.path}; the gold file and the "
                                f"corpora must come from the same BUCC release and split")
+        first = line_of.setdefault(fields[0], (number, fields[1]))
+        if first[1] != fields[1]:   # a sentence's predictions row holds one gold translation (xlt.tasktypes.retrieval)
+            raise XltError(f"{path}:{number}: {fields[0]!r} already has the gold translation {first[1]!r} (line "
+                           f"{first[0]}); BUCC's gold pairs are one-to-one: keep one of the two lines")
         pairs[(fields[0], fields[1])] = None
     if not pairs:
         raise XltError(f"{path} has no gold pairs; restore it from {BUCC_SOURCE}")
@@ -158,7 +168,12 @@ def read_bucc_gold(path: str | Path, source: BuccCorpus, target: BuccCorpus) -> 
 
 def read_bucc(folder: str | Path, lang: str, split: str) -> BuccSplit:
     """One language's split: both corpora and the gold pairs (all three files must exist)."""
-    src_path, tgt_path, gold_path = bucc_paths(folder, lang, split)
+    return read_bucc_files(*bucc_paths(folder, lang, split))
+
+
+def read_bucc_files(src_path: str | Path, tgt_path: str | Path, gold_path: str | Path) -> BuccSplit:
+    """The xx corpus, the English corpus and their gold pairs, from XTREME's three files."""
+    src_path, tgt_path, gold_path = Path(src_path), Path(tgt_path), Path(gold_path)
     missing = [p for p in (src_path, tgt_path, gold_path) if not p.is_file()]
     if missing:
         raise XltError(f"missing BUCC file(s) {', '.join(map(str, missing))}; put {BUCC_SOURCE} there "

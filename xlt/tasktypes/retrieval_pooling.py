@@ -8,20 +8,18 @@ one layer's hidden states pooled over the sentence:
 - `cls` (`cls_pool_embedding`): the first position.
 
 The layer is `all_layer_outputs[-num_layers:][specific_layer]`: the embedding output is dropped, so
-`--specific_layer 7` is the output of the 8th transformer layer, `hidden_states[8]` in transformers' counting
-(0 = embeddings). `scripts/run_tatoeba.sh` uses 7 for 12-layer models and 13 (hidden_states[14]) for XLM-R's
-24 layers; `scripts/run_bucc2018.sh` uses 7 for every model. `default_layer` reads such a table (it lives in
-the task file) and, for a depth the table lacks, takes `num_layers // 2 + 2`, the one rule that gives both of
-run_tatoeba.sh's choices (8 of 12, 14 of 24).
+`--specific_layer 7` of a 12-layer model is the output of the 8th transformer layer, `hidden_states[8]` in
+transformers' counting (0 = embeddings). Which layer a run uses is the `layer` hyperparameter; its default
+follows XTREME's scripts (`xlt.recipes.xtreme_retrieval_layer`), and the encoder head returns that layer.
 """
 
 from __future__ import annotations
 
-from typing import Mapping
-
 import torch
 
-POOLINGS = ("mean", "cls")
+from xlt.spec import CHOICES
+
+POOLINGS = CHOICES["pooling"]
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
@@ -37,15 +35,3 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> to
     mask = attention_mask.to(torch.float32).unsqueeze(-1)                    # (B, T, 1)
     summed = (hidden.float() * mask).sum(dim=1)                              # (B, H)
     return summed / mask.sum(dim=1).clamp_min(1.0)
-
-
-def default_layer(num_layers: int, by_depth: Mapping[int, int]) -> int:
-    """The hidden_states index (0 = embedding output) to embed with, for a model of `num_layers` layers:
-    the task file's table (XTREME's choice per depth), else num_layers // 2 + 2, capped at the last layer."""
-    if num_layers < 1:
-        raise ValueError(f"a model has at least one layer, got {num_layers}")
-    table = {int(depth): int(layer) for depth, layer in by_depth.items()}
-    layer = table.get(num_layers, min(num_layers // 2 + 2, num_layers))
-    if not 0 <= layer <= num_layers:
-        raise ValueError(f"layer {layer} does not exist in a {num_layers}-layer model (hidden_states 0..{num_layers})")
-    return layer
