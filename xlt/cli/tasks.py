@@ -66,6 +66,8 @@ def show_cmd(
     table.add_column("value", overflow="fold")
     for key in ("type", "description", "citation", "labels", "source_lang", "train_split", "dev_split",
                 "languages", "eval_splits", "metrics", "primary_metric", "reference", "path"):
+        if key in ("train_split", "dev_split") and not spec.task_type.trains:
+            continue   # a type that does not train reads no train or dev split
         value = d[key]
         table.add_row(key, escape(" ".join(value) if isinstance(value, list) else str(value) if value is not None
                                   else "-"))
