@@ -82,6 +82,8 @@ HPARAM_FIELDS = {
     "sift_lambda": st.floats(0, 10, **finite),
     "sift_lr": st.floats(1e-8, 1, **finite),
     "sift_init": st.floats(1e-8, 1, **finite),
+    "layer": st.none() | st.integers(0, 48),
+    "pooling": st.sampled_from(["mean", "cls"]),
 }
 # Drawn as a whole (hparams) or with another field: shots go with the few-shot protocol only (specs() draws
 # them; test_changing_the_shots_changes_the_run_id changes them).

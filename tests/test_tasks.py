@@ -47,7 +47,8 @@ def test_every_builtin_task_file_validates():
     for f in files:
         spec, problems = check_task_file(f)
         assert problems == [], problems
-        assert spec.name == f.stem and spec.source_lang in spec.languages
+        assert spec.name == f.stem
+        assert spec.source_lang in spec.languages or not spec.task_type.trains   # retrieval pivots on English
         for src in spec.sources:
             assert src.hub is None or "/" in src.hub     # namespaced hub ids
             assert src.hub is None or src.revision       # every hub source names a revision

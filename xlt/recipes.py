@@ -14,7 +14,8 @@ Layers, later ones winning: xlt's defaults (`spec.Hyperparams`), the task file's
 the model rules below, then the user's overrides. Model rules match what a checkpoint *is* (its config.json:
 model_type, family, sizes, vocabulary), never what its folder is called, so a hub snapshot in a folder named
 by a hash gets the same recipe as `mdeberta-v3-base`. A rule may be limited to heads (sentence-level
-`classification`, `token` tagging, `qa`) or to task names.
+`classification`, `token` tagging, `qa`, the `encoder` of retrieval) or to task names, and a value may be
+computed from the config (the retrieval layer, from the model's depth).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from xlt.errors import XltError
 from xlt.spec import Hyperparams, RunSpec, check_hparams
@@ -34,10 +35,11 @@ from xlt.tasks.protocol_data import plan_run, task_revision
 class ModelRule:
     name: str
     match: Mapping[str, Any]                   # config.json keys (plus "family") and the values they must have
-    values: Mapping[str, Any]
+    values: Mapping[str, Any | Callable[[Mapping[str, Any]], Any]]   # a value, or one computed from config.json
     source: str
     heads: tuple[str, ...] | None = None       # only tasks whose type uses one of these heads
     tasks: tuple[str, ...] | None = None       # only these task names
+    reads: tuple[str, ...] = ()                # config.json keys a computed value reads (shown by --dry-run)
 
     def applies(self, config: Mapping[str, Any], head: str | None, task: str) -> bool:
         if self.heads is not None and head not in self.heads:
@@ -45,6 +47,21 @@ class ModelRule:
         if self.tasks is not None and task not in self.tasks:
             return False
         return all(config.get(k) == v for k, v in self.match.items())
+
+    def values_for(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        return {name: value(config) if callable(value) else value for name, value in self.values.items()}
+
+
+def xtreme_retrieval_layer(config: Mapping[str, Any]) -> int | None:
+    """The hidden_states index (0 = the embedding output) XTREME embeds sentences with: its scripts pass
+    `--specific_layer 7` to 12-layer models and 13 to XLM-R large's 24 layers, counted on the outputs after the
+    embedding one, i.e. hidden_states[8] and hidden_states[14]: depth // 2 + 2, capped at the last layer.
+    run_bucc2018.sh does not pass `--num_layers`, so on a 24-layer model it takes hidden_states[20] (docs/retrieval.md);
+    the rule follows the intended middle layer of both scripts. None when config.json has no depth."""
+    depth = config.get("num_hidden_layers")
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        return None
+    return min(depth // 2 + 2, depth)
 
 
 MODEL_RULES: tuple[ModelRule, ...] = (
@@ -59,6 +76,10 @@ MODEL_RULES: tuple[ModelRule, ...] = (
               {"lr": 2e-5, "batch_size": 32, "epochs": 6, "warmup_steps": 3000, "max_seq_len": 256},
               "microsoft/DeBERTa README, experiments/xnli (mdeberta-v3-base zero-shot): lr 2e-5, batch 32, "
               "6 epochs, warmup 3000, length 256", heads=("classification",)),
+    ModelRule("XTREME retrieval layer", {}, {"layer": xtreme_retrieval_layer},
+              "google-research/xtreme scripts/run_tatoeba.sh and run_bucc2018.sh: --specific_layer 7 of 12 layers, "
+              "13 of 24, on the outputs after the embeddings: hidden_states[depth // 2 + 2]", heads=("encoder",),
+              reads=("num_hidden_layers",)),
 )
 
 
@@ -102,10 +123,16 @@ def effective_hparams(model: str, task: Any | None, overrides: Mapping[str, Any]
     task_name = task.name if task is not None else ""
     for rule in MODEL_RULES if config else ():
         if rule.applies(config, head, task_name):
-            for name, value in check_hparams(rule.values).items():
-                values[name], where[name] = value, f"model rule: {rule.name} ({rule.source})"
+            computed = {name: value for name, value in rule.values_for(config).items() if value is not None}
+            read = "".join(f"; this model's {key}: {config.get(key)}" for key in rule.reads)
+            for name, value in check_hparams(computed).items():
+                values[name], where[name] = value, f"model rule: {rule.name} ({rule.source}{read})"
     for name, value in check_hparams(overrides or {}).items():
         values[name], where[name] = value, "override"
+    depth = (config or {}).get("num_hidden_layers")
+    if values["layer"] is not None and isinstance(depth, int) and values["layer"] > depth:
+        raise XltError(f"hyperparameter layer={values['layer']} does not exist in a {depth}-layer model "
+                       f"(hidden_states 0 = the embedding output .. {depth}); choose one in that range")
     return Hyperparams(**values), where
 
 

@@ -37,7 +37,8 @@ class _Block(BaseModel):
 # Hyperparameters are typed as xlt.spec.Hyperparams declares them: "2e-5" is not a learning rate (a string would
 # make the same model two rows of a table). Keys a newer xlt adds are allowed.
 _HparamsBlock = create_model("_HparamsBlock", __base__=_Block, **{
-    f.name: (Optional[{"float": float, "int": int, "bool": bool, "str": str}[str(f.type)]], None)
+    f.name: (Optional[{"float": float, "int": int, "bool": bool, "str": str}[str(f.type).removesuffix(" | None")]],
+             None)
     for f in dataclasses.fields(Hyperparams)})
 
 

@@ -50,6 +50,10 @@ class Hyperparams:
     sift_lambda: float = 1.0      # weight of the symmetric-KL term
     sift_lr: float = 1e-4         # step size of the one normalised ascent step
     sift_init: float = 1e-5       # std of the initial perturbation
+    layer: int | None = None      # encoder head (retrieval): the hidden_states index embedded (0 = the embedding
+    #                               output); None: not used, or chosen from the model's depth (xlt.recipes)
+    pooling: str = "mean"         # encoder head (retrieval): a sentence's vector from that layer, the mean over
+    #                               its tokens ([CLS]/[SEP] included) or the first token's ("cls")
 
     @property
     def per_step_batch(self) -> int:
@@ -68,6 +72,8 @@ _RANGES: dict[str, tuple[float, bool, float]] = {
     "eval_every": (0, True, 1 << 40), "eval_batch_size": (1, True, 1 << 20), "window_step": (1, True, 1 << 16),
     "sift_lambda": (0, True, 1e6), "sift_lr": (0, True, 1e3), "sift_init": (0, True, 1e3),
 }
+MAX_LAYER = 1024                  # hidden_states index; the model's own depth is checked in xlt.recipes
+CHOICES: dict[str, tuple[str, ...]] = {"pooling": ("mean", "cls")}   # the values a string hyperparameter takes
 
 
 def check_hparams(overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -80,6 +86,14 @@ def check_hparams(overrides: Mapping[str, Any]) -> dict[str, Any]:
         if name not in types:
             raise XltError(f"unknown hyperparameter {name!r}; valid names: {', '.join(HPARAM_NAMES)}")
         kind = types[name]
+        if kind == "str":
+            if not isinstance(value, str) or value.strip().lower() not in CHOICES[name]:
+                raise XltError(f"hyperparameter {name}={value!r} is not one of {', '.join(CHOICES[name])}")
+            out[name] = value.strip().lower()
+            continue
+        if kind == "int | None" and (value is None or (isinstance(value, str) and value.strip().lower() == "none")):
+            out[name] = None
+            continue
         try:
             if kind == "bool":
                 if isinstance(value, str):
@@ -88,7 +102,9 @@ def check_hparams(overrides: Mapping[str, Any]) -> dict[str, Any]:
                     value = value.lower() in ("true", "1", "yes")
                 elif not isinstance(value, bool):
                     raise ValueError(value)
-            elif kind == "int":
+            elif kind in ("int", "int | None"):
+                if kind == "int | None" and isinstance(value, bool):
+                    raise ValueError(value)
                 number = float(value)
                 if not math.isfinite(number) or not number.is_integer():
                     raise ValueError(value)
@@ -98,7 +114,10 @@ def check_hparams(overrides: Mapping[str, Any]) -> dict[str, Any]:
                 if not math.isfinite(value):
                     raise ValueError(value)
         except (TypeError, ValueError, OverflowError):
-            raise XltError(f"hyperparameter {name}={value!r} is not a valid {kind}") from None
+            raise XltError(f"hyperparameter {name}={value!r} is not a valid {kind.replace(' | None', '')}") from None
+        if kind == "int | None" and not 0 <= value <= MAX_LAYER:
+            raise XltError(f"hyperparameter {name}={value!r} is out of range; it must be a hidden_states index from 0 "
+                           f"(the embedding output) to the model's depth")
         if name in _RANGES:
             low, inclusive, high = _RANGES[name]
             if value < low or (value == low and not inclusive) or value > high:
@@ -206,8 +225,9 @@ class RunSpec:
         for name in ("languages", "task_revision", "model_revision"):
             if out[name] is None:
                 del out[name]
-        if out["hparams"].get("window_step") == Hyperparams.window_step:
-            del out["hparams"]["window_step"]
+        for name in ("window_step", "layer", "pooling"):   # added later: at their defaults, older ids hold
+            if out["hparams"].get(name) == getattr(Hyperparams, name):
+                del out["hparams"][name]
         if self.shots is not None:   # the fixed budget of the shots is part of what a few-shot run measures
             out["few_shot_recipe"] = dict(FEW_SHOT_RECIPE)
         return out

@@ -9,6 +9,7 @@ Everything printed that a user wrote (model, task, names, messages) is escaped: 
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -163,6 +164,9 @@ def _footer(record: dict[str, Any], path: Path | None) -> str:
         lines.append(escape(f"{trained}eval {timing.get('eval_s', 0):.1f}s ({', '.join(rates)}) on "
                             f"{env.get('device')} {env.get('precision', '')} ({env.get('precision_reason', '')})"))
     lines += protocol_lines(record.get("protocol"))
+    if record.get("calibration"):
+        lines.append(escape("decided across splits: " + "; ".join(f"{k} {json.dumps(v, ensure_ascii=False)}"
+                                                                     for k, v in record["calibration"].items())))
     data = record.get("data") or {}
     for split, langs in (data.get("skipped") or {}).items():
         looked = (data.get("looked_for") or {}).get(split)
@@ -275,9 +279,11 @@ def run_command(
                                     save_model=save_model)
         _check_checkpoint(runner, results_dir, spec, resume=resume, force=force, quiet=quiet)
         if not quiet:
-            err_console.print(f"run {spec.run_id}: {spec.label()} (lr {spec.hparams.lr:g}, batch "
-                              f"{spec.hparams.batch_size}, epochs {spec.hparams.epochs:g}, max len "
-                              f"{spec.hparams.max_seq_len})", highlight=False, markup=False, soft_wrap=True)
+            hp = spec.hparams
+            recipe = f"lr {hp.lr:g}, batch {hp.batch_size}, epochs {hp.epochs:g}" if task_spec.task_type.trains \
+                else f"no training: layer {hp.layer}, {hp.pooling} pooling"
+            err_console.print(f"run {spec.run_id}: {spec.label()} ({recipe}, max len {hp.max_seq_len})",
+                              highlight=False, markup=False, soft_wrap=True)
         from xlt.cli.progress import make_progress
 
         progress = None if quiet else make_progress(err_console)

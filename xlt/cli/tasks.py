@@ -23,7 +23,7 @@ def _write_json(path: Optional[Path], payload) -> None:
 def _source_summary(spec) -> str:
     parts = []
     for src in spec.sources:
-        where = src.hub or src.files
+        where = src.hub or src.files or f"--data-dir only ({src.data_dir_name or spec.name}/)"
         if src.languages or src.splits:
             where += " (" + ", ".join(filter(None, [",".join(src.languages or ()), ",".join(src.splits or ())])) + ")"
         parts.append(where)
@@ -66,6 +66,8 @@ def show_cmd(
     table.add_column("value", overflow="fold")
     for key in ("type", "description", "citation", "labels", "source_lang", "train_split", "dev_split",
                 "languages", "eval_splits", "metrics", "primary_metric", "reference", "path"):
+        if key in ("train_split", "dev_split") and not spec.task_type.trains:
+            continue   # a type that does not train reads no train or dev split
         value = d[key]
         table.add_row(key, escape(" ".join(value) if isinstance(value, list) else str(value) if value is not None
                                   else "-"))

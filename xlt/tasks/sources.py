@@ -2,8 +2,10 @@
 
 `--data-dir DIR` (or XLT_DATA_DIR) replaces hub sources with `DIR/<data_dir_name or task>/<split>-<lang>.<ext>`,
 the extensions being those the task type reads (pairs: tsv csv jsonl parquet; tagging: tsv as two-column
-CoNLL; QA: json as SQuAD). Files named by `files:` are read as they are. The rows are mapped to the type's
-`columns` and handed to the type's `prepare`, which validates them.
+CoNLL; QA: json as SQuAD), or with the names a source's `data_dir_files:` gives there: one pattern, or one per
+part for a type whose split spans several files (retrieval: LASER's `tatoeba.<xxx>-eng.<xxx>` and `.eng`). A
+source with only `data_dir_files:` is read from --data-dir only. Files named by `files:` are read as they are.
+The rows are mapped to the type's `columns` and handed to the type's `prepare`, which validates them.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ def data_dir_from_env(data_dir: str | Path | None) -> Path | None:
 
 
 def local_candidates(task: TaskSpec, split: str, lang: str, data_dir: str | Path | None) -> list[Path]:
-    """The files that may hold a split: the `files:` path, or DIR/<name>/<split>-<lang>.<ext>."""
+    """The files that may hold a split: the `files:` path, or under DIR/<name>/ the `data_dir_files:` name
+    (the first part's, for a split held in several files) or <split>-<lang>.<ext>."""
     src = task.source_for(split, lang)
     if src.files is not None:
         return [src.local_path(split, lang)]
@@ -37,13 +40,40 @@ def local_candidates(task: TaskSpec, split: str, lang: str, data_dir: str | Path
     if ddir is None:
         return []
     folder = ddir / (src.data_dir_name or task.name)
+    if src.data_dir_files:
+        return [folder / next(iter(src.data_dir_names(split, lang).values()))]
     return [folder / f"{split}-{lang}.{ext}" for ext in task.task_type.extensions]
+
+
+def local_parts(task: TaskSpec, split: str, lang: str, data_dir: str | Path | None) -> dict[str, Path]:
+    """Part -> file under DIR/<name>/ for a source whose `data_dir_files:` names several parts ({} otherwise);
+    an XltError naming every part that is missing."""
+    src = task.source_for(split, lang)
+    ddir = data_dir_from_env(data_dir)
+    if ddir is None or not any(part for part, _ in src.data_dir_files):
+        return {}
+    folder = ddir / (src.data_dir_name or task.name)
+    paths = {part: folder / name for part, name in src.data_dir_names(split, lang).items()}
+    missing = [str(path) for path in paths.values() if not path.is_file()]
+    if missing:
+        raise XltError(f"task {task.name!r} split {split!r} language {lang!r} is held in {len(paths)} files; "
+                       f"missing: {', '.join(missing)}. Put them there (`data_dir_files:` in {task.path})")
+    return paths
+
+
+def _local_only_error(task: TaskSpec, src, split: str, lang: str) -> XltError:
+    return XltError(f"task {task.name!r} is read from local files only (no hub dataset holds it): pass --data-dir "
+                    f"DIR (or set XLT_DATA_DIR) with {src.describe(split, lang).split(': ', 1)[1]} in "
+                    f"DIR/{src.data_dir_name or task.name}/ (see the source's comment in {task.path})")
 
 
 def local_file(task: TaskSpec, split: str, lang: str, data_dir: str | Path | None) -> Path | None:
     """The local file to read, None when the split comes from the hub; an error if expected but absent."""
     cands = local_candidates(task, split, lang, data_dir)
     if not cands:
+        src = task.source_for(split, lang)
+        if src.local_only:
+            raise _local_only_error(task, src, split, lang)
         return None
     found = [c for c in cands if c.is_file()]
     if len(found) > 1:
@@ -58,7 +88,7 @@ def local_file(task: TaskSpec, split: str, lang: str, data_dir: str | Path | Non
     present = sorted(p.name for p in folder.glob("*-*.*")) if folder.is_dir() else []
     hint = f"; {folder} has: {', '.join(present[:20])}" if present else f"; {folder} does not exist"
     hub = f" (the hub has it: {src.describe(split, lang)}; drop --data-dir to download it)" if src.hub else ""
-    others = "/.".join(list(task.task_type.extensions)[1:])
+    others = "/.".join(list(task.task_type.extensions)[1:]) if not src.data_dir_files else ""
     raise XltError(f"missing local data for task {task.name!r} split {split!r} language {lang!r}: expected "
                    f"{cands[0]}" + (f" (or .{others})" if others else "") + f"{hint}{hub}")
 
@@ -122,6 +152,11 @@ def _looked_for(task: TaskSpec, split: str, langs: Sequence[str], data_dir: str 
     """One pattern for the files looked for, e.g. `DIR/xnli/test-{en,fr}.{tsv,csv,jsonl,parquet}`."""
     cands = local_candidates(task, split, langs[0], data_dir)
     folder = cands[0].parent
+    src = task.source_for(split, langs[0])
+    if src.data_dir_files:   # the source's own names, then the missing languages' codes
+        names = ", ".join(f"{folder}/{pattern.replace('{split}', src.source_split(split))}"
+                          for _, pattern in src.data_dir_files)
+        return f"{names} ({{lang}}: {', '.join(src.source_lang(lang) for lang in langs)})"
     lang_part = langs[0] if len(langs) == 1 else "{" + ",".join(langs) + "}"
     exts = [c.suffix.lstrip(".") for c in cands]
     ext_part = exts[0] if len(exts) == 1 else "{" + ",".join(exts) + "}"
@@ -149,7 +184,7 @@ def plan_data(task: TaskSpec | str, data_dir: str | Path | None = None,
         local = local_file(task, split, lang, data_dir)   # raises when a required file is missing
         plan.reads.append((split, lang))
         if local is not None:
-            plan.files.append(local)
+            plan.files += list(local_parts(task, split, lang, data_dir).values()) or [local]
         else:
             src = task.source_for(split, lang)
             plan.hub.append(f"{src.hub}@{src.revision or 'main'}")
@@ -195,7 +230,8 @@ def _load_hub(task: TaskSpec, src: Source, split: str, lang: str):
     data_files = src.data_files_for(split, lang)
     what = f"{src.hub}" + (f" config {config}" if config else "") + (f" files {data_files}" if data_files else "") \
         + f" split {hub_split}"
-    local = f"{src.data_dir_name or task.name}/{split}-{lang}.{next(iter(task.task_type.extensions))}"
+    local = f"{src.data_dir_name or task.name}/" + (", ".join(src.data_dir_names(split, lang).values()) or
+                                                   f"{split}-{lang}.{next(iter(task.task_type.extensions))}")
     try:
         kwargs = {"data_files": {hub_split: data_files}} if data_files else {}
         ds = datasets.load_dataset(src.hub, name=config, split=hub_split, revision=src.revision, **kwargs)
@@ -221,7 +257,15 @@ def load_split(task: TaskSpec | str, split: str, lang: str, data_dir: str | Path
     ttype = task.task_type
     src = task.source_for(split, lang)
     local = local_file(task, split, lang, data_dir)
-    if local is not None:
+    parts = local_parts(task, split, lang, data_dir) if local is not None else {}
+    if parts:   # one split held in several files, read together by the type
+        raw = ttype.read_parts(parts, src.format)
+        if raw.attrs.get("columns_by_role"):
+            raw = raw.rename(columns={role: src.column(role) for role in ttype.roles(src)})
+        origin, revision = str(local.resolve()), None
+        source_key = "files:" + ";".join(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
+                                         for p in parts.values())
+    elif local is not None:
         fmt = src.format or ttype.extensions.get(local.suffix.lstrip("."))
         raw = ttype.read_source_file(local, fmt, src)
         st = local.stat()
@@ -233,7 +277,12 @@ def load_split(task: TaskSpec | str, split: str, lang: str, data_dir: str | Path
     where = f"{task.name} {split}-{lang} ({origin})"
     if len(raw) == 0:
         raise XltError(f"empty split: {where} has no rows; check the file or the source's split name")
-    missing = [src.column(role) for role in ttype.columns if src.column(role) not in raw.columns]
+    # optional roles: those the source maps, and those a reader that names columns by role provides
+    by_role = bool(raw.attrs.get("columns_by_role"))
+    column = dict(src.columns)
+    roles = [*ttype.columns, *(r for r in ttype.optional_columns if r in column or (by_role and r in raw.columns))]
+    column.update({r: r for r in roles if r not in column})
+    missing = [column[role] for role in roles if column[role] not in raw.columns]
     if missing:
         raise XltError(f"column(s) {', '.join(map(repr, missing))} missing from {where}; it has: "
                        f"{', '.join(map(str, raw.columns))}. Fix `columns:` in {task.path} or the file's header")
@@ -243,7 +292,7 @@ def load_split(task: TaskSpec | str, split: str, lang: str, data_dir: str | Path
         raw = raw[ids.astype(str).str.startswith(prefix).to_numpy()].reset_index(drop=True)
         if len(raw) == 0:
             raise XltError(f"no row of {where} has an id starting with {prefix!r}; check `id_prefix:`")
-    frame = pd.DataFrame({role: raw[src.column(role)].reset_index(drop=True) for role in ttype.columns})
+    frame = pd.DataFrame({role: raw[column[role]].reset_index(drop=True) for role in roles})
     frame = ttype.prepare(frame, src, task, where)
     dropped = int(frame.attrs.pop("dropped", 0))
     if len(frame) == 0:
@@ -264,7 +313,11 @@ def describe_sources(task: TaskSpec, data_dir: str | Path | None = None) -> list
         for lang in langs:
             src = task.source_for(split, lang)
             cands = local_candidates(task, split, lang, data_dir)
-            if cands:
+            if cands and src.data_dir_files:   # every file the source names
+                folder = cands[0].parent
+                where = ", ".join(str(folder / name) + ("" if (folder / name).is_file() else " (missing)")
+                                  for name in src.data_dir_names(split, lang).values())
+            elif cands:
                 found = [c for c in cands if c.is_file()]
                 where = str(found[0]) if found else f"{cands[0]} (missing)"
             else:

@@ -40,6 +40,14 @@ class Source:
     splits: tuple[str, ...] | None = None          # only these splits (None: all)
     data_dir_name: str | None = None       # folder under --data-dir (default: the task name)
     id_prefix: str | None = None           # keep only rows whose `id` starts with this ({lang} expands)
+    # file names under --data-dir's folder, (part, pattern) with {split} and {lang}: ("", pattern) for one file
+    # per split and language (default: <split>-<lang>.<ext>), a type's `file_parts` when it reads several
+    data_dir_files: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def local_only(self) -> bool:
+        """Neither a hub dataset nor a `files:` pattern: read only from --data-dir (`data_dir_files:`)."""
+        return self.hub is None and self.files is None
 
     def matches(self, split: str, lang: str) -> bool:
         return (self.languages is None or lang in self.languages) and (self.splits is None or split in self.splits)
@@ -59,7 +67,15 @@ class Source:
     def column(self, role: str) -> str:
         return dict(self.columns)[role]
 
+    def data_dir_names(self, split: str, lang: str) -> dict[str, str]:
+        """`data_dir_files:` with the split and the source's language code filled in: part -> file name."""
+        return {part: pattern.replace("{split}", self.source_split(split)).replace("{lang}", self.source_lang(lang))
+                for part, pattern in self.data_dir_files}
+
     def describe(self, split: str, lang: str) -> str:
+        if self.local_only:
+            names = ", ".join(self.data_dir_names(split, lang).values())
+            return f"--data-dir DIR/{self.data_dir_name or '<task>'}/: {names}"
         if self.hub:
             rev = self.revision or "main (unpinned)"
             cfg = self.config_for(lang)
@@ -87,11 +103,44 @@ class Source:
             ("languages", list(self.languages) if self.languages else None),
             ("splits", list(self.splits) if self.splits else None), ("data_dir_name", self.data_dir_name),
             ("id_prefix", self.id_prefix),
+            ("data_dir_files", self.data_dir_files[0][1] if [p for p, _ in self.data_dir_files] == [""]
+             else dict(self.data_dir_files)),
         ) if v not in (None, {}, [])}
 
 
 SOURCE_KEYS = ("hub", "config", "revision", "data_files", "files", "format", "columns", "label_map", "drop_labels",
-               "split_names", "lang_codes", "languages", "splits", "data_dir_name", "id_prefix")
+               "split_names", "lang_codes", "languages", "splits", "data_dir_name", "id_prefix", "data_dir_files")
+
+
+def _data_dir_files(ck: Checker, raw: Mapping, path: tuple, ttype) -> tuple[tuple[str, str], ...]:
+    """`data_dir_files:`: one file-name pattern, or a mapping from the type's `file_parts` to patterns; each a
+    relative name with {lang} (files lie in one folder per task under --data-dir)."""
+    value = raw.get("data_dir_files")
+    if value is None:
+        return ()
+    here = path + ("data_dir_files",)
+    if isinstance(value, str):
+        items = [("", value)]
+    elif isinstance(value, dict) and value and all(isinstance(v, str) for v in value.values()):
+        items = [(str(k), v) for k, v in value.items()]
+        parts = ttype.file_parts if ttype is not None else ()
+        unknown = [k for k, _ in items if k not in parts]
+        if ttype is not None and unknown:
+            ck.add(here, f"data_dir_files names part(s) {unknown} that type {ttype.name} does not read",
+                   f"use one pattern, or parts among: {', '.join(parts) or 'none (this type reads one file)'}")
+    else:
+        ck.add(here, "data_dir_files must be a file-name pattern or a mapping of parts to patterns",
+               "e.g. `data_dir_files: \"{split}.{lang}.tsv\"`")
+        return ()
+    for part, pattern in items:
+        where = here + ((part,) if part else ())
+        if "{lang}" not in pattern:
+            ck.add(where, f"data_dir_files pattern {pattern!r} has no {{lang}} placeholder",
+                   "name each language's file, e.g. `{lang}-en.{split}.{lang}`")
+        if Path(pattern).is_absolute() or ".." in Path(pattern).parts or not pattern.strip():
+            ck.add(where, f"data_dir_files pattern {pattern!r} must name a file inside the task's data folder",
+                   "write a relative name without `..`")
+    return tuple(items)
 
 
 def _build_source(ck: Checker, raw: Any, path: tuple, yaml_dir: Path, ttype, label_names: list[str] | None
@@ -104,9 +153,14 @@ def _build_source(ck: Checker, raw: Any, path: tuple, yaml_dir: Path, ttype, lab
     ck.unknown_keys(raw, path, SOURCE_KEYS)
     hub = ck.str_(raw, path, "hub", required=False)
     files = ck.str_(raw, path, "files", required=False)
-    if (hub is None) == (files is None):
-        ck.add(path, f"{ck.where(path)} needs exactly one of `hub:` (a dataset id) or `files:` (a local pattern)",
+    data_dir_files = _data_dir_files(ck, raw, path, ttype)
+    if (hub is not None and files is not None) or (hub is None and files is None and not data_dir_files):
+        ck.add(path, f"{ck.where(path)} needs exactly one of `hub:` (a dataset id) or `files:` (a local pattern), "
+               "or `data_dir_files:` alone (files read only with --data-dir)",
                "e.g. `hub: facebook/xnli` or `files: data/{split}-{lang}.tsv`")
+    if files is not None and data_dir_files:
+        ck.add(path + ("data_dir_files",), "`data_dir_files:` names files under --data-dir; a `files:` source is "
+               "read from its own pattern", "drop one of the two")
     if hub is not None and "/" not in hub:
         ck.add(path + ("hub",), f"hub id {hub!r} is not namespaced",
                "write the full id, e.g. `facebook/xnli` rather than `xnli`")
@@ -120,7 +174,7 @@ def _build_source(ck: Checker, raw: Any, path: tuple, yaml_dir: Path, ttype, lab
         ck.add(path, f"{ck.where(path)} has no `revision:`",
                "pin a commit sha (or write `revision: main` with a comment that it is unpinned)")
     fmt = ck.str_(raw, path, "format", required=False)
-    formats = sorted(set(ttype.extensions.values())) if ttype is not None else []
+    formats = sorted({*ttype.extensions.values(), *ttype.part_formats}) if ttype is not None else []
     if fmt is not None and ttype is not None and fmt not in formats:
         ck.add(path + ("format",), f"format {fmt!r} is not one type {ttype.name} reads",
                f"use one of: {', '.join(formats)}")
@@ -134,8 +188,19 @@ def _build_source(ck: Checker, raw: Any, path: tuple, yaml_dir: Path, ttype, lab
                    f"use an extension among {', '.join(ttype.extensions)} or a `format:` among {', '.join(formats)}")
         if not Path(files).is_absolute():
             files = str((yaml_dir / files))
-    columns = ck.mapping(raw, path, "columns")
+    named_parts = [part for part, _ in data_dir_files if part]
+    if named_parts and fmt is None:
+        ck.add(path + ("data_dir_files",), "a split held in several files needs a `format:`",
+               f"add `format:` among {', '.join(formats)}")
+    for part, pattern in data_dir_files if not named_parts else ():
+        if fmt is None and ttype is not None and Path(pattern).suffix.lstrip(".") not in ttype.extensions:
+            ck.add(path + ("data_dir_files",), f"cannot tell the file format of {pattern!r}",
+                   f"use an extension among {', '.join(ttype.extensions)} or a `format:` among {', '.join(formats)}")
+    # a source without `columns:` holds every role under its own name (a reader that names columns by role)
+    columns = ck.mapping(raw, path, "columns", required=hub is not None or files is not None)
     cols: list[tuple[str, str]] = []
+    if columns is None and ttype is not None:
+        cols = [(role, role) for role in ttype.columns]
     if columns is not None and ttype is not None:
         for role in ttype.columns:
             if role not in columns or not isinstance(columns[role], str):
@@ -143,7 +208,10 @@ def _build_source(ck: Checker, raw: Any, path: tuple, yaml_dir: Path, ttype, lab
                        f"{', '.join(ttype.columns)})", f"add `{role}: <column name in the source>`")
             else:
                 cols.append((role, columns[role]))
-        ck.unknown_keys(columns, path + ("columns",), ttype.columns)
+        for role in ttype.optional_columns:
+            if isinstance(columns.get(role), str):
+                cols.append((role, columns[role]))
+        ck.unknown_keys(columns, path + ("columns",), (*ttype.columns, *ttype.optional_columns))
     label_map: list[tuple[str, str]] = []
     lm = ck.mapping(raw, path, "label_map", required=False)
     if lm is not None:
@@ -173,7 +241,7 @@ def _build_source(ck: Checker, raw: Any, path: tuple, yaml_dir: Path, ttype, lab
                   columns=tuple(cols), label_map=tuple(label_map), drop_labels=tuple(drop_labels),
                   split_names=pairs["split_names"], lang_codes=pairs["lang_codes"],
                   languages=tuple(langs) if langs else None, splits=tuple(splits) if splits else None,
-                  data_dir_name=data_dir_name, id_prefix=id_prefix)
+                  data_dir_name=data_dir_name, id_prefix=id_prefix, data_dir_files=data_dir_files)
 
 
 TASK_KEYS = ("name", "type", "version", "description", "citation", "labels", "source_lang", "train_split",

@@ -19,6 +19,7 @@ BUILTIN = {
     "pair-classification": "xlt.tasktypes.pair_classification",
     "token-classification": "xlt.tasktypes.token_classification",
     "extractive-qa": "xlt.tasktypes.extractive_qa",
+    "retrieval": "xlt.tasktypes.retrieval",
 }
 
 # the type of a record that names none: records written before task types existed were all sentence pairs

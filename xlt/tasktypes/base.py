@@ -58,6 +58,9 @@ class TaskType:
 
     name: ClassVar[str]                          # the `type:` of a task file
     columns: ClassVar[tuple[str, ...]]           # roles a source maps with `columns:` (row schema)
+    optional_columns: ClassVar[tuple[str, ...]] = ()   # roles a source may map but need not (ids a file may hold)
+    file_parts: ClassVar[tuple[str, ...]] = ()   # the files one split of one language may span (`read_parts`)
+    part_formats: ClassVar[tuple[str, ...]] = ()   # the formats `read_parts` reads (a source's `format:`)
     extensions: ClassVar[Mapping[str, str]]      # local file extension -> format read by `read_file`
     head: ClassVar[str]                          # model head: "classification" | "token" | "qa"
     metrics: ClassVar[tuple[str, ...]]           # metric names `score` can compute
@@ -90,8 +93,19 @@ class TaskType:
         source's `columns:`, so one mapping serves the hub's rows and local files alike."""
         frame = self.read_file(path, fmt)
         if frame.attrs.get("columns_by_role"):
-            frame = frame.rename(columns={role: source.column(role) for role in self.columns})
+            frame = frame.rename(columns={role: source.column(role) for role in self.roles(source)})
         return frame
+
+    def read_parts(self, paths: Mapping[str, Any], fmt: str) -> pd.DataFrame:
+        """Raw rows of one split of one language held in several files (`paths`: part -> path, the parts among
+        `file_parts` a source's `data_dir_files:` names), columns named by role (`columns_by_role`)."""
+        raise XltError(f"type {self.name} reads one file per split and language; give `data_dir_files:` one "
+                       "pattern, not a mapping of parts")
+
+    def roles(self, source: Any) -> tuple[str, ...]:
+        """The roles read from `source`: every one of `columns` and the optional ones it maps."""
+        mapped = dict(source.columns)
+        return (*self.columns, *(role for role in self.optional_columns if role in mapped))
 
     def prepare(self, raw: pd.DataFrame, source: Any, task: Any, where: str) -> pd.DataFrame:
         """Rows in this type's `columns` from the source's columns (`source.column(role)`), validated.
