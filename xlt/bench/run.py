@@ -62,7 +62,7 @@ def prepare_checkpoint(model: str, tokenizer: str | None, out: Path, num_labels:
     if len(tok) > config.get("vocab_size", 0):
         raise XltError(f"the tokenizer has {len(tok)} ids but {model}'s vocab_size is {config.get('vocab_size')}")
     torch.manual_seed(seed)
-    build_from_config(config, num_labels).hf.save_pretrained(out)
+    build_from_config(config, num_labels, "classification").hf.save_pretrained(out)
     tok.save_pretrained(out)
     return out
 
@@ -115,6 +115,7 @@ def xlt_pipeline(ckpt: str, rows: dict, hp_values: dict, steps: int, precision: 
     import torch
 
     from xlt import data as xdata
+    from xlt.device import Device
     from xlt.evaluate import evaluate_splits
     from xlt.models import load_model
     from xlt.spec import Hyperparams
@@ -130,8 +131,9 @@ def xlt_pipeline(ckpt: str, rows: dict, hp_values: dict, steps: int, precision: 
 
     _say(f"xlt: tokenising {len(rows['train'])} train rows and {len(rows['eval'])} languages")
     t0 = time.perf_counter()
-    train_feats = xdata.featurize(rows["train"], tok, hp.max_seq_len, use_cache=False)
-    eval_feats = {lang: xdata.featurize(s, tok, hp.max_seq_len, use_cache=False) for lang, s in rows["eval"].items()}
+    train_feats = xdata.featurize(rows["train"], tok, hp.max_seq_len, task_type=tt, use_cache=False)
+    eval_feats = {lang: xdata.featurize(s, tok, hp.max_seq_len, task_type=tt, use_cache=False)
+                  for lang, s in rows["eval"].items()}
     out["tokenise_s"] = time.perf_counter() - t0
 
     per_step = hp.per_step_batch
@@ -145,7 +147,7 @@ def xlt_pipeline(ckpt: str, rows: dict, hp_values: dict, steps: int, precision: 
     t0 = time.perf_counter()
     result = fit(loaded.model, lambda epoch: xdata.batches(train_feats, per_step, shuffle=True,
                                                            seed=seed * 100_003 + epoch, collate_fn=tt.collate),
-                 n_batches, hp, seed=seed, precision=precision, loss_fn=tt.loss)
+                 n_batches, hp, seed=seed, device=Device.of("cpu", precision), loss_fn=tt.loss)
     out["train_s"] = time.perf_counter() - t0
     out["train_steps"] = result.steps
     out["final_loss"] = result.losses[-1]
@@ -153,7 +155,8 @@ def xlt_pipeline(ckpt: str, rows: dict, hp_values: dict, steps: int, precision: 
     data = {("eval", lang): (rows["eval"][lang], f) for lang, f in eval_feats.items()}
     _say(f"xlt: evaluating {len(data)} languages")
     t0 = time.perf_counter()
-    ev = evaluate_splits(loaded.model, data, tt, ["accuracy"], batch_size=hp.eval_batch_size, precision=precision)
+    ev = evaluate_splits(loaded.model, data, tt, ["accuracy"], batch_size=hp.eval_batch_size,
+                         device=Device.of("cpu", precision))
     out["evaluate_s"] = time.perf_counter() - t0
     real = padded = 0
     for f in eval_feats.values():
@@ -180,9 +183,9 @@ def transformers_pipeline(ckpt: str, rows: dict, hp_values: dict, precision: str
     hf_logging.set_verbosity_error()
     datasets.disable_progress_bars()
     hp = hp_values
-    tok = AutoTokenizer.from_pretrained(ckpt)
+    tok = AutoTokenizer.from_pretrained(ckpt, trust_remote_code=False)
     model = AutoModelForSequenceClassification.from_pretrained(ckpt, num_labels=rows["num_labels"],
-                                                               dtype=torch.float32)
+                                                               dtype=torch.float32, trust_remote_code=False)
     out: dict[str, Any] = {"pipeline": "transformers", "impl": "hf"}
 
     def preprocess(examples):   # run_xnli.py's preprocess_function, pad_to_max_length=True
