@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import factories
+from tests import factories, real_encoder as real_encoder_tool
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -54,3 +54,19 @@ def one_torch_thread(tmp_path, monkeypatch):
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def real_encoder() -> Path:
+    """The real pretrained multilingual encoder (multilingual-e5-small): a folder holding `me5-small`
+    (XLMRobertaModel) and `me5-small-nli` (3-label classifier config). Found from XLT_REAL_ENCODER or the
+    per-machine cache, else fetched once with ../shared/tools/real-encoder (tests/real_encoder.py). When it cannot
+    be had, the tests that need it fail in CI (CI or XLT_REQUIRE_REAL_ENCODER=1 set) and skip elsewhere, with
+    the reason either way."""
+    folder, why = real_encoder_tool.fetch()
+    if folder is None:
+        reason = f"real encoder unavailable: {why}"
+        if real_encoder_tool.required():
+            pytest.fail(reason + " (required: CI or XLT_REQUIRE_REAL_ENCODER=1 is set)", pytrace=False)
+        pytest.skip(reason)
+    return folder

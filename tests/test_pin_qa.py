@@ -328,3 +328,44 @@ def test_answers_take_the_best_span_over_every_window_of_a_question(n_questions,
 
 def test_answers_without_any_decoded_batch_are_empty():
     assert answers(np.array([0, 1]), [], ["ctx", "other"]) == ["", ""]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The training loss: the mean of the start and end cross-entropies, each against its own logits
+
+
+def test_qa_loss_is_the_mean_of_start_and_end_cross_entropy_and_trains_both_heads():
+    """The span loss against the formula written out per window in float64: over the windows that hold their
+    answer (start label >= 0), the mean of -log p_start(start) and -log p_end(end), each a softmax over the
+    window's real tokens only, of its OWN logits (channel 0 start, 1 end). Catches start labels scored against
+    the end logits (the start head then never trains: its gradient is exactly zero, and the value changes),
+    padding left in the softmax, unlabelled windows (-100) counted in the mean, or a sum instead of a mean."""
+    from xlt.tasktypes.extractive_qa import TASK_TYPE
+
+    gen = torch.Generator().manual_seed(0)
+    lengths = [9, 6, 9, 4]                       # windows of 9 positions, three of them padded
+    mask = torch.tensor([[1] * n + [0] * (9 - n) for n in lengths])
+    starts = torch.tensor([2, 1, -100, 0])       # window 2 does not hold its answer
+    ends = torch.tensor([5, 4, -100, 3])
+    logits = (3 * torch.randn(4, 9, 2, generator=gen)).requires_grad_(True)
+    loss = TASK_TYPE.loss(logits, {"attention_mask": mask, "start_positions": starts, "end_positions": ends})
+    loss.backward()
+
+    leaf = logits.detach().double().requires_grad_(True)
+    terms = []
+    for b, n in enumerate(lengths):
+        if starts[b] < 0:
+            continue
+        log_start = torch.log_softmax(leaf[b, :n, 0], 0)[starts[b]]
+        log_end = torch.log_softmax(leaf[b, :n, 1], 0)[ends[b]]
+        terms.append(-(log_start + log_end) / 2)
+    expected = torch.stack(terms).mean()
+    expected.backward()
+
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert torch.allclose(logits.grad.double(), leaf.grad, atol=1e-7)
+    labelled = starts >= 0
+    for channel in (0, 1):                       # both heads learn, from the labelled windows only
+        assert logits.grad[labelled, :, channel].abs().sum() > 0.1
+    assert torch.all(logits.grad[~labelled] == 0)
+    assert torch.all(logits.grad[mask == 0] == 0)

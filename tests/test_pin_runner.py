@@ -214,3 +214,43 @@ def test_run_writes_a_failed_evaluation_and_a_run_that_never_checkpointed(tiny_d
     assert failed.record["status"] == "failed" and failed.record["error"]["stage"] == "evaluate"
     assert failed.path == spec_record_path(tmp_path / "bad", spec) and failed.path.is_file()
     assert runner.checkpoint_dir(tmp_path / "bad", spec).is_dir()     # kept for --resume: only success clears it
+
+
+def test_each_epoch_trains_in_its_own_order_from_the_documented_seed(tiny_deberta_v3, pin_task, tmp_path,
+                                                                     monkeypatch):
+    """Three epochs through the runner, every training batch recorded: epoch e's batches are
+    `xlt.data.batch_order(lengths, batch, shuffle=True, seed=spec.seed * 100_003 + e)` (docs/run.md), each epoch
+    covers every training row once, and no two epochs share an order. Catches every epoch training in the same
+    batch order (the epoch left out of the seed), and an order that ignores the run's seed."""
+    import numpy as np
+
+    from xlt import data as xdata
+    from xlt.spec import Hyperparams
+
+    real_batches, calls = xdata.batches, []
+
+    def recording_batches(feats, batch_size, shuffle=False, seed=0, bucket_batches=50, collate_fn=None):
+        rows_seen: list[np.ndarray] = []
+        calls.append({"feats": feats, "batch_size": batch_size, "shuffle": shuffle, "seed": seed,
+                      "bucket_batches": bucket_batches, "rows": rows_seen})
+        collate = collate_fn or xdata.collate
+        return real_batches(feats, batch_size, shuffle, seed, bucket_batches,
+                            collate_fn=lambda f, rows: (rows_seen.append(np.array(rows)), collate(f, rows))[1])
+
+    monkeypatch.setattr(xdata, "batches", recording_batches)
+    tasks, data = pin_task
+    spec = RunSpec(str(tiny_deberta_v3), "pin", seed=7, data_source="local", max_eval_samples=8,
+                   hparams=Hyperparams(epochs=3, batch_size=8, max_seq_len=40, lr=1e-3))
+    out = runner.execute(spec, data_dir=data, tasks_dir=tasks, cache_dir=tmp_path / "features", quiet=True)
+    assert out.record["status"] == "completed", out.record["error"]
+
+    training = [c for c in calls if c["shuffle"]]
+    assert [c["seed"] for c in training] == [7 * 100_003 + epoch for epoch in range(3)]
+    orders = []
+    for epoch, call in enumerate(training):
+        expected = xdata.batch_order(call["feats"].lengths, 8, True, 7 * 100_003 + epoch, call["bucket_batches"])
+        assert [r.tolist() for r in call["rows"]] == [r.tolist() for r in expected]
+        order = np.concatenate(call["rows"])
+        assert sorted(order.tolist()) == list(range(SIZES["train", "en"]))
+        orders.append(order.tolist())
+    assert orders[0] != orders[1] and orders[1] != orders[2] and orders[0] != orders[2]

@@ -495,6 +495,43 @@ def test_sift_step_is_the_reference_normalised_ascent_and_goes_uphill():
     assert model.mid.weight.grad is not None and model.mid.weight.grad.abs().sum() > 0
 
 
+def symmetric_kl_float64(logits, target):
+    """Both KL directions per example, in float64 from whatever the logits hold."""
+    ls, lt = F.log_softmax(logits.double(), -1), F.log_softmax(target.double(), -1)
+    return (lt.exp() * (lt - ls)).sum(-1) + (ls.exp() * (ls - lt)).sum(-1)
+
+
+def test_sift_under_bf16_autocast_computes_its_kl_in_fp32():
+    """SiFT in a bf16 run (CPU autocast, as `--precision bf16` trains): the model's logits are bf16, and the
+    adversarial term Sift returns must equal the symmetric KL of exactly those logits computed in float64
+    within 1e-6 (fp32 arithmetic on bf16 inputs: seen 2e-8). Computed in bf16 instead, it is off by about 1e-3
+    on terms of 1e-2 to 1e-1 (seen: 1.3e-3 on a small linear head, 3e-3 in the mutation run). Catches
+    symmetric_kl losing its upcast (`logits.float()`), which only shows under autocast."""
+    model = Perturbable()
+    seen = []
+
+    def keep(logits):                      # Sift's projection: sees every pass's logits, changes nothing
+        seen.append(logits)
+        return logits
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        clean = model()
+        sift = Sift(model.norm, init=0.2, lr=0.05)
+        model()                            # the clean pass Sift remembers
+        torch.manual_seed(5)
+        adv = sift.loss(model, clean, keep)
+    sift.remove()
+    clean_seen, ascent_logits, final_logits = seen
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        direct = symmetric_kl(final_logits, clean_seen)              # per example
+    assert clean.dtype == final_logits.dtype == torch.bfloat16       # else this test could not see the bug
+    assert adv.dtype == direct.dtype == torch.float32
+    expected = symmetric_kl_float64(final_logits, clean_seen).mean()
+    assert 1e-2 < expected.item() < 1.0
+    assert abs(adv.item() - expected.item()) < 1e-6
+    assert torch.allclose(direct.double(), symmetric_kl_float64(final_logits, clean_seen), rtol=0, atol=1e-6)
+
+
 def test_symmetric_kl_values_against_scipy_style_sums():
     """Catches a one-sided KL, a swapped sign or a missing direction: both KL terms summed per example."""
     torch.manual_seed(0)
