@@ -5,7 +5,7 @@ import sys
 
 from rich.markup import escape
 
-from xlt.cli import models, report, run, score, sweep, tasks  # noqa: F401 - imported to register their commands
+from xlt.cli import bench, models, report, run, score, sweep, tasks  # noqa: F401 - imported to register their commands
 from xlt.cli.common import app, err_console
 from xlt.errors import XltError
 
