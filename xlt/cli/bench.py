@@ -31,6 +31,9 @@ def bench_run_command(
         help="Maximum tokens per model row (default: the task's own, e.g. 128 for XNLI and PAN-X, 384 for "
              "QA).")] = None,
     precision: Annotated[str, typer.Option(help="fp32 or bf16, the same in both pipelines.")] = "fp32",
+    threads: Annotated[Optional[int], typer.Option(
+        help="torch threads in each pipeline (default: torch's own). On a machine other jobs share, 1 avoids "
+             "OpenMP threads waiting on a busy core.")] = None,
     languages: Annotated[Optional[str], typer.Option(
         help="Evaluate only these languages, comma-separated (default: every language with data).")] = None,
     split: Annotated[Optional[str], typer.Option(
@@ -53,7 +56,7 @@ def bench_run_command(
         res = run_bench(model, task, data_dir=data_dir, tokenizer=tokenizer, train_steps=train_steps,
                         eval_samples=eval_samples, batch_size=batch_size, grad_accum=grad_accum,
                         eval_batch_size=eval_batch_size, max_seq_len=max_seq_len, precision=precision,
-                        languages=langs, split=split, tasks_dir=tasks_dir, interleave=interleave,
+                        threads=threads, languages=langs, split=split, tasks_dir=tasks_dir, interleave=interleave,
                         pipelines=tuple(p.strip() for p in pipelines.split(",") if p.strip()))
     except XltError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
