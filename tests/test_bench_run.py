@@ -143,7 +143,7 @@ def test_the_transformers_pair_baseline_reports_what_trainer_evaluate_gives(tiny
     args = TrainingArguments(output_dir=str(tmp_path / "eval"), per_device_eval_batch_size=5, use_cpu=True,
                              report_to=[], disable_tqdm=True)
     trainer = Trainer(model=model, args=args, data_collator=default_data_collator,
-                      compute_metrics=lambda p: {"accuracy": float((np.argmax(p.predictions, 1) == p.label_ids).mean())})
+                      compute_metrics=lambda p: {"accuracy": float((p.predictions.argmax(1) == p.label_ids).mean())})
     for lang, split in rows["eval"].items():
         frame = split.frame.rename(columns={"text_a": "premise", "text_b": "hypothesis"})
         ds = datasets.Dataset.from_pandas(frame[["premise", "hypothesis", "label"]], preserve_index=False).map(

@@ -100,9 +100,10 @@ class QATrainer(TrainerPipeline):
 
     def _encode(self, examples):
         examples["question"] = [q.lstrip() for q in examples["question"]]
-        return self.tok(examples["question"], examples["context"], truncation="only_second",
-                        max_length=self.hp["max_seq_len"], stride=doc_stride(self.hp["max_seq_len"]), return_overflowing_tokens=True,
-                        return_offsets_mapping=True, padding="max_length")
+        max_len = self.hp["max_seq_len"]
+        return self.tok(examples["question"], examples["context"], truncation="only_second", max_length=max_len,
+                        stride=doc_stride(max_len), return_overflowing_tokens=True, return_offsets_mapping=True,
+                        padding="max_length")
 
     def prepare_train_features(self, examples):
         """run_qa.py's: windows labelled with the answer's first and last token, or the CLS index."""
