@@ -100,3 +100,58 @@ def tiny_checkpoint(out_dir: Path, config: dict, spm_model: Path, num_labels: in
     else:
         deberta_tokenizer_dir(out_dir, spm_model)
     return out_dir
+
+
+def featurize(split, tokenizer, params, **kwargs):
+    """`xlt.data.featurize` with the split's own task type (the runner passes the type it resolved)."""
+    from xlt import data
+    from xlt.tasktypes import get_task_type
+
+    return data.featurize(split, tokenizer, params, task_type=get_task_type(split.task_type), **kwargs)
+
+
+def spec(model, task, seed=1, overrides=None, tasks_dir=None, **fields):
+    """A RunSpec with the recipe for (model, task) (`xlt.recipes.effective_hparams`: task defaults, model rules)
+    and `overrides`, but none of the identities `xlt.recipes.build_spec` adds (data, task file, checkpoint): for
+    tests that make up tasks or models, or check the recipe alone. An unknown task gets xlt's defaults."""
+    from xlt.errors import XltError
+    from xlt.recipes import effective_hparams
+    from xlt.spec import RunSpec
+    from xlt.tasks import get_task
+
+    try:
+        found = get_task(task, tasks_dir)
+    except XltError:
+        found = None
+    hparams, _ = effective_hparams(model, found, overrides)
+    return RunSpec(model=model, task=task, seed=seed, hparams=hparams, **fields)
+
+
+def as_written(record, predictions=None):
+    """A hand-made record and predictions frame completed as the runner writes them: the task block with the
+    type's report metrics and metric_info (xlt.runner.task_info), and each example's statistics (`stat_*`,
+    per split and language) beside the predictions. The type is the one the task block names."""
+    import pandas as pd
+
+    from xlt.results import STAT_PREFIX
+    from xlt.tasktypes import FIRST_TYPE, get_task_type
+
+    task = dict(record.get("task") or {})
+    ttype = get_task_type(task.get("type") or FIRST_TYPE)
+    metrics = task.get("metrics") or list(ttype.default_metrics)
+
+    class _Task:   # what metric_info reads of a TaskSpec
+        pass
+
+    spec = _Task()
+    spec.metrics, spec.label_names = metrics, task.get("label_names") or []
+    task.setdefault("report_metrics", [m for m in ttype.report_metrics if m in metrics] or metrics[:1])
+    task.setdefault("metric_info", ttype.metric_info(spec, task))
+    record = {**record, "task": task}
+    if predictions is None or isinstance(predictions, bytes):
+        return record, predictions
+    parts = []
+    for _, group in predictions.groupby(["split", "lang"], sort=False):
+        stats = ttype.statistics(group.reset_index(drop=True)).add_prefix(STAT_PREFIX)
+        parts.append(pd.concat([group.reset_index(drop=True), stats], axis=1))
+    return record, pd.concat(parts, ignore_index=True)

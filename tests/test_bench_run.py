@@ -1,5 +1,6 @@
 """`xlt bench run`: both paths on a tiny checkpoint for every task type, and honest transformers baselines."""
 
+import dataclasses
 import importlib
 import json
 
@@ -12,12 +13,12 @@ from xlt.bench.hf_qa import postprocess_qa_predictions
 from xlt.bench.hf_tagging import words_lost
 from xlt.bench.run import BASELINES, PATHS, prepare_checkpoint, read_rows
 from xlt.cli import app
+from xlt.spec import Hyperparams
 
 cli = CliRunner()
 PHASES = ("tokenise", "train", "evaluate")
-HP = {"lr": 5e-3, "epochs": 1.0, "batch_size": 8, "grad_accum": 1, "max_seq_len": 64, "warmup_steps": 0,
-      "weight_decay": 0.01, "max_grad_norm": 1.0, "adam_eps": 1e-6, "eval_batch_size": 16, "window_step": 16,
-      "_steps": 2}
+HP = {**dataclasses.asdict(Hyperparams(lr=5e-3, epochs=1.0, batch_size=8, max_seq_len=64, eval_batch_size=16,
+                                       window_step=16)), "_steps": 2}
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")   # tests/conftest.py
 

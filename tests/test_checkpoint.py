@@ -57,7 +57,7 @@ def _hf_logits(path, ids, mask, auto=None):
 
 @pytest.mark.parametrize("name,weights", [("v3-cls", "model.safetensors"), ("v1-cls-bin", "pytorch_model.bin")])
 def test_fine_tuned_checkpoint_loads_exactly(ckpts, name, weights):
-    model, report = ck.load_native(ckpts[name])
+    model, report = ck.load_native(ckpts[name], "classification")
     assert report.initialised == () and report.ignored == ()
     assert str(report) == (f"loaded {ckpts[name]} (native, {weights}); nothing newly initialised; "
                            "no unused checkpoint tensors")
@@ -66,7 +66,7 @@ def test_fine_tuned_checkpoint_loads_exactly(ckpts, name, weights):
 
 
 def test_pretrained_mlm_checkpoint_gets_a_fresh_head(ckpts):
-    model, report = ck.load_native(ckpts["v2-mlm"], num_labels=4)
+    model, report = ck.load_native(ckpts["v2-mlm"], "classification", num_labels=4)
     assert set(report.initialised) == {"pooler.dense.weight", "pooler.dense.bias", "classifier.weight",
                                        "classifier.bias"}
     assert report.ignored and all(k.startswith("cls.predictions.") and why == "MLM head"
@@ -86,20 +86,20 @@ def test_pretrained_mlm_checkpoint_gets_a_fresh_head(ckpts):
 
 
 def test_unprefixed_base_checkpoint_into_every_head(ckpts):
-    for head, n_new in [("base", 0), ("classification", 4), ("token", 2),
+    for head, n_new in [("encoder", 0), ("classification", 4), ("token", 2),
                         ("qa", 2)]:
         model, report = ck.load_native(ckpts["v3-base"], head=head)
         assert len(report.initialised) == n_new and report.ignored == ()
     # a classification checkpoint loaded as the bare encoder: its head is knowingly ignored
-    model, report = ck.load_native(ckpts["v3-cls"], head="base")
-    assert isinstance(model, nd.DebertaModel)
+    model, report = ck.load_native(ckpts["v3-cls"], head="encoder")
+    assert isinstance(model, nd.DebertaHiddenStates)
     assert sorted(k for k, _ in report.ignored) == ["classifier.bias", "classifier.weight", "pooler.dense.bias",
                                                    "pooler.dense.weight"]
 
 
 @pytest.mark.parametrize("name", ["v3-cls", "v1-cls-bin", "v2-mlm"])
 def test_save_round_trip_through_transformers(ckpts, tmp_path, name):
-    model, _ = ck.load_native(ckpts[name], num_labels=3)
+    model, _ = ck.load_native(ckpts[name], "classification", num_labels=3)
     with torch.no_grad():
         model.classifier.weight.add_(0.5)  # "fine-tuned"
     out = ck.save_native(model, tmp_path / "saved")
@@ -113,7 +113,7 @@ def test_save_round_trip_through_transformers(ckpts, tmp_path, name):
     torch.testing.assert_close(model.eval()(ids, mask), hf.eval()(input_ids=ids, attention_mask=mask).logits,
                                atol=1e-5, rtol=1e-4)
     # and back into the native model, exactly
-    again, report = ck.load_native(out)
+    again, report = ck.load_native(out, "classification")
     assert report.initialised == () and report.ignored == ()
     torch.testing.assert_close(again.eval()(ids, mask), model(ids, mask), atol=0, rtol=0)
 
@@ -174,16 +174,18 @@ def test_pretrained_mlm_checkpoint_gets_a_fresh_token_or_qa_head(ckpts, head, ne
 
 
 def test_a_qa_head_has_start_and_end_outputs_whatever_the_config_counts(ckpts):
-    assert set(ck.HEADS) == {"classification", "token", "qa", "base"}  # load_model's head names
+    from xlt.models.heads import HEADS
+
+    assert set(HEADS) == {"classification", "token", "qa", "encoder"}  # the one head table
     model, _ = ck.load_native(ckpts["v3-cls"], head="qa")  # a 3-label config still gets start/end outputs
     assert model.qa_outputs.weight.shape == (2, 32)
-    with pytest.raises(XltError, match="2 outputs"):
+    with pytest.raises(XltError, match="has 2 outputs of its own"):
         ck.load_native(ckpts["v3-cls"], head="qa", num_labels=3)
 
 
 def test_classifier_for_another_label_count_is_reinitialised(ckpts):
-    fine_tuned, _ = ck.load_native(ckpts["v3-cls"], num_labels=3)
-    model, report = ck.load_native(ckpts["v3-cls"], num_labels=5)
+    fine_tuned, _ = ck.load_native(ckpts["v3-cls"], "classification", num_labels=3)
+    model, report = ck.load_native(ckpts["v3-cls"], "classification", num_labels=5)
     assert [k for k, _, _ in report.reinitialised] == ["classifier.weight", "classifier.bias"]
     assert "re-initialised for a different label count: classifier.weight (3, 32) -> (5, 32), " \
            "classifier.bias (3,) -> (5,)" in str(report)
@@ -230,30 +232,30 @@ def test_file_errors(tmp_path, ckpts):
     empty.mkdir()
     (empty / "config.json").write_text(json.dumps(factories.DEBERTA_V3))
     with pytest.raises(XltError, match="no model.safetensors or pytorch_model.bin"):
-        ck.load_native(empty)
+        ck.load_native(empty, "classification")
     with pytest.raises(XltError, match="not a checkpoint directory"):
-        ck.load_native(tmp_path / "nowhere")
+        ck.load_native(tmp_path / "nowhere", "classification")
     with pytest.raises(XltError, match="unknown head"):
         ck.load_native(ckpts["v3-cls"], head="mlm")
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "config.json").write_text(json.dumps(factories.XLMR))
     with pytest.raises(XltError, match="impl hf"):
-        ck.load_native(bad)
+        ck.load_native(bad, "classification")
 
 
 def test_offline_hub_id_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
     with pytest.raises(XltError, match="HF_HUB_OFFLINE is set.*local directory"):
-        ck.load_native("microsoft/mdeberta-v3-base")
+        ck.load_native("microsoft/mdeberta-v3-base", "classification")
 
 
 def test_sharded_safetensors(ckpts, tmp_path):
     hf = transformers.AutoModelForSequenceClassification.from_pretrained(ckpts["v3-cls"])
     hf.save_pretrained(tmp_path / "sharded", max_shard_size="100KB")
     assert (tmp_path / "sharded" / "model.safetensors.index.json").is_file()
-    model, report = ck.load_native(tmp_path / "sharded")
+    model, report = ck.load_native(tmp_path / "sharded", "classification")
     assert "shards" in report.weights and report.initialised == ()
     ids, mask = _batch()
     torch.testing.assert_close(model.eval()(ids, mask), hf.eval()(input_ids=ids, attention_mask=mask).logits,
@@ -261,7 +263,7 @@ def test_sharded_safetensors(ckpts, tmp_path):
 
 
 def test_native_path_does_not_import_transformers(ckpts):
-    code = ("import sys; from xlt.models.checkpoint import load_native; m, r = load_native(sys.argv[1]); "
+    code = ("import sys; from xlt.models.checkpoint import load_native; m, r = load_native(sys.argv[1], 'classification'); "
             "assert 'transformers' not in sys.modules, 'transformers imported'; print(r)")
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     out = subprocess.run([sys.executable, "-c", code, str(ckpts["v3-cls"])], capture_output=True, text=True,

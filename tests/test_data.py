@@ -5,7 +5,8 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from xlt.data import Features, batch_order, batches, cache_path, featurize, padding_efficiency, restore_order
+from xlt.data import Features, batch_order, batches, cache_path, padding_efficiency, restore_order
+from tests.factories import featurize
 from xlt.errors import XltError
 from xlt.tasks import load_split
 

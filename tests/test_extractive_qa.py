@@ -93,7 +93,7 @@ def test_squad_json_rows_and_hub_rows_become_one_schema(shared_data):
 
 @pytest.mark.parametrize("content, message", [
     ("[1, 2]", "needs a top-level `data` list"),
-    ('{"data": [{"paragraphs": [{"qas": []}]}]}', "lacks 'context'"),
+    ('{"data": [{"paragraphs": [{"qas": []}]}]}', r"data\[0\].paragraphs\[0\] has no `context`"),
     ("{not json", "cannot read .* as SQuAD JSON"),
 ])
 def test_a_malformed_squad_file_is_one_clear_error(tmp_path, content, message):
@@ -323,7 +323,7 @@ def test_a_run_on_xquad_answers_every_question_from_its_context(tiny_deberta_v3,
     out of source order, a record whose numbers its predictions do not give, and exported predictions that
     `xlt score` does not score to the run's own numbers."""
     ddir = qa_data_dir(tmp_path, shared_data)
-    spec = RunSpec.create(str(tiny_deberta_v3), "xquad", seed=1, data_source="local", languages=("es",),
+    spec = factories.spec(str(tiny_deberta_v3), "xquad", seed=1, data_source="local", languages=("es",),
                           overrides=dict(epochs=1, batch_size=16, max_seq_len=96, window_step=32, lr=5e-3,
                                          warmup_steps=0), max_train_samples=48, max_eval_samples=24)
     done = runner.run(spec, data_dir=ddir, results_dir=tmp_path / "results")
@@ -331,7 +331,7 @@ def test_a_run_on_xquad_answers_every_question_from_its_context(tiny_deberta_v3,
     assert rec["status"] == "completed", rec["error"]
     assert rec["model"]["head"] == "qa" and rec["selection"]["criterion"] == "dev/en/f1"
     assert list(rec["metrics"]["validation"]) == ["en", "es"]
-    assert list(preds.columns) == ["split", "lang", "idx", "id", "label", "pred", "em", "f1"]
+    assert list(preds.columns) == ["split", "lang", "idx", "id", "label", "pred", "em", "f1", "stat_em", "stat_f1"]
     for lang in ("en", "es"):
         part = preds[preds.lang == lang]
         gold = load_split("xquad", "validation", lang, ddir).frame.head(24)

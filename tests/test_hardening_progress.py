@@ -137,7 +137,7 @@ def test_hub_model_with_no_network_gives_the_current_download_command(no_network
     for name, repo in (("mdeberta-v3-base", "microsoft/mdeberta-v3-base"), ("someorg/some-encoder",
                                                                             "someorg/some-encoder")):
         with pytest.raises(XltError) as err:
-            load_model(name)
+            load_model(name, "classification")
         assert f"hf download {repo} --local-dir DIR" in str(err.value) and "huggingface-cli" not in str(err.value)
     assert len(no_network[0]) == 1
 

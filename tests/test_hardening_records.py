@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 import xlt.results as results
+from tests import factories
 from xlt.atomic import STALE_AFTER_S, atomic_path, remove_stale_temps
 from xlt.cli import app
 from xlt.report import build_table
@@ -46,7 +47,7 @@ def preds_frame(acc: float, n: int = 200, seed: int = 0) -> pd.DataFrame:
 
 
 def write(results_dir, model, preds: pd.DataFrame | None = None, seed: int = 1, **model_block):
-    spec = RunSpec.create(model, "xnli", seed=seed)
+    spec = factories.spec(model, "xnli", seed=seed)
     metrics = {}
     if preds is not None:
         for lang, sub in preds.groupby("lang"):
@@ -55,6 +56,7 @@ def write(results_dir, model, preds: pd.DataFrame | None = None, seed: int = 1, 
         metrics = {lang: {"accuracy": 0.5, "n": 10} for lang in LANGS}
     record = new_record(spec, status="completed", model={"name": model, **model_block}, task=TASK,
                         metrics={"test": metrics})
+    record, preds = factories.as_written(record, preds)
     return write_run(results_dir, record, preds), record
 
 
@@ -119,7 +121,7 @@ def test_record_problem_is_the_one_check_and_accepts_what_the_runner_writes(tmp_
     """Would catch: the schema refusing the records xlt itself writes (failed ones included)."""
     _, good = write(tmp_path, "m", preds_frame(0.6))
     assert record_problem(good) is None
-    failed = new_record(RunSpec.create("m", "xnli"), status="failed",
+    failed = new_record(factories.spec("m", "xnli"), status="failed",
                         error={"type": "XltError", "message": "x", "traceback_tail": "", "stage": "train"})
     assert record_problem(failed) is None
     assert "metrics.test.en" in record_problem({**good, "metrics": {"test": {"en": "high"}}})
@@ -178,10 +180,11 @@ def test_a_rerun_killed_between_the_two_writes_leaves_a_consistent_pair(tmp_path
     expected = first if when == "before record" else second
     assert record["metrics"]["test"]["en"]["accuracy"] == \
         pytest.approx((expected[expected.lang == "en"]["label"] == expected[expected.lang == "en"]["pred"]).mean())
-    pd.testing.assert_frame_equal(load_predictions(path), expected)
+    written = lambda preds: factories.as_written({"task": TASK}, preds)[1]   # noqa: E731  (with statistics)
+    pd.testing.assert_frame_equal(load_predictions(path), written(expected))
     write(tmp_path, "m", second)          # the next write of the run leaves exactly the two files
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name, predictions_path(path).name]
-    pd.testing.assert_frame_equal(load_predictions(path), second)
+    pd.testing.assert_frame_equal(load_predictions(path), written(second))
 
 
 def test_records_without_a_hash_still_get_their_predictions(tmp_path):

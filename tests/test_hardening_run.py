@@ -100,7 +100,7 @@ def test_a_planted_checkpoint_never_runs_and_a_small_run_reports_what_it_skipped
     args = small(tiny_deberta_v3, results_dir, "--languages", "fr", "--warmup", "1000", "--name", "[/x] tiny",
                  data_dir=shared_data)
     spec = dry_spec(args)
-    assert spec.languages == ("fr",) and spec.data_revision.startswith("local-sha256:")
+    assert spec.languages == ("en", "fr") and spec.data_revision.startswith("local-sha256:")
     assert dry_spec([*args[:-2], "--name", "other"]).run_id == spec.run_id       # the name is not identity
     ckpt = runner.checkpoint_dir(results_dir, spec)
     ckpt.mkdir(parents=True)
@@ -228,11 +228,11 @@ def test_a_task_given_by_path_files_its_record_under_its_name_and_new_data_is_a_
 
 def test_the_runner_refuses_data_that_changed_after_the_spec_was_made(tiny_deberta_v3, tmp_path):
     """Would catch: a record filed under one data identity holding numbers from other data."""
-    from xlt.cli.run import build_spec
+    from xlt.cli.run import build_run_spec
 
     task = toy_task(tmp_path / "t")
-    spec = build_spec(str(tiny_deberta_v3), str(task), 1, data_dir=None, overrides={"epochs": 1}, precision="auto",
-                      impl="auto", max_train_samples=8, max_eval_samples=4, tasks_dir=None)
+    spec = build_run_spec(str(tiny_deberta_v3), str(task), 1, data_dir=None, overrides={"epochs": 1}, precision="auto",
+                      impl="auto", max_train_samples=8, max_eval_samples=4, tasks_dir=None)[0]
     (task.parent / "data" / "test-en.tsv").write_text(rows("validation-en.tsv", 5))
     outcome = runner.execute(spec, tasks_dir=[task.parent])
     assert outcome.record["status"] == "failed" and "changed since this run's spec" in \

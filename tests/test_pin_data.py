@@ -14,10 +14,11 @@ from hypothesis import strategies as st
 from transformers import AutoTokenizer
 
 from tests import factories
+from tests.factories import featurize
 from tests import hypothesis_home  # noqa: F401  (hypothesis' files in a temp dir, not ./.hypothesis)
 
 # Imports from xlt in one place (data.Features is becoming named ragged arrays).
-from xlt.data import (Features, batch_order, batches, cache_path, collate, featurize, num_batches,
+from xlt.data import (Features, batch_order, batches, cache_path, collate, num_batches,
                       padding_efficiency, restore_order, tokenizer_fingerprint)
 from xlt.tasks import load_split
 

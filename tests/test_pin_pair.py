@@ -126,7 +126,7 @@ def test_prepare_drops_the_listed_labels_counts_them_and_reindexes():
     """PAWS-X style: -1 rows (as ints, floats or text) are dropped and counted; the rest keep their order."""
     frame = pd.DataFrame({"text_a": ["a", "b", "c", "d", "e"], "text_b": ["1", "2", "3", "4", "5"],
                           "label": [1.0, -1.0, 2.0, float("nan"), 0.0]})
-    with pytest.raises(XltError, match=r"1 row\(s\) of pin have a label outside.*values \['nan'\]; first at row 2"):
+    with pytest.raises(XltError, match=r"row 2 of pin: label \('gold'\) is null"):
         TT.prepare(frame.copy(), Source(drop_labels=("-1",)), Task(), "pin")
     out = TT.prepare(frame.copy(), Source(drop_labels=("-1", "nan")), Task(), "pin")
     assert out["text_a"].tolist() == ["a", "c", "e"] and out["label"].tolist() == [1, 2, 0]

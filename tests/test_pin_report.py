@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from tests import hypothesis_home  # noqa: F401  (hypothesis' files in a temp dir, not ./.hypothesis)
 
 # Imports from xlt in one place.
+from tests import factories
 from xlt.report import (AVG, GAP, Row, Stat, Table, aggregate, build_table, macro_average, transfer_gap)
 from xlt.report import paired_bootstrap as paired_bootstrap_stats
 from xlt.report.tables import per_run_table
@@ -224,7 +225,8 @@ def test_bold_best_is_highest_per_column_and_lowest_for_the_gap():
 # --------------------------------------------------------------------------------------------------
 # A table from records: seeds aggregated, deltas against the baseline, significance from predictions
 
-TASK = {"name": "toy", "languages": ["en", "fr", "de"], "source_lang": "en", "primary_metric": "accuracy"}
+TASK = {"name": "toy", "type": "pair-classification", "languages": ["en", "fr", "de"], "source_lang": "en",
+        "primary_metric": "accuracy", "metrics": ["accuracy"]}
 
 
 def _write(results, model, seed, correct):
@@ -239,11 +241,12 @@ def _write(results, model, seed, correct):
                                   "label": labels, "pred": (labels + 1) % 3}))
         metrics[lang] = {"accuracy": float(np.mean(c)), "n": len(c)}
     from xlt.results import predictions_to_bytes
-    spec = RunSpec.create(model, "toy", seed=seed)
+    spec = factories.spec(model, "toy", seed=seed)
     wrong = {lang: {"accuracy": 0.0, "n": m["n"]} for lang, m in metrics.items()}
     record = new_record(spec, status="completed", model={"name": model}, task=TASK,
                         metrics={"test": metrics, "validation": wrong})
-    write_run(results, record, predictions_to_bytes(pd.concat(rows, ignore_index=True)))
+    record, preds = factories.as_written(record, pd.concat(rows, ignore_index=True))
+    write_run(results, record, predictions_to_bytes(preds))
 
 
 def test_table_deltas_and_significance_from_records(tmp_path):
@@ -356,17 +359,21 @@ def test_resampled_totals_when_the_last_resample_never_draws_the_last_distinct_r
         np.testing.assert_allclose(got, rows[idx].sum(axis=1), rtol=0, atol=1e-12)
 
 
-def test_two_systems_with_different_statistics_columns_are_refused_whatever_their_order():
-    """Would catch: the column check done by ordering (`>`), which lets through a system whose columns sort
-    first and then compares unlike statistics."""
+def test_each_system_is_scored_on_its_own_statistics_columns_whatever_their_order():
+    """Would catch: the two systems' columns mixed up when they differ (a class one system never predicted has no
+    column for it): each side's metric must read its own columns, in either order."""
     from xlt.report.statistics import paired_bootstrap
 
     index = pd.MultiIndex.from_tuples([("en", i) for i in range(4)], names=["lang", "idx"])
-    a = pd.DataFrame({"tp": [1.0, 0, 1, 1], "fp": [0.0, 1, 0, 0]}, index=index)
-    b = pd.DataFrame({"correct": [1.0, 0, 1, 1], "n": [1.0, 1, 1, 1]}, index=index)
-    for x, y in ((a, b), (b, a)):
-        with pytest.raises(ValueError, match="statistics differ"):
-            paired_bootstrap(x, y, lambda t: t[..., 0], "m", n_resamples=10)
+    a = pd.DataFrame({"tp": [1.0, 0, 1, 1], "fp": [0.0, 1, 0, 0]}, index=index)    # 3 of 4
+    b = pd.DataFrame({"correct": [1.0, 0, 0, 0], "n": [1.0, 1, 1, 1]}, index=index)   # 1 of 4
+
+    def share(metric, totals, n):
+        column = "tp" if "tp" in totals else "correct"
+        return np.asarray(totals[column]) / n
+
+    assert paired_bootstrap(a, b, share, "m", n_resamples=10)["en"].diff == pytest.approx(50.0)
+    assert paired_bootstrap(b, a, share, "m", n_resamples=10)["en"].diff == pytest.approx(-50.0)
 
 
 def resampled_macro_f1(gold, pred):

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 # Imports from xlt in one place.
+from tests import factories
 from xlt import evaluate as xeval
 from xlt import runner
 from xlt.results import spec_record_path
@@ -57,7 +58,7 @@ def pin_task(tmp_path, shared_data):
 
 
 def _execute(model, tasks, data, tmp_path):
-    spec = RunSpec.create(str(model), "pin", seed=1, data_source="local",
+    spec = factories.spec(str(model), "pin", seed=1, data_source="local",
                           overrides=dict(epochs=1, batch_size=16, max_seq_len=40, lr=1e-3, eval_every=1))
     out = runner.execute(spec, data_dir=data, tasks_dir=tasks, cache_dir=tmp_path / "features", quiet=True)
     assert out.record["status"] == "completed", out.record["error"]
@@ -175,11 +176,11 @@ def test_a_local_spec_without_a_data_directory_fails_before_anything_runs(tmp_pa
     """Catches a local-data spec silently falling back to the hub when no --data-dir is given (and the
     reverse: a data directory with a hub spec)."""
     tasks, data = pin_task
-    local = RunSpec.create("no-model-needed", "pin", data_source="local")
+    local = factories.spec("no-model-needed", "pin", data_source="local")
     out = runner.execute(local, tasks_dir=tasks, quiet=True)
     assert out.record["status"] == "failed" and out.record["error"]["stage"] == "setup"
     assert "no data directory was given" in out.record["error"]["message"]
-    hub = RunSpec.create("no-model-needed", "pin")
+    hub = factories.spec("no-model-needed", "pin")
     out = runner.execute(hub, data_dir=data, tasks_dir=tasks, quiet=True)
     assert out.record["status"] == "failed" and "data_source='hub'" in out.record["error"]["message"]
     monkeypatch.setenv("XLT_DATA_DIR", str(data))              # the environment's directory counts as given
@@ -197,7 +198,7 @@ def test_run_writes_a_failed_evaluation_and_a_run_that_never_checkpointed(tiny_d
     """Catches `run` dropping the record of a run that failed after training (only a setup failure, where
     nothing ran, goes unrecorded), and `run` crashing on a completed run that wrote no checkpoint (one step)."""
     tasks, data = pin_task
-    spec = RunSpec.create(str(tiny_deberta_v3), "pin", seed=1, data_source="local", max_train_samples=16,
+    spec = factories.spec(str(tiny_deberta_v3), "pin", seed=1, data_source="local", max_train_samples=16,
                           overrides=dict(epochs=1, batch_size=16, max_seq_len=40, lr=1e-3))
     done = runner.run(spec, data_dir=data, tasks_dir=tasks, results_dir=tmp_path / "ok", quiet=True,
                       cache_dir=tmp_path / "features")

@@ -14,11 +14,12 @@ from hypothesis import strategies as st
 from tests import hypothesis_home  # noqa: F401  (hypothesis' files in a temp dir, not ./.hypothesis)
 
 # Imports from xlt in one place.
+from tests import factories
 from xlt.errors import XltError
 from xlt.results import spec_record_path
 from xlt.runner import checkpoint_dir
 from xlt.recipes import effective_hparams
-from xlt.spec import (IMPLS, PRECISIONS, Hyperparams, RunSpec, coerce_hparams, parse_sets)
+from xlt.spec import (IMPLS, PRECISIONS, Hyperparams, RunSpec, check_hparams, parse_sets)
 from xlt.tasks import get_task
 
 
@@ -37,12 +38,13 @@ PROPERTY = settings(max_examples=20, deadline=None, derandomize=True, database=N
 finite = dict(allow_nan=False, allow_infinity=False)
 names = st.text(st.characters(codec="ascii", categories=("L", "N"), include_characters="-_./"), min_size=1,
                 max_size=20)
+plain_names = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,19}", fullmatch=True)   # xlt.names' rule
 
 # One strategy per field. A field added to RunSpec or Hyperparams without one here fails
 # test_every_field_has_a_strategy: decide whether it changes numbers, then add it.
 SPEC_FIELDS = {
-    "model": names,
-    "task": names,
+    "model": plain_names | st.tuples(plain_names, plain_names).map("/".join),   # a name, a hub id
+    "task": plain_names,
     "seed": st.integers(0, 2**31),
     "impl": st.sampled_from(IMPLS),
     "precision": st.sampled_from(PRECISIONS),
@@ -51,7 +53,9 @@ SPEC_FIELDS = {
     "max_train_samples": st.none() | st.integers(1, 10**6),
     "max_eval_samples": st.none() | st.integers(1, 10**6),
     "languages": st.none() | st.lists(st.sampled_from(["en", "de", "sw", "zh", "yo"]), min_size=1, max_size=4,
-                                      unique=True).map(tuple),
+                                      unique=True).map(lambda x: tuple(sorted(x))),
+    "task_revision": st.none() | names,
+    "model_revision": st.none() | names,
 }
 HPARAM_FIELDS = {
     "lr": st.floats(1e-7, 1.0, **finite),
@@ -145,8 +149,8 @@ def test_run_id_is_stable_across_versions():
 def test_where_a_run_happens_is_not_part_of_its_identity():
     """Paths and devices are not spec fields: the same spec from another data directory or machine is the
     same run. Catches a spec that grows a path, and a create() that depends on the working directory."""
-    a = RunSpec.create("xlm-roberta-base", "xnli", seed=1, data_source="local")
-    b = RunSpec.create("xlm-roberta-base", "xnli", seed=1, data_source="local")
+    a = factories.spec("xlm-roberta-base", "xnli", seed=1, data_source="local")
+    b = factories.spec("xlm-roberta-base", "xnli", seed=1, data_source="local")
     assert a.run_id == b.run_id
     assert not any("dir" in f.name or "device" in f.name or "path" in f.name for f in dataclasses.fields(RunSpec))
 
@@ -154,18 +158,18 @@ def test_where_a_run_happens_is_not_part_of_its_identity():
 def test_the_same_values_written_differently_are_the_same_run():
     """--set lr=2e-5, --set lr=0.00002 and a number from a sweep file are one run; so are dashes and
     underscores in names and the spellings of a boolean."""
-    base = RunSpec.create("xlm-roberta-base", "xnli", overrides={"lr": 2e-5, "grad_accum": 2, "sift": True})
+    base = factories.spec("xlm-roberta-base", "xnli", overrides={"lr": 2e-5, "grad_accum": 2, "sift": True})
     for overrides in ({"lr": "2e-5", "grad-accum": "2", "sift": "true"},
                       {"lr": "0.00002", "grad_accum": "2.0", "sift": "yes"},
                       {"lr": 2e-5, "grad_accum": 2, "sift": "1"}):
-        assert RunSpec.create("xlm-roberta-base", "xnli", overrides=overrides).run_id == base.run_id
+        assert factories.spec("xlm-roberta-base", "xnli", overrides=overrides).run_id == base.run_id
 
 
 def test_a_preset_value_and_the_same_value_set_by_hand_are_the_same_run():
     """Was a bug (found by this test): presets wrote epochs as ints while --set coerced to floats, so one run
     had two ids. Every recipe value now goes through check_hparams."""
-    preset = RunSpec.create("xlm-roberta-base", "xnli")
-    by_hand = RunSpec.create("xlm-roberta-base", "xnli", overrides={"epochs": "5"})
+    preset = factories.spec("xlm-roberta-base", "xnli")
+    by_hand = factories.spec("xlm-roberta-base", "xnli", overrides={"epochs": "5"})
     assert preset.hparams == by_hand.hparams
     assert preset.run_id == by_hand.run_id
 
@@ -186,7 +190,7 @@ def test_a_preset_value_and_the_same_value_set_by_hand_are_the_same_run():
 ])
 def test_presets_are_the_published_recipes(model, expected):
     assert preset_for(model, "xnli") == expected
-    hp = RunSpec.create(model, "xnli").hparams
+    hp = factories.spec(model, "xnli").hparams
     assert {k: getattr(hp, k) for k in expected} == expected
 
 
@@ -205,25 +209,25 @@ def test_a_local_checkpoint_folder_gets_its_recipe_from_its_config_not_its_name(
 
 
 def test_overrides_win_over_the_preset_and_keep_its_other_values():
-    hp = RunSpec.create("mdeberta-v3-base", "xnli", overrides={"lr": "1e-5", "max-seq-len": "128"}).hparams
+    hp = factories.spec("mdeberta-v3-base", "xnli", overrides={"lr": "1e-5", "max-seq-len": "128"}).hparams
     assert (hp.lr, hp.max_seq_len, hp.warmup_steps, hp.epochs, hp.batch_size) == (1e-5, 128, 3000, 6, 32)
 
 
-def test_coerce_hparams_types_and_errors():
-    got = coerce_hparams({"epochs": "2.5", "batch-size": "64", "warmup_steps": "1e3", "sift": "No",
+def test_check_hparams_types_and_errors():
+    got = check_hparams({"epochs": "2.5", "batch-size": "64", "warmup_steps": "1e3", "sift": "No",
                           "gradient_checkpointing": "TRUE", "lr": 1})
     assert got == {"epochs": 2.5, "batch_size": 64, "warmup_steps": 1000, "sift": False,
                    "gradient_checkpointing": True, "lr": 1.0}
     assert type(got["batch_size"]) is int and type(got["lr"]) is float and type(got["warmup_steps"]) is int
-    assert coerce_hparams({"sift": "0", "eval_every": 7}) == {"sift": False, "eval_every": 7}
+    assert check_hparams({"sift": "0", "eval_every": 7}) == {"sift": False, "eval_every": 7}
     with pytest.raises(XltError, match="unknown hyperparameter 'learning_rate'; valid names: lr, epochs"):
-        coerce_hparams({"learning-rate": 1})
+        check_hparams({"learning-rate": 1})
     with pytest.raises(XltError, match=r"batch_size='2.5' is not a valid int"):
-        coerce_hparams({"batch_size": "2.5"})
+        check_hparams({"batch_size": "2.5"})
     with pytest.raises(XltError, match=r"sift='maybe' is not a valid bool"):
-        coerce_hparams({"sift": "maybe"})
+        check_hparams({"sift": "maybe"})
     with pytest.raises(XltError, match=r"lr='fast' is not a valid float"):
-        coerce_hparams({"lr": "fast"})
+        check_hparams({"lr": "fast"})
 
 
 def test_parse_sets():
@@ -284,43 +288,43 @@ def test_every_range_is_checked_at_both_ends(name):
     cast = int if kind == "int" else float
     bound = f">= {low:g}" if inclusive else f"> {low:g}"
     if inclusive:
-        assert coerce_hparams({name: cast(low)}) == {name: cast(low)}
+        assert check_hparams({name: cast(low)}) == {name: cast(low)}
     else:
         with pytest.raises(XltError, match=rf"{name}=.* is out of range; it must be {re.escape(bound)} and <= "
                                            rf"{re.escape(f'{high:g}')}$"):
-            coerce_hparams({name: cast(low)})
+            check_hparams({name: cast(low)})
     with pytest.raises(XltError, match=rf"it must be {re.escape(bound)} and"):
-        coerce_hparams({name: cast(_below(low, kind))})
-    assert coerce_hparams({name: cast(high)}) == {name: cast(high)}
+        check_hparams({name: cast(_below(low, kind))})
+    assert check_hparams({name: cast(high)}) == {name: cast(high)}
     with pytest.raises(XltError, match="out of range"):
-        coerce_hparams({name: cast(high * 2 + 1)})
+        check_hparams({name: cast(high * 2 + 1)})
 
 
 @pytest.mark.parametrize("value, message", [(float("inf"), "not a valid float"), ("nan", "not a valid float"),
                                             ("1e400", "not a valid float"), (None, "not a valid float")])
 def test_a_float_that_is_not_finite_is_refused(value, message):
     with pytest.raises(XltError, match=message):
-        coerce_hparams({"lr": value})
+        check_hparams({"lr": value})
 
 
 @pytest.mark.parametrize("value, ok", [(True, True), (False, True), ("No", True), (1, False), (None, False)])
 def test_a_bool_is_a_bool_or_its_spelling(value, ok):
     if ok:
-        assert coerce_hparams({"sift": value}) == {"sift": value if isinstance(value, bool) else False}
+        assert check_hparams({"sift": value}) == {"sift": value if isinstance(value, bool) else False}
     else:
         with pytest.raises(XltError, match="not a valid bool"):
-            coerce_hparams({"sift": value})
+            check_hparams({"sift": value})
 
 
 @pytest.mark.parametrize("value, ok", [("inf", False), (float("nan"), False), (3.0, True), ("7", True),
                                        ("7.5", False), (None, False)])
 def test_an_int_is_a_finite_whole_number(value, ok):
     if ok:
-        got = coerce_hparams({"eval_every": value})["eval_every"]
+        got = check_hparams({"eval_every": value})["eval_every"]
         assert got == int(float(value)) and type(got) is int
     else:
         with pytest.raises(XltError, match="not a valid int"):
-            coerce_hparams({"eval_every": value})
+            check_hparams({"eval_every": value})
 
 
 @pytest.mark.parametrize("fields, ok", [
@@ -338,20 +342,26 @@ def test_seed_and_sample_limits_are_checked(fields, ok):
 
 
 def test_languages_become_a_tuple_and_the_identity_leaves_out_only_unset_newer_fields():
-    """The run_id hashes the spec's JSON (sorted keys, no spaces); `languages` when unset and `window_step` at
-    its default are left out, so ids made before those fields existed stay valid. Catches either left out
-    when set (a language subset or another window step would be "the same run") or kept when unset."""
+    """The run_id hashes the spec's JSON (sorted keys, no spaces); `languages`, `task_revision` and
+    `model_revision` when unset and `window_step` at its default are left out, so ids made before those fields
+    existed stay valid. Catches either left out when set (a language subset or another window step would be
+    "the same run") or kept when unset; languages are one canonical value (sorted, each once)."""
     import hashlib
 
-    spec = RunSpec("m", "t", languages=["fr", "en"])
-    assert spec.languages == ("fr", "en") and spec.to_dict()["languages"] == ["fr", "en"]
-    assert spec.identity()["languages"] == ["fr", "en"]
+    spec = RunSpec("m", "t", languages=["fr", "en", "fr"])
+    assert spec.languages == ("en", "fr") and spec.to_dict()["languages"] == ["en", "fr"]
+    assert spec.identity()["languages"] == ["en", "fr"] and RunSpec("m", "t", languages=("en", "fr")) == spec
+    with pytest.raises(XltError, match="--languages is empty"):
+        RunSpec("m", "t", languages=())
     plain = RunSpec("m", "t")
-    assert "languages" not in plain.identity() and "window_step" not in plain.identity()["hparams"]
+    assert not {"languages", "task_revision", "model_revision"} & set(plain.identity())
+    assert "window_step" not in plain.identity()["hparams"]
     assert plain.to_dict()["languages"] is None and plain.to_dict()["hparams"]["window_step"] == 128
     stepped = RunSpec("m", "t", hparams=Hyperparams(window_step=64))
     assert stepped.identity()["hparams"]["window_step"] == 64
-    for s in (spec, plain, stepped):
+    pinned = RunSpec("m", "t", task_revision="task-sha256:1", model_revision="local-sha256:2")
+    assert pinned.identity()["task_revision"] == "task-sha256:1"
+    for s in (spec, plain, stepped, pinned):
         canonical = json.dumps(s.identity(), sort_keys=True, separators=(",", ":"))
         assert s.run_id == hashlib.sha256(canonical.encode()).hexdigest()[:12]
-    assert len({spec.run_id, plain.run_id, stepped.run_id}) == 3
+    assert len({spec.run_id, plain.run_id, stepped.run_id, pinned.run_id}) == 4

@@ -25,8 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 
 # Imports from xlt in one place (modules are moving: train -> train + device, tasks -> a package).
+from tests import factories
 from xlt import data as xdata
-from xlt.models import load_classifier
+from xlt.device import Device
+from xlt.models import load_model
 from xlt.errors import XltError
 from xlt.spec import Hyperparams
 from xlt.tasks import get_task, load_split
@@ -274,7 +276,7 @@ def test_param_groups_by_rule_on_mixed_modules():
 def test_param_groups_on_real_checkpoints(fixture, request):
     """Every bias and every LayerNorm weight of a real model (native DeBERTa, transformers' XLM-R) is undecayed;
     every other trainable tensor is decayed; the groups partition the parameters."""
-    model = load_classifier(str(request.getfixturevalue(fixture)), num_labels=3).model
+    model = load_model(str(request.getfixturevalue(fixture)), "classification", 3).model
     decay, no_decay = param_groups(model, 0.01)
     norm_params = {id(p) for m in model.modules() if isinstance(m, nn.LayerNorm) for p in m.parameters(False)}
     expected_no = {n for n, p in model.named_parameters() if n.endswith("bias") or id(p) in norm_params}
@@ -314,7 +316,7 @@ def test_loss_scaling_only_in_fp16(tmp_path, precision, scaled):
     """Catches a GradScaler switched on for fp32 or bf16 (or off for fp16): its state is what a checkpoint
     keeps."""
     hp = Hyperparams(lr=1e-3, epochs=1, batch_size=4)
-    fit(Bag(), epochs_of(synthetic_batches(2)), 2, hp, seed=0, precision=precision, checkpoint_dir=tmp_path,
+    fit(Bag(), epochs_of(synthetic_batches(2)), 2, hp, seed=0, device=Device.of("cpu", precision), checkpoint_dir=tmp_path,
         checkpoint_every=1)
     state = torch.load(tmp_path / "last.pt", weights_only=False)["scaler"]
     assert bool(state) == scaled and (not scaled or state["scale"] > 1)
@@ -380,7 +382,7 @@ def test_divergence_advice_suggests_fp32_only_to_a_run_that_is_not_fp32(precisio
     hp = Hyperparams(lr=1e-3, epochs=1, batch_size=4)
     with pytest.raises(TrainingDiverged, match=rf"precision {precision}\); the run stopped\. {re.escape(advice)}$"):
         fit(GoesBad("nan", good=0), epochs_of(nonzero_labels(synthetic_batches(2))), 2, hp, seed=0,
-            precision=precision)
+            device=Device.of("cpu", precision))
 
 
 def test_divergence_guard_stops_on_a_negative_infinite_loss():
@@ -553,10 +555,10 @@ def test_a_checkpoint_follows_every_dev_evaluation_and_every_n_steps_but_the_las
 
 
 def _real_setup(checkpoint, shared_data, n=48):
-    clf = load_classifier(str(checkpoint), num_labels=3)
+    clf = load_model(str(checkpoint), "classification", 3)
     split = load_split(get_task("xnli"), "train", "en", shared_data).head(n)
-    feats = xdata.featurize(split, clf.tokenizer, 40)
-    dev = xdata.featurize(load_split(get_task("xnli"), "validation", "en", shared_data).head(24), clf.tokenizer, 40)
+    feats = factories.featurize(split, clf.tokenizer, 40)
+    dev = factories.featurize(load_split(get_task("xnli"), "validation", "en", shared_data).head(24), clf.tokenizer, 40)
     return clf, feats, dev
 
 
@@ -608,7 +610,7 @@ def test_resume_equals_the_uninterrupted_run_step_by_step(tiny_deberta_v3, share
         fit(clf.model, batches, n_batches, hp, seed=5, dev_eval=_neg_dev_loss(dev), checkpoint_dir=ckpt,
             checkpoint_every=4 // grad_accum, on_step=kill)
     # a fresh model object, as a new process would have: only the checkpoint carries the state
-    fresh = load_classifier(str(tiny_deberta_v3), num_labels=3).model
+    fresh = load_model(str(tiny_deberta_v3), "classification", 3).model
     events = []
     resumed = fit(fresh, batches, n_batches, hp, seed=5, dev_eval=_neg_dev_loss(dev), checkpoint_dir=ckpt,
                   resume=True, on_event=events.append)

@@ -30,6 +30,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from tests.hygiene import isolated_home  # noqa: F401  (the fixture, used through pytestmark)
+from tests import factories
 from xlt.results import load_predictions, load_records, new_record, read_record
 from xlt.schedule import RayExecutor, run_sweep
 from xlt.spec import RunSpec
@@ -143,7 +144,7 @@ def test_a_worker_node_killed_mid_sweep_its_job_runs_elsewhere_and_no_record_is_
 
     victim = cluster.nodes["w1"]
     results = tmp_path / "results"
-    specs = [RunSpec.create("sleepy", "xnli", seed=s) for s in range(1, 7)]   # 3 short, then 3 long
+    specs = [factories.spec("sleepy", "xnli", seed=s) for s in range(1, 7)]   # 3 short, then 3 long
     finished_on_victim: list[str] = []
     killed_while_running: list[str] = []
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from xlt.errors import XltError
-from xlt.models import REGISTRY, load_classifier, resolve_model
+from xlt.models import REGISTRY, load_model, resolve_model
 from xlt.models.hf import hf_config
 from xlt.models.registry import family_of, param_count
 
@@ -86,7 +86,7 @@ def test_resolve_local_dir_reads_its_config(tiny_deberta_v3, tiny_xlmr, tmp_path
 @pytest.mark.parametrize("impl", ["auto", "hf"])
 def test_load_classifier_on_tiny_checkpoints(fixture, impl, request, tmp_path):
     path = request.getfixturevalue(fixture)
-    clf = load_classifier(str(path), num_labels=3, impl=impl)
+    clf = load_model(str(path), "classification", 3, impl=impl)
     enc = clf.tokenizer(["The cat sat on the mat.", "Le chat est assis."], ["A cat.", "Un chat dort ici."],
                         padding=True, return_tensors="pt")
     assert int(enc["input_ids"].max()) < clf.info.config["vocab_size"]
@@ -118,21 +118,21 @@ def test_load_classifier_pretrained_layout_reports_new_head(spm_model, tmp_path)
     from tests import factories
 
     path = factories.tiny_checkpoint(tmp_path / "mlm", factories.DEBERTA_V3, spm_model, head="mlm")
-    clf = load_classifier(str(path), num_labels=2, impl="hf")
+    clf = load_model(str(path), "classification", 2, impl="hf")
     assert "newly initialised" in clf.load_report and "classifier.weight" in clf.load_report
     assert "unused" in clf.load_report
 
 
 def test_load_classifier_rejects_bad_impl_and_native_for_xlmr(tiny_xlmr):
     with pytest.raises(XltError, match="choose one of"):
-        load_classifier(str(tiny_xlmr), 3, impl="fast")
+        load_model(str(tiny_xlmr), "classification", 3, impl="fast")
     with pytest.raises(XltError, match="no native implementation"):
-        load_classifier(str(tiny_xlmr), 3, impl="native")
+        load_model(str(tiny_xlmr), "classification", 3, impl="native")
 
 
 @pytest.mark.parametrize("impl", ["auto", "hf"])
 def test_load_classifier_gradient_checkpointing_still_trains(tiny_deberta_v3, impl):
-    clf = load_classifier(str(tiny_deberta_v3), num_labels=3, impl=impl, gradient_checkpointing=True)
+    clf = load_model(str(tiny_deberta_v3), "classification", 3, impl=impl, gradient_checkpointing=True)
     clf.model.train()
     ids = torch.randint(5, 1000, (2, 12))
     loss = clf.model(ids, torch.ones_like(ids)).logsumexp(-1).mean()

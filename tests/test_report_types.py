@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from tests.test_report import TOY_ACCURACY, invoke
+from tests import factories
 from xlt.report import AVG, GAP, build_report, build_table, render
 from xlt.report.render_summary import render_summary
 from xlt.report.summary import build_summary
@@ -38,9 +39,8 @@ class ToySpans(TaskType):
             rows.append((len(g & p), len(p - g), len(g - p)))
         return pd.DataFrame(rows, columns=["tp", "fp", "fn"], dtype=float)
 
-    def metric_from_totals(self, metric, totals, n):
-        tp, fp, fn = (np.asarray(totals[k], dtype=float) for k in ("tp", "fp", "fn"))
-        return np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1e-12), 0.0)
+    def metric_formulas(self, task=None):
+        return {"f1": {"f1": ["tp", "fp", "fn"]}}
 
     def metric_caption(self, task_info):
         return "toy entity-level micro F1"
@@ -62,8 +62,8 @@ class ToyQA(TaskType):
             f1.append(0.0 if common == 0 else 2 * common / (len(a) + len(p)))
         return pd.DataFrame({"em": em, "f1": f1})
 
-    def metric_from_totals(self, metric, totals, n):
-        return np.asarray(totals["f1" if metric == "f1" else "em"], dtype=float) / n
+    def metric_formulas(self, task=None):
+        return {"f1": {"mean": "f1"}, "exact_match": {"mean": "em"}}
 
     def metric_caption(self, task_info):
         return "toy SQuAD-style F1 / EM"
@@ -82,14 +82,11 @@ def write(results, model, task, tt, seed, preds, split="test", flags=()):
     """A record whose metrics are the type's scores of `preds` (one frame with lang, idx + the type's columns)."""
     preds = preds.assign(split=split)
     metrics = {lang: tt.score(sub.reset_index(drop=True), tt.metrics) for lang, sub in preds.groupby("lang")}
-    spec = RunSpec.create(model, task["name"], seed=seed)
+    spec = factories.spec(model, task["name"], seed=seed)
     record = new_record(spec, status="completed", model={"name": model}, task=task, metrics={split: metrics},
                         flags=list(flags))
-    path = write_run(results, record)
-    # results.write_run checks the pair columns (label, pred) until it takes the type's prediction_columns;
-    # the file written here is what it will write: split, lang, idx + the type's columns.
-    with atomic_path(predictions_path(path)) as tmp:
-        preds[["split", "lang", "idx", *tt.prediction_columns]].to_parquet(tmp, index=False)
+    record, preds = factories.as_written(record, preds[["split", "lang", "idx", *tt.prediction_columns]])
+    write_run(results, record, preds)
     return record
 
 
@@ -193,11 +190,11 @@ def test_reference_rows_reproduce_hand_made_tagging_and_qa_csvs_with_no_runs(tmp
                                         "M,Src,test,en,f1,95.5\nM,Src,test,de,f1,88.3\nM,Src,test,avg,f1,91.9\n")
     table = build_table("udpos", reference_dir=tmp_path)
     assert table.metrics == ["f1"] and [r.kind for r in table.rows] == ["published"]
-    # the task's 33 languages in its order (registry), the published ones filled, the rest empty
+    # with no runs the table is the reference file's: its languages, in its order (reports read no task file)
     header, row = render([table], "csv").splitlines()[:2]
     cells = dict(zip(header.split(","), row.split(",")))
     assert (cells["en"], cells["de"], cells["avg"], cells["gap"]) == ("95.5", "88.3", "91.9", "7.2")
-    assert cells["fr"] == "" and row.startswith("udpos,M,published,test,f1,") and row.endswith(",Src")
+    assert table.languages == ["en", "de"] and row.startswith("udpos,M,published,test,f1,") and row.endswith(",Src")
     assert not build_table("udpos", reference_dir=tmp_path / "elsewhere").rows
 
 
@@ -408,8 +405,8 @@ def test_missing_or_unreadable_predictions_cost_only_the_significance_test(tmp_p
     table = build_table("xnli", load_records(tmp_path), reference=False)
     (delta,) = table.deltas
     assert delta.significance == {} and delta.cells
-    other_file.write_bytes(b"not a parquet file")       # and now the model's are unreadable
+    other_file.write_bytes(b"not a parquet file")       # and now the model's are not the ones it wrote
     write(tmp_path, "xlm-roberta-base", XNLI, TOY_ACCURACY, 1, base)
     table = build_table("xnli", load_records(tmp_path), reference=False)
     (delta,) = table.deltas
-    assert delta.significance == {} and "unreadable" in table.caption()
+    assert delta.significance == {} and "do not match its record" in table.caption()

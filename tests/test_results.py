@@ -3,6 +3,7 @@ import json
 import pandas as pd
 import pytest
 
+from tests import factories
 from xlt.errors import XltError
 from xlt.results import (SCHEMA_VERSION, load_predictions, load_records, metrics_frame, new_record,
                          spec_record_path, write_run, completed_record)
@@ -10,31 +11,31 @@ from xlt.spec import RunSpec
 
 
 def test_run_id_is_stable_and_sensitive_to_every_field():
-    a = RunSpec.create("mdeberta-v3-base", "xnli", seed=1)
-    assert a.run_id == RunSpec.create("mdeberta-v3-base", "xnli", seed=1).run_id
-    assert a.run_id != RunSpec.create("mdeberta-v3-base", "xnli", seed=2).run_id
-    assert a.run_id != RunSpec.create("mdeberta-v3-base", "xnli", seed=1, overrides={"lr": 3e-5}).run_id
+    a = factories.spec("mdeberta-v3-base", "xnli", seed=1)
+    assert a.run_id == factories.spec("mdeberta-v3-base", "xnli", seed=1).run_id
+    assert a.run_id != factories.spec("mdeberta-v3-base", "xnli", seed=2).run_id
+    assert a.run_id != factories.spec("mdeberta-v3-base", "xnli", seed=1, overrides={"lr": 3e-5}).run_id
     assert RunSpec.from_dict(json.loads(json.dumps(a.to_dict()))).run_id == a.run_id
 
 
 def test_presets_follow_the_published_recipes():
-    m = RunSpec.create("mdeberta-v3-base", "xnli").hparams
+    m = factories.spec("mdeberta-v3-base", "xnli").hparams
     assert (m.lr, m.batch_size, m.epochs, m.warmup_steps, m.max_seq_len) == (2e-5, 32, 6, 3000, 256)
-    x = RunSpec.create("xlm-roberta-base", "pawsx").hparams
+    x = factories.spec("xlm-roberta-base", "pawsx").hparams
     assert (x.lr, x.batch_size, x.epochs, x.max_seq_len) == (2e-5, 32, 5, 128)
-    assert RunSpec.create("xlm-roberta-large", "xnli").hparams.lr == 3e-5
-    d = RunSpec.create("deberta-v3-base", "xnli").hparams
+    assert factories.spec("xlm-roberta-large", "xnli").hparams.lr == 3e-5
+    d = factories.spec("deberta-v3-base", "xnli").hparams
     assert (d.lr, d.batch_size, d.epochs, d.warmup_steps) == (1.5e-5, 64, 3, 1000)
-    assert RunSpec.create("mdeberta-v3-base", "xnli", overrides={"epochs": "2", "sift": "true"}).hparams.sift
+    assert factories.spec("mdeberta-v3-base", "xnli", overrides={"epochs": "2", "sift": "true"}).hparams.sift
 
 
 def test_bad_hyperparameters_name_the_problem():
     with pytest.raises(XltError, match="unknown hyperparameter 'learning_rate'.*lr"):
-        RunSpec.create("m", "xnli", overrides={"learning_rate": 1e-5})
+        factories.spec("m", "xnli", overrides={"learning_rate": 1e-5})
     with pytest.raises(XltError, match="not a valid float"):
-        RunSpec.create("m", "xnli", overrides={"lr": "fast"})
+        factories.spec("m", "xnli", overrides={"lr": "fast"})
     with pytest.raises(XltError, match="multiple of --grad-accum"):
-        RunSpec.create("m", "xnli", overrides={"batch_size": 30, "grad_accum": 4})
+        factories.spec("m", "xnli", overrides={"batch_size": 30, "grad_accum": 4})
 
 
 def _record(spec, acc=0.5):
@@ -42,7 +43,7 @@ def _record(spec, acc=0.5):
 
 
 def test_write_and_load_round_trip(tmp_path):
-    spec = RunSpec.create("tiny", "xnli", seed=3)
+    spec = factories.spec("tiny", "xnli", seed=3)
     preds = pd.DataFrame({"split": ["validation"] * 4, "lang": ["en"] * 4, "idx": range(4),
                           "label": [0, 1, 2, 0], "pred": [0, 1, 1, 0]})
     path = write_run(tmp_path, _record(spec, 0.75), preds)
@@ -55,7 +56,7 @@ def test_write_and_load_round_trip(tmp_path):
 
 
 def test_corrupt_and_foreign_records_are_reported_not_deleted(tmp_path):
-    good = write_run(tmp_path, _record(RunSpec.create("tiny", "xnli")))
+    good = write_run(tmp_path, _record(factories.spec("tiny", "xnli")))
     bad = good.with_name("truncated.json")
     bad.write_text(good.read_text()[:40])
     future = good.with_name("future.json")

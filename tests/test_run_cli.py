@@ -5,6 +5,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from xlt.tasktypes import get_task_type
 from xlt.cli import app
 from xlt.evaluate import metrics_from_predictions
 from xlt.results import load_predictions, load_records
@@ -34,7 +35,7 @@ def _check_complete(path, record):
     assert record["data"]["evaluated"] == ["validation"] and sorted(record["data"]["skipped"]) == ["test"]
     preds = load_predictions(path)
     assert len(preds) == 15 * 20 and set(preds["split"]) == {"validation"}
-    recomputed = metrics_from_predictions(preds, record["task"]["metrics"])
+    recomputed = metrics_from_predictions(preds, record["task"]["metrics"], get_task_type(record["task"]["type"]))
     for lang in LANGS:
         acc = (preds[preds.lang == lang]["label"] == preds[preds.lang == lang]["pred"]).mean()
         assert record["metrics"]["validation"][lang]["accuracy"] == pytest.approx(acc, abs=0)

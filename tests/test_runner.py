@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 import torch
 
+from tests import factories
+from xlt.tasktypes import get_task_type
 from xlt import evaluate as xeval
 from xlt import runner
 from xlt.results import load_predictions, load_records, new_record, spec_record_path, write_run
@@ -29,7 +31,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")   # tests/conftest.py
 def tiny_spec(model, **overrides):
     hp = dict(epochs=2, batch_size=16, max_seq_len=48, lr=5e-3, eval_every=3, warmup_steps=1)
     hp.update(overrides)
-    return RunSpec.create(str(model), "xnli", seed=1, overrides=hp, data_source="local", max_train_samples=64,
+    return factories.spec(str(model), "xnli", seed=1, overrides=hp, data_source="local", max_train_samples=64,
                           max_eval_samples=24)
 
 
@@ -67,9 +69,11 @@ def test_execute_writes_a_complete_record_and_selects_on_english_dev_only(tiny_d
     assert all(v["n"] == 24 and set(v) == {"accuracy", "macro_f1", "n"} for v in rec["metrics"]["validation"].values())
     # the numbers are what the predictions give
     preds = out.predictions
-    assert list(preds.columns) == ["split", "lang", "idx", "label", "pred"] and len(preds) == 15 * 24
+    assert list(preds.columns) == ["split", "lang", "idx", "label", "pred", "stat_correct",
+                                   *sorted(f"stat_{k}_{c}" for c in range(3) for k in ("fn", "fp", "tp"))]
+    assert len(preds) == 15 * 24
     assert preds.groupby("lang")["idx"].apply(list).map(lambda ix: ix == list(range(24))).all()
-    assert xeval.metrics_from_predictions(preds, ["accuracy", "macro_f1"]) == rec["metrics"]
+    assert xeval.metrics_from_predictions(preds, ["accuracy", "macro_f1"], get_task_type("pair-classification")) == rec["metrics"]
     gold = pd.read_csv(shared_data / "xnli" / "validation-fr.tsv", sep="\t", quoting=3, dtype=str)["label"]
     assert preds[preds.lang == "fr"]["label"].tolist() == gold.astype(int).tolist()[:24]
     # selection: the selected state is what was evaluated, so its dev score reappears in the metrics
@@ -163,8 +167,8 @@ def test_a_failed_forced_rerun_never_replaces_a_completed_record(tiny_deberta_v3
 
 CHILD = textwrap.dedent("""
     import os, sys, time
+    from tests import factories
     from xlt import results
-    from xlt.spec import RunSpec
     real_replace = os.replace
     def slow_replace(src, dst):
         if str(dst).endswith(".json"):          # the record: its bytes are in the temp file, not renamed yet
@@ -172,14 +176,14 @@ CHILD = textwrap.dedent("""
             time.sleep(120)
         real_replace(src, dst)
     os.replace = slow_replace
-    spec = RunSpec.create("tiny", "xnli", seed=7)
+    spec = factories.spec("tiny", "xnli", seed=7)
     rec = results.new_record(spec, status="completed", metrics={"validation": {"en": {"accuracy": 0.99, "n": 3}}})
     results.write_run(sys.argv[1], rec)
 """)
 
 
 def test_a_record_is_never_half_written(tmp_path):
-    spec = RunSpec.create("tiny", "xnli", seed=7)
+    spec = factories.spec("tiny", "xnli", seed=7)
     old = new_record(spec, status="completed", metrics={"validation": {"en": {"accuracy": 0.5, "n": 3}}})
     path = write_run(tmp_path, old)
     before = path.read_bytes()

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from tests.hygiene import isolated_home  # noqa: F401  (the fixture, used through pytestmark)
 from tests.factories import SHARED_DATA as SHARED
+from tests import factories
 from xlt import schedule
 from xlt.bench.schedule import overlap_stats
 from xlt.errors import XltError
@@ -80,7 +81,7 @@ def ray_cluster(isolated_home):
 
 
 def _specs(n: int, task: str = "xnli") -> list[RunSpec]:
-    return [RunSpec.create("tiny-model", task, seed=s) for s in range(1, n + 1)]
+    return [factories.spec("tiny-model", task, seed=s) for s in range(1, n + 1)]
 
 
 def _events():
@@ -107,11 +108,11 @@ def test_grid_is_models_x_tasks_x_seeds_with_overrides_in_order_of_precedence():
     assert all(s.hparams.epochs == 2 and s.max_train_samples == 100 and s.data_source == "hub" for s in specs)
     assert by["xlm-roberta-base", "xnli", 1].data_revision.startswith("facebook/xnli@b8dd5d7a")
     # The same spec as `xlt run` builds (data identity included), so records are shared between the two commands.
-    from xlt.cli.run import build_spec
+    from xlt.cli.run import build_run_spec
 
     def run_spec(data_dir):
-        return build_spec("xlm-roberta-base", "xnli", 1, data_dir=data_dir, overrides={"epochs": 2, "lr": 7e-6},
-                          precision="auto", impl="auto", max_train_samples=100, max_eval_samples=None)
+        return build_run_spec("xlm-roberta-base", "xnli", 1, data_dir=data_dir, overrides={"epochs": 2, "lr": 7e-6},
+                          precision="auto", impl="auto", max_train_samples=100, max_eval_samples=None)[0]
 
     assert by["xlm-roberta-base", "xnli", 1] == run_spec(None)
     local = build_grid(SweepConfig(models=("xlm-roberta-base",), tasks=("xnli",), seeds=(1,),
@@ -145,14 +146,14 @@ def test_sweep_file_and_its_errors(tmp_path):
              "models: [a]\ntasks: [xnli]\nmodel_overrides: {c: {lr: 1}}\n": "model_overrides name 'c'",
              "models: [a]\ntasks: [xnli]\nset: {learning_rate: 1}\n": "unknown hyperparameter 'learning_rate'",
              "models: [a]\n": "at least one task",
-             "models: [a\n": "not valid YAML",
+             "models: [a\n": "malformed YAML",
              "- a\n": "must be a mapping"}
     for i, (text, message) in enumerate(cases.items()):
         path = tmp_path / f"bad{i}.yaml"
         path.write_text(text)
         with pytest.raises(XltError, match=message):
             build_grid(load_sweep_file(path))
-    with pytest.raises(XltError, match="cannot read sweep file"):
+    with pytest.raises(XltError, match="missing.yaml: cannot read the file"):
         load_sweep_file(tmp_path / "missing.yaml")
 
 

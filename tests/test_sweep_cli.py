@@ -100,10 +100,10 @@ def _sweep_process(results: Path, seeds: str = "1-4") -> subprocess.Popen:
 def test_dry_run_lists_every_spec_and_which_are_done(tmp_path):
     args = ["sweep", "--models", "mdeberta-v3-base,xlm-roberta-base", "--tasks", "xnli", "--seeds", "1,2",
             "--set", "epochs=2", "--results-dir", str(tmp_path), "--dry-run"]
-    from xlt.cli.run import build_spec
+    from xlt.cli.run import build_run_spec
 
-    done = build_spec("xlm-roberta-base", "xnli", 2, data_dir=None, overrides={"epochs": 2}, precision="auto",
-                      impl="auto", max_train_samples=None, max_eval_samples=None)   # what `xlt run` would write
+    done = build_run_spec("xlm-roberta-base", "xnli", 2, data_dir=None, overrides={"epochs": 2}, precision="auto",
+                      impl="auto", max_train_samples=None, max_eval_samples=None)[0]   # what `xlt run` would write
     write_run(tmp_path, _ok(done))
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -311,11 +311,11 @@ def test_sweep_takes_languages_and_display_names_like_xlt_run(tmp_path, tiny_deb
     record = records[0]
     assert record["model"]["display_name"] == "tiny-v3" and record["model"]["hub_id"] == str(tiny_deberta_v3)
     assert list(record["metrics"]["validation"]) == ["en", "fr", "sw"]          # task order, source included
-    from xlt.cli.run import build_spec
+    from xlt.cli.run import build_run_spec
 
-    same = build_spec(str(tiny_deberta_v3), "xnli", 1, data_dir=shared_data, precision="auto", impl="auto",
+    same = build_run_spec(str(tiny_deberta_v3), "xnli", 1, data_dir=shared_data, precision="auto", impl="auto",
                       overrides={"epochs": 1, "batch_size": 8, "max_seq_len": 32}, max_train_samples=16,
-                      max_eval_samples=8, languages=("sw", "fr"))
+                      max_eval_samples=8, languages=("sw", "fr"))[0]
     assert record["run_id"] == same.run_id and same.data_revision.startswith("local-sha256:")
     bad = runner.invoke(app, [*args[:-6], "--name", "no-equals-sign"])
     assert isinstance(bad.exception, XltError) and "MODEL=NAME" in str(bad.exception)   # main() exits 2 on it

@@ -58,7 +58,7 @@ def test_builtin_specs():
     assert xnli.languages == ("en", "fr", "es", "de", "el", "bg", "ru", "tr", "ar", "vi", "th", "zh", "hi", "sw", "ur")
     assert xnli.label_names == ("entailment", "neutral", "contradiction")
     assert xnli.type == "pair-classification" and xnli.dev_split == "validation" and xnli.train_split == "train"
-    assert xnli.primary_metric in xnli.metrics and xnli.revision
+    assert xnli.primary_metric in xnli.metrics and xnli.sources[-1].revision
     assert get_task("pawsx").languages == ("en", "de", "es", "fr", "ja", "ko", "zh")
     anli = get_task("americasnli")
     assert anli.source_for("train", "en").hub == "facebook/xnli"          # zero-shot from English MultiNLI
@@ -195,15 +195,17 @@ def test_unknown_type_is_a_clear_error(tmp_path):
     assert all(name in problems[0].fix for name in tasktypes.names())
 
 
-def test_broken_or_duplicate_user_task_is_an_error_not_skipped(tmp_path):
+def test_broken_or_duplicate_user_task_is_reported_and_an_error_when_asked_for(tmp_path):
     write_task(tmp_path / "a", MY_TASK.replace("version: 1", "version: [1"))
+    problems: list = []
+    assert "mytask" not in {t.name for t in list_tasks(tmp_path / "a", problems)}
+    assert [Path(p.file).name for p in problems] == ["mytask.yaml"]   # reported, never silently dropped
     with pytest.raises(TaskFileError, match="mytask.yaml"):
-        list_tasks(tmp_path / "a")
-    with pytest.raises(TaskFileError):
-        get_task("xnli", tasks_dir=tmp_path / "a")   # a broken file anywhere stops the registry
+        get_task("mytask", tasks_dir=tmp_path / "a")
+    assert get_task("xnli", tasks_dir=tmp_path / "a").name == "xnli"   # it does not hide the other tasks
     write_task(tmp_path / "b", MY_TASK.replace("name: mytask", "name: xnli"), name="xnli")
     with pytest.raises(TaskFileError, match="duplicate task name 'xnli'"):
-        list_tasks(tmp_path / "b")
+        get_task("xnli", tasks_dir=tmp_path / "b")
 
 
 def test_user_task_end_to_end_with_label_map(tmp_path, monkeypatch):
@@ -261,6 +263,10 @@ def test_other_local_formats(tmp_path, fmt):
 
 
 def test_hub_unreachable_names_data_dir(monkeypatch):
+    from xlt import hub
+
+    monkeypatch.setattr(hub, "_offline", None)   # no earlier probe of this process answers instead of the variable
+    monkeypatch.setattr(hub, "_reason", "")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.delenv("XLT_DATA_DIR", raising=False)
@@ -299,8 +305,8 @@ def fake_hub(monkeypatch):
 def test_hub_source_arguments_and_origin(fake_hub):
     split = load_split("xnli", "test", "sw")
     assert fake_hub[-1] == {"path": "facebook/xnli", "name": "sw", "split": "test",
-                            "revision": get_task("xnli").revision}
-    assert split.revision == get_task("xnli").revision and split.origin.startswith("hub:facebook/xnli@")
+                            "revision": get_task("xnli").sources[-1].revision}
+    assert split.revision == get_task("xnli").sources[-1].revision and split.origin.startswith("hub:facebook/xnli@")
     assert split.frame["label"].tolist() == [2, 0]
 
 

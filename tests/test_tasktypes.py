@@ -10,10 +10,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from tests import factories
 from xlt import runner, tasktypes
 from xlt.cli import app
 from xlt.errors import XltError
 from xlt.models.registry import REGISTRY
+from xlt.recipes import build_spec
+from xlt.tasks import get_task
 from xlt.spec import RunSpec
 from xlt.tasktypes.base import TaskType
 
@@ -66,8 +69,8 @@ class ToySentence(TaskType):
     def statistics(self, predictions):
         return pd.DataFrame({"hit": (predictions["label"] == predictions["pred"]).astype(float)})
 
-    def metric_from_totals(self, metric, totals, n):
-        return np.asarray(totals["hit"]) / n
+    def metric_formulas(self, task=None):
+        return {"hit_rate": {"mean": "hit"}}
 
 
 TOY_TASK = """\
@@ -100,7 +103,7 @@ def test_a_task_type_is_one_module_registered_from_outside_xlt(toy_type, tiny_de
     pair-classification (its columns, its `labels` batch key, its metrics)."""
     (tmp_path / "tasks").mkdir()
     (tmp_path / "tasks" / "toysent.yaml").write_text(TOY_TASK, encoding="utf-8")
-    spec = RunSpec.create(str(tiny_deberta_v3), "toysent", tasks_dir=tmp_path / "tasks", data_source="local",
+    spec = factories.spec(str(tiny_deberta_v3), "toysent", tasks_dir=tmp_path / "tasks", data_source="local",
                           max_train_samples=48, max_eval_samples=20)
     assert spec.hparams.lr == 5e-3 and spec.hparams.max_seq_len == 32    # the task file's recipe
     out = runner.execute(spec, data_dir=shared_data, tasks_dir=tmp_path / "tasks")
@@ -109,13 +112,105 @@ def test_a_task_type_is_one_module_registered_from_outside_xlt(toy_type, tiny_de
     assert rec["task"]["type"] == "toy-sentence" and rec["selection"]["criterion"] == "validation/en/hit_rate"
     assert set(rec["metrics"]["validation"]) == {"en", "fr", "sw"}
     preds = out.predictions
-    assert list(preds.columns) == ["split", "lang", "idx", "label", "pred"] and len(preds) == 60
+    assert list(preds.columns) == ["split", "lang", "idx", "label", "pred", "stat_hit"] and len(preds) == 60
     gold = pd.read_csv(shared_data / "xnli" / "validation-sw.tsv", sep="\t", quoting=3, dtype=str)["label"]
     sw = preds[preds.lang == "sw"]
     assert sw["label"].tolist() == (gold.astype(int)[:20] == 2).astype(int).tolist()
     for lang, values in rec["metrics"]["validation"].items():
         part = preds[preds.lang == lang]
         assert values == {"hit_rate": (part["label"] == part["pred"]).mean(), "n": 20}
+
+
+class ToySimilarity(TaskType):
+    """A type that does not train: the encoder's mean-pooled hidden states of both texts of a pair, and whether
+    their cosine similarity is above 0.5 (scored against "not a contradiction"). It reads no train or dev split."""
+
+    name = "toy-similarity"
+    columns = ("text_a", "text_b", "label")
+    extensions = {"tsv": "tsv"}
+    head = "encoder"
+    trains = False
+    uses_labels = False
+    metrics = default_metrics = report_metrics = ("agreement",)
+
+    def head_options(self, task, hparams):
+        return {"output_layer": 1}                      # the first layer's output, not the last
+
+    def prepare(self, frame, source, task, where):
+        frame["label"] = (frame["label"].astype(int) != 2).astype(np.int64)
+        return frame
+
+    def featurize(self, split, tokenizer, params):
+        from xlt.data import Features, pad_id, ragged
+
+        texts = split.frame["text_a"].tolist() + split.frame["text_b"].tolist()
+        enc = tokenizer(texts, truncation=True, max_length=params["max_seq_len"])
+        ids, offsets = ragged(enc["input_ids"], np.int32)
+        n = len(split)
+        rows = {"index": np.tile(np.arange(n), 2), "side": np.repeat([0, 1], n)}
+        return Features(offsets, {"input_ids": ids}, rows, {"input_ids": pad_id(tokenizer)})
+
+    def decode(self, hidden, batch, feats):
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        return batch["row"].numpy(), ((hidden * mask).sum(1) / mask.sum(1)).numpy()
+
+    def predictions(self, split, feats, decoded):
+        emb = np.zeros((len(feats), decoded[0][1].shape[1]))
+        for rows, values in decoded:
+            emb[rows] = values
+        emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+        n = len(split)
+        cosine = (emb[:n] * emb[n:]).sum(1)
+        return pd.DataFrame({"idx": np.arange(n), "label": split.frame["label"].to_numpy(),
+                             "pred": (cosine > 0.5).astype(np.int64)})
+
+    def statistics(self, predictions):
+        return pd.DataFrame({"agree": (predictions["label"] == predictions["pred"]).astype(float)})
+
+    def metric_formulas(self, task=None):
+        return {"agreement": {"mean": "agree"}}
+
+
+SIMILARITY_TASK = """\
+name: toysim
+type: toy-similarity
+version: 1
+source_lang: en
+languages: [fr, sw]
+eval_splits: [validation]
+hyperparameters: {max_seq_len: 32}
+source:
+  files: data/{split}-{lang}.tsv
+  columns: {text_a: premise, text_b: hypothesis, label: label}
+"""
+
+
+def test_a_type_that_does_not_train_runs_without_train_or_dev_data(tiny_deberta_v3, shared_data, tmp_path):
+    """Would catch: a runner that always trains (or reads a train or dev split, or selects) whatever the type
+    says, or that ignores the type's head options. The task has no English data at all."""
+    tt = tasktypes.register(ToySimilarity())
+    try:
+        folder = tmp_path / "tasks"
+        (folder / "data").mkdir(parents=True)
+        (folder / "toysim.yaml").write_text(SIMILARITY_TASK, encoding="utf-8")
+        for lang in ("fr", "sw"):
+            lines = (shared_data / "xnli" / f"validation-{lang}.tsv").read_text(encoding="utf-8").splitlines()
+            (folder / "data" / f"validation-{lang}.tsv").write_text("\n".join(lines[:31]) + "\n", encoding="utf-8")
+        task = get_task("toysim", folder)
+        spec = build_spec(str(tiny_deberta_v3), task, 1)
+        events = []
+        out = runner.execute(spec, task=task, progress=events.append)
+        rec = out.record
+        assert rec["status"] == "completed", rec["error"]
+        assert rec["selection"] is None and "train" not in rec["data"] and "selection" not in rec["data"]
+        assert rec["steps"]["train"].startswith("skipped: type toy-similarity does not train")
+        assert rec["steps"]["select"].startswith("skipped") and rec["steps"]["evaluate"] == "ran"
+        assert {e["stage"] for e in events if e.get("skipped")} == {"train", "select"}
+        assert not any(e["event"] in ("train_start", "step") for e in events)
+        assert rec["model"]["head"] == "encoder" and set(rec["metrics"]["validation"]) == {"fr", "sw"}
+        assert rec["metrics"]["validation"]["fr"]["n"] == 30
+    finally:
+        tasktypes._REGISTRY.pop(tt.name, None)
 
 
 def test_type_names_are_spelled_only_in_the_type_modules_and_the_registry():
@@ -185,13 +280,13 @@ def test_dry_run_says_where_each_value_came_from(tmp_path):
 ])
 def test_out_of_range_hyperparameters_are_refused(overrides, message):
     with pytest.raises(XltError, match=message):
-        RunSpec.create("m", "xnli", overrides=overrides)
+        factories.spec("m", "xnli", overrides=overrides)
 
 
 @pytest.mark.parametrize("fields, message", [({"seed": -1}, "seed -1"), ({"max_eval_samples": 0}, "max-eval-samples")])
 def test_out_of_range_spec_fields_are_refused(fields, message):
     with pytest.raises(XltError, match=message):
-        RunSpec.create("m", "xnli", **fields)
+        factories.spec("m", "xnli", **fields)
 
 
 def test_task_hyperparameters_are_validated_with_their_line(tmp_path):

@@ -12,6 +12,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
+from tests import factories
 from xlt import data as xdata
 from xlt import evaluate as xeval
 from xlt import runner
@@ -192,7 +193,7 @@ def test_gold_tags_in_gold_tags_out(tokenizer, shared_data, task, split_name, la
     split = load_split(get_task(task), split_name, lang, shared_data).head(1500)
     fill = "B-PER" if task == "panx" else "INTJ"
     split = dataclasses.replace(split, options={"unaligned_tag": fill})
-    feats = xdata.featurize(split, tokenizer, {"max_seq_len": max_len, "window_step": step})
+    feats = factories.featurize(split, tokenizer, {"max_seq_len": max_len, "window_step": step})
     assert feats.lengths.max() <= max_len
     decoded = [TT.decode(gold_logits(b, len(split.label_names)), b, feats)
                for b in xdata.batches(feats, 64, collate_fn=TT.collate)]
@@ -287,7 +288,7 @@ def test_the_longest_zh_sentence_gets_a_prediction_for_every_character(tiny_debe
     assert n > 500
     for checkpoint in (tiny_deberta_v3, tiny_xlmr):
         loaded = load_model(str(checkpoint), "token", len(task.label_names))
-        feats = xdata.featurize(one, loaded.tokenizer, {"max_seq_len": 128, "window_step": 128})
+        feats = factories.featurize(one, loaded.tokenizer, {"max_seq_len": 128, "window_step": 128})
         assert len(feats) > 4 and feats.lengths.max() <= 128
         decoded = xeval.predict(loaded.model, feats, task_type=TT, batch_size=8)
         words = np.sort(np.concatenate([d[1] for d in decoded]))
@@ -304,7 +305,7 @@ def test_the_longest_zh_sentence_gets_a_prediction_for_every_character(tiny_debe
 def tagging_spec(model, task="panx", **overrides):
     hp = dict(epochs=1, batch_size=16, max_seq_len=64, lr=5e-3, eval_every=0)
     hp.update(overrides)
-    return RunSpec.create(str(model), task, seed=1, overrides=hp, data_source="local", max_train_samples=48,
+    return factories.spec(str(model), task, seed=1, overrides=hp, data_source="local", max_train_samples=48,
                           max_eval_samples=30, languages=("zh", "sw"))
 
 
@@ -323,7 +324,8 @@ def test_a_run_end_to_end_gives_a_record_its_predictions_reproduce(checkpoint, r
     metrics = rec["metrics"]["validation"]
     assert set(metrics) == {"en", "zh", "sw"}
     preds = load_predictions(result.path)
-    assert list(preds.columns) == ["split", "lang", "idx", "label", "pred"]
+    assert list(preds.columns) == ["split", "lang", "idx", "label", "pred", "stat_correct", "stat_fn", "stat_fp",
+                                   "stat_tp", "stat_words"]
     gold = {lang: read_conll(shared_data / "panx" / f"validation-{lang}.tsv") for lang in metrics}
     for lang, values in metrics.items():
         part = preds[preds.lang == lang].reset_index(drop=True)
@@ -355,10 +357,10 @@ def test_a_tiny_model_from_scratch_learns_english_ner(tiny_deberta_v3, shared_da
     task = get_task("panx")
     dev = load_split(task, "validation", "en", shared_data).head(500)
     untrained = load_model(str(tiny_deberta_v3), "token", len(task.label_names))
-    feats = xdata.featurize(dev, untrained.tokenizer, {"max_seq_len": 64, "window_step": 128})
+    feats = factories.featurize(dev, untrained.tokenizer, {"max_seq_len": 64, "window_step": 128})
     chance = TT.score(xeval.predictions_for(untrained.model, feats, dev, task_type=TT), ["f1"])["f1"]
 
-    spec = RunSpec.create(str(tiny_deberta_v3), "panx", seed=1, data_source="local", max_train_samples=1600,
+    spec = factories.spec(str(tiny_deberta_v3), "panx", seed=1, data_source="local", max_train_samples=1600,
                           max_eval_samples=500, languages=("en",),
                           overrides=dict(epochs=6, batch_size=16, lr=1e-2, max_seq_len=64, eval_every=0,
                                          weight_decay=0.01))
@@ -401,7 +403,7 @@ def test_a_new_language_is_a_yaml_file_and_a_conll_file(tiny_xlmr, shared_data, 
                                                      encoding="utf-8")
     check = CliRunner().invoke(app, ["tasks", "validate", str(folder / "nerx.yaml")])
     assert check.exit_code == 0, check.output
-    spec = RunSpec.create(str(tiny_xlmr), "nerx", tasks_dir=folder, data_source="local", max_train_samples=40,
+    spec = factories.spec(str(tiny_xlmr), "nerx", tasks_dir=folder, data_source="local", max_train_samples=40,
                           max_eval_samples=25)
     rec = runner.execute(spec, data_dir=tmp_path / "unused", tasks_dir=folder).record
     assert rec["status"] == "completed", rec["error"]

@@ -13,20 +13,23 @@ from tests.test_allocator import SIZE, allocate_touch_free
 from xlt import data as xdata
 from xlt.allocator import _glibc
 from xlt.errors import XltError
-from xlt.models import load_classifier
+from xlt.models import load_model
 from xlt.spec import Hyperparams
 from xlt.tasks import get_task, load_split
-from xlt.train import (Sift, TrainingDiverged, fit, param_groups, resolve_precision, symmetric_kl)
+from xlt.device import Device, resolve_precision
+from xlt.tasktypes import get_task_type
+from xlt.train import Sift, TrainingDiverged, fit, param_groups, symmetric_kl
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")   # tests/conftest.py
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+PAIR = get_task_type("pair-classification")   # tests/conftest.py
 
 
 def _setup(checkpoint, shared_data, n=64, max_seq_len=48):
-    clf = load_classifier(str(checkpoint), num_labels=3)
+    clf = load_model(str(checkpoint), "classification", 3)
     task = get_task("xnli")
     split = load_split(task, "train", "en", shared_data).head(n)
-    feats = xdata.featurize(split, clf.tokenizer, max_seq_len)
+    feats = factories.featurize(split, clf.tokenizer, max_seq_len)
     return clf, feats
 
 
@@ -63,7 +66,7 @@ def plain_run(tiny_deberta_v3, shared_data, tmp_path_factory):
 
 
 def test_no_weight_decay_on_biases_and_layernorm(tiny_deberta_v3):
-    model = load_classifier(str(tiny_deberta_v3), num_labels=3).model
+    model = load_model(str(tiny_deberta_v3), "classification", 3).model
     decay, no_decay = param_groups(model, 0.01)
     names = {id(p): n for n, p in model.named_parameters()}
     no_decay_names = {names[id(p)] for p in no_decay["params"]}
@@ -222,7 +225,7 @@ def test_training_continues_after_a_dev_evaluation_on_the_same_lengths(tiny_debe
     short = np.flatnonzero(feats.lengths < 48)[:32]      # untruncated pairs: batches of varied widths
     feats = feats.select(short)
     hp = dataclasses.replace(HP, epochs=2, eval_every=1)
-    result = _fit(clf, feats, hp, dev_eval=lambda m: dev_score(m, feats, "accuracy", batch_size=1))  # every length
+    result = _fit(clf, feats, hp, dev_eval=lambda m: dev_score(m, feats, "accuracy", batch_size=1, task_type=PAIR))  # every length
     assert result.steps == 4 and len(result.history) == 4
 
 
@@ -251,17 +254,19 @@ def learn_xnli_from_scratch(tmp_path_factory, spm_model, shared_data, capsys, pr
     from xlt.evaluate import dev_score
 
     checkpoint = factories.tiny_checkpoint(tmp_path_factory.mktemp("learner"), LEARNER, spm_model, seed=0)
-    clf = load_classifier(str(checkpoint), num_labels=3)
+    clf = load_model(str(checkpoint), "classification", 3)
     assert clf.impl == "native"
     task = get_task("xnli")
-    train = xdata.featurize(load_split(task, "train", "en", shared_data), clf.tokenizer, 32)
-    dev = xdata.featurize(load_split(task, "validation", "en", shared_data), clf.tokenizer, 32)
+    train = factories.featurize(load_split(task, "train", "en", shared_data), clf.tokenizer, 32)
+    dev = factories.featurize(load_split(task, "validation", "en", shared_data), clf.tokenizer, 32)
     assert len(train) == 15_001 and len(dev) == 2_490
     hp = Hyperparams(lr=1e-3, epochs=3, batch_size=64, max_seq_len=32, warmup_steps=30, eval_every=100)
     result = fit(clf.model, lambda epoch: xdata.batches(train, 64, shuffle=True, seed=epoch),
-                 xdata.num_batches(train, 64), hp, seed=1, precision=precision,
-                 dev_eval=lambda model: dev_score(model, dev, "accuracy", batch_size=256, precision=precision))
-    accuracy = dev_score(clf.model, dev, "accuracy", batch_size=256, precision=precision)
+                 xdata.num_batches(train, 64), hp, seed=1, device=Device.of("cpu", precision),
+                 dev_eval=lambda model: dev_score(model, dev, "accuracy", batch_size=256, task_type=PAIR,
+                                                  device=Device.of("cpu", precision)))
+    accuracy = dev_score(clf.model, dev, "accuracy", batch_size=256, task_type=PAIR,
+                         device=Device.of("cpu", precision))
     label = "learning test" if precision == "fp32" else f"{precision} learning test"
     with capsys.disabled():
         print(f"\n{label}: {result.steps} steps in {result.train_s:.1f}s ({result.tokens_per_s:.0f} tok/s), "
@@ -278,7 +283,7 @@ def test_autocast_precisions_train(tiny_deberta_v3, shared_data, precision):
     Would catch: a precision path that fails or produces non-finite losses (a scaler on the wrong device, bf16
     logits fed to the loss)."""
     clf, feats = _setup(tiny_deberta_v3, shared_data, n=32)
-    result = _fit(clf, feats, dataclasses.replace(HP, epochs=1), precision=precision)
+    result = _fit(clf, feats, dataclasses.replace(HP, epochs=1), device=Device.of("cpu", precision))
     assert result.steps == 2 and all(math.isfinite(v) for v in result.losses)
 
 
@@ -286,7 +291,7 @@ def test_gradient_checkpointing_trains_the_same(tiny_deberta_v3, shared_data):
     """Would catch: gradient checkpointing changing the losses (a recomputed forward that differs, dropout
     replayed differently) instead of only trading compute for memory."""
     plain, feats = _setup(tiny_deberta_v3, shared_data, n=32)
-    ckpt = load_classifier(str(tiny_deberta_v3), num_labels=3, gradient_checkpointing=True)
+    ckpt = load_model(str(tiny_deberta_v3), "classification", 3, gradient_checkpointing=True)
     hp = dataclasses.replace(HP, epochs=1)
     a, b = _fit(plain, feats, hp), _fit(ckpt, feats, hp)
     assert b.losses == pytest.approx(a.losses, rel=1e-5)

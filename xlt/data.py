@@ -37,7 +37,6 @@ import numpy as np
 
 from xlt.atomic import atomic_path
 from xlt.errors import XltError
-from xlt.tasks import SplitData
 
 CACHE_FORMAT = 2
 DEFAULT_CACHE_DIR = Path("~/.cache/xlt/features")
@@ -49,6 +48,38 @@ def cache_root(cache_dir: str | Path | None = None) -> Path:
         return Path(cache_dir).expanduser()
     env = os.environ.get("XLT_CACHE_DIR")
     return Path(env).expanduser() if env else DEFAULT_CACHE_DIR.expanduser()
+
+
+# --------------------------------------------------------------------------------------------------
+# Rows of one split
+
+
+@dataclass(frozen=True)
+class SplitData:
+    """One split of one language, in the task type's row schema (its `columns`), rows in source order."""
+
+    task: str
+    task_type: str
+    split: str
+    lang: str
+    frame: Any = field(repr=False)      # pandas.DataFrame
+    origin: str                          # "hub:<id>@<revision>[/<config>/<split>]" or the local file path
+    revision: str | None                 # pinned hub revision, None for local files
+    label_names: tuple[str, ...]
+    source_key: str = field(repr=False, default="")   # identifies the exact bytes read (for feature caching)
+    dropped: int = 0                     # rows removed while reading (e.g. PAWS-X's -1 labels)
+    options: Mapping[str, Any] = field(default_factory=dict, repr=False)   # the task's `options:`
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def head(self, n: int | None) -> "SplitData":
+        """The first n rows (all if n is None): for `max_train_samples`-style limits."""
+        if n is None or n >= len(self.frame):
+            return self
+        return dataclasses.replace(self, frame=self.frame.iloc[:n].reset_index(drop=True),
+                                   source_key=f"{self.source_key}|head={n}")
+
 
 
 # --------------------------------------------------------------------------------------------------
@@ -233,12 +264,14 @@ def cache_path(split: SplitData, tokenizer: Any, params: int | Mapping[str, Any]
     return cache_root(cache_dir) / split.task / f"{split.split}-{split.lang}-{params.get('max_seq_len')}-{digest}.npz"
 
 
-def featurize(split: SplitData, tokenizer: Any, params: int | Mapping[str, Any], cache_dir: str | Path | None = None,
-              use_cache: bool = True) -> Features:
-    """Tokenise a split with the model's tokenizer through its task type, or load the same features from
-    the disk cache. `params`: the type's feature parameters, or a max length."""
-    from xlt.tasktypes import get_task_type
-
+def featurize(split: SplitData, tokenizer: Any, params: int | Mapping[str, Any], *, task_type: Any,
+              cache_dir: str | Path | None = None, use_cache: bool = True) -> Features:
+    """Tokenise a split with the model's tokenizer through `task_type` (the split's type, an
+    `xlt.tasktypes.TaskType`), or load the same features from the disk cache. `params`: the type's feature
+    parameters, or a max length."""
+    if task_type.name != split.task_type:
+        raise XltError(f"split {split.task} {split.split}-{split.lang} is of type {split.task_type}, not "
+                       f"{task_type.name}")
     params = feature_params(params)
     if params.get("max_seq_len", 0) < 8:
         raise XltError(f"max_seq_len {params.get('max_seq_len')} is too short; use e.g. 128")
@@ -250,7 +283,7 @@ def featurize(split: SplitData, tokenizer: Any, params: int | Mapping[str, Any],
                 return feats
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache file is rebuilt below
-    feats = get_task_type(split.task_type).featurize(split, tokenizer, params)
+    feats = task_type.featurize(split, tokenizer, params)
     # the type's own meta (e.g. decoding limits from the task's options) is kept beside the split's
     feats = dataclasses.replace(feats, meta={**feats.meta, "task": split.task, "split": split.split,
                                              "lang": split.lang, "origin": split.origin, "revision": split.revision,

@@ -6,11 +6,15 @@ xlt.models.cpu_features), and fp32 otherwise. On such a CPU bf16 trains mdeberta
 and learns as well (docs/benchmarks.md); without the units bf16 is emulated and slower, so "auto" keeps fp32.
 "auto" never picks fp16, and fp16 is refused outright for mDeBERTa, whose fp16 training is known to diverge.
 The resolved precision and the reason for it go into the record.
+
+`Device` is the one value training and evaluation take: the torch device, the resolved precision, why, and
+its autocast context. The runner builds it once per run (`Device.resolve`).
 """
 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -68,6 +72,39 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device_type=device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
+@dataclass(frozen=True)
+class Device:
+    """Where and in which precision a run computes: built once, passed to training and evaluation."""
+
+    torch_device: torch.device
+    precision: str = "fp32"          # resolved: fp32 | bf16 | fp16
+    reason: str = "asked for"        # why this precision (for the record)
+
+    @classmethod
+    def resolve(cls, device: str | None = None, precision: str = "auto", *, mdeberta: bool = False) -> "Device":
+        """`device` (None/"auto": cuda if present) and `precision` resolved (module docstring)."""
+        dev = resolve_device(device)
+        used = resolve_precision(precision, dev, mdeberta=mdeberta)
+        return cls(dev, used, precision_reason(precision, dev)[1])
+
+    @classmethod
+    def of(cls, device: "Device | torch.device | str" = "cpu", precision: str = "fp32") -> "Device":
+        """A Device as given, or built from a torch device (name) and a resolved precision."""
+        if isinstance(device, Device):
+            return device
+        return cls(torch.device(device), precision)
+
+    @property
+    def type(self) -> str:
+        return self.torch_device.type
+
+    def autocast(self):
+        return autocast(self.torch_device, self.precision)
+
+    def __str__(self) -> str:
+        return str(self.torch_device)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -97,5 +134,5 @@ def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["resolve_device", "resolve_precision", "precision_reason", "autocast", "seed_everything", "is_mdeberta",
+__all__ = ["Device", "resolve_device", "resolve_precision", "precision_reason", "autocast", "seed_everything", "is_mdeberta",
            "is_out_of_memory", "oom_error", "count_parameters"]

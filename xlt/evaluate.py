@@ -1,14 +1,14 @@
 """Batched prediction and per-language scoring; decoding and metrics come from the task type.
 
-    decoded = predict(model, feats, task_type=tt, batch_size=64, device="cpu")   # tt.decode per batch
+    decoded = predict(model, feats, task_type=tt, batch_size=64, device=Device.resolve("cpu"))
     ev = evaluate_splits(model, {("validation", "fr"): (split, feats), ...}, tt, ["accuracy"], ...)
     ev.metrics["validation"]["fr"]   -> {"accuracy": 0.61, "n": 2490}
-    ev.predictions                   -> DataFrame(split, lang, idx, <the type's prediction columns>)
+    ev.predictions                   -> DataFrame(split, lang, idx, <the type's prediction columns>, stat_*)
 
 Prediction runs under `torch.inference_mode` in eval mode over length-bucketed batches (`xlt.data.batches`
 with shuffle=False: longest first, so an out-of-memory shows at once); the type's `decode` keeps what it
 needs of each batch and its `predictions` puts examples back in source order. Nothing here prints; progress
-goes to `on_event`. Without a `task_type`, the sentence-pair type is assumed (the first round's API).
+goes to `on_event`. The task type is always given: nothing here knows one kind of task from another.
 """
 
 from __future__ import annotations
@@ -22,29 +22,23 @@ import torch
 from torch import nn
 
 from xlt.data import Features, batches
-from xlt.device import autocast, is_out_of_memory
+from xlt.device import Device, is_out_of_memory
 from xlt.errors import XltError
+from xlt.results import STAT_PREFIX
 
 Event = dict[str, Any]
 
 
-def _type(task_type):
-    from xlt.tasktypes import default_type
-
-    return task_type if task_type is not None else default_type()
-
-
-def predict(model: nn.Module, feats: Features, *, task_type=None, batch_size: int = 64,
-            device: torch.device | str = "cpu", precision: str = "fp32",
-            on_batch: Callable[[int], None] | None = None, inference: bool = True) -> list[Any]:
+def predict(model: nn.Module, feats: Features, *, task_type, batch_size: int = 64,
+            device: Device | torch.device | str = "cpu", on_batch: Callable[[int], None] | None = None, inference: bool = True) -> list[Any]:
     """The type's `decode` of every batch over all rows of `feats`.
 
     inference=True runs under `torch.inference_mode` (final evaluation). Evaluations in the middle of
     training pass False (`torch.no_grad`): a tensor a model caches while in inference mode (the native
     DeBERTa caches its relative-position indices per length) could not be used by the next training step.
     """
-    tt = _type(task_type)
-    device = torch.device(device)
+    tt = task_type
+    run_on = Device.of(device)
     was_training = model.training
     model.eval()
     decoded = []
@@ -52,9 +46,10 @@ def predict(model: nn.Module, feats: Features, *, task_type=None, batch_size: in
         with torch.inference_mode() if inference else torch.no_grad():
             for batch in batches(feats, batch_size, shuffle=False, collate_fn=tt.collate):
                 tt_ids = batch.get("token_type_ids")
-                with autocast(device, precision):
-                    logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device),
-                                   tt_ids.to(device) if tt_ids is not None else None)
+                dev = run_on.torch_device
+                with run_on.autocast():
+                    logits = model(batch["input_ids"].to(dev), batch["attention_mask"].to(dev),
+                                   tt_ids.to(dev) if tt_ids is not None else None)
                 decoded.append(tt.decode(logits.float(), batch, feats))
                 if on_batch is not None:
                     on_batch(len(batch["row"]))
@@ -68,19 +63,17 @@ def predict(model: nn.Module, feats: Features, *, task_type=None, batch_size: in
     return decoded
 
 
-def predictions_for(model: nn.Module, feats: Features, split=None, *, task_type=None, **kw) -> pd.DataFrame:
+def predictions_for(model: nn.Module, feats: Features, split=None, *, task_type, **kw) -> pd.DataFrame:
     """One row per example: idx and the type's prediction columns, in source order."""
-    tt = _type(task_type)
-    return tt.predictions(split, feats, predict(model, feats, task_type=tt, **kw))
+    return task_type.predictions(split, feats, predict(model, feats, task_type=task_type, **kw))
 
 
-def dev_score(model: nn.Module, feats: Features, metric: str, *, split=None, task_type=None, batch_size: int = 64,
-              device: torch.device | str = "cpu", precision: str = "fp32") -> float:
+def dev_score(model: nn.Module, feats: Features, metric: str, *, split=None, task_type, batch_size: int = 64,
+              device: Device | torch.device | str = "cpu") -> float:
     """One metric on one split during training (model selection): `torch.no_grad`, not inference mode."""
-    tt = _type(task_type)
-    preds = predictions_for(model, feats, split, task_type=tt, batch_size=batch_size, device=device,
-                            precision=precision, inference=False)
-    return float(tt.score(preds, [metric])[metric])
+    preds = predictions_for(model, feats, split, task_type=task_type, batch_size=batch_size, device=device,
+                            inference=False)
+    return float(task_type.score(preds, [metric])[metric])
 
 
 @dataclass
@@ -92,6 +85,7 @@ class Evaluation:
     rows: int = 0                                         # model rows (windows) predicted
     counts: dict[str, int] = field(default_factory=dict)  # other units scored, e.g. {"words": 52000} (tagging)
     collapsed: list[str] = field(default_factory=list)   # "split/lang" whose predictions are degenerate
+    calibration: dict[str, Any] = field(default_factory=dict)   # the type's decisions across splits
 
     @property
     def examples_per_s(self) -> float:
@@ -105,41 +99,53 @@ class Evaluation:
 
 
 def evaluate_splits(model: nn.Module, data: Mapping[tuple[str, str], tuple[Any, Features]], task_type,
-                    metric_names: Sequence[str], *, batch_size: int = 64, device: torch.device | str = "cpu",
-                    precision: str = "fp32", on_event: Callable[[Event], None] | None = None) -> Evaluation:
-    """Predict and score every (split, lang) of `data` ({key: (SplitData, Features)}); predictions come back
-    as one frame in the given order."""
-    tt = _type(task_type)
+                    metric_names: Sequence[str], *, batch_size: int = 64,
+                    device: Device | torch.device | str = "cpu",
+                    on_event: Callable[[Event], None] | None = None) -> Evaluation:
+    """Predict every (split, lang) of `data` ({key: (SplitData, Features)}), let the type make its decisions
+    across splits (`TaskType.calibrate`, e.g. BUCC's threshold chosen on dev), then score each; predictions
+    come back as one frame in the given order, with each example's statistics (`stat_*`)."""
+    tt = task_type
     emit = on_event or (lambda event: None)
     ev = Evaluation()
-    frames = []
+    predicted: dict[tuple[str, str], pd.DataFrame] = {}
     tic = time.perf_counter()
     for (split_name, lang), (split, feats) in data.items():
         emit({"event": "eval_start", "split": split_name, "lang": lang, "total": len(feats)})
-        preds = predictions_for(model, feats, split, task_type=tt, batch_size=batch_size, device=device,
-                                precision=precision,
-                                on_batch=lambda n, s=split_name, l=lang: emit({"event": "eval_batch", "split": s,
-                                                                               "lang": l, "n": n}))
-        values = tt.score(preds, metric_names)
+        predicted[(split_name, lang)] = predictions_for(
+            model, feats, split, task_type=tt, batch_size=batch_size, device=device,
+            on_batch=lambda n, s=split_name, l=lang: emit({"event": "eval_batch", "split": s, "lang": l, "n": n}))
+        ev.rows += len(feats)
+        emit({"event": "eval_end", "split": split_name, "lang": lang})
+    predicted, ev.calibration = tt.calibrate(predicted)
+    frames = []
+    for (split_name, lang), preds in predicted.items():
+        stats = tt.statistics(preds)
+        values = tt.score_statistics(stats, metric_names)
         ev.metrics.setdefault(split_name, {})[lang] = values
         ev.examples += int(values["n"])
         for key, value in values.items():
             if key.startswith("n_"):
                 ev.counts[key[2:]] = ev.counts.get(key[2:], 0) + int(value)
-        ev.rows += len(feats)
         if tt.collapsed(preds):
             ev.collapsed.append(f"{split_name}/{lang}")
-        frames.append(preds.assign(split=split_name, lang=lang))
-        emit({"event": "eval_end", "split": split_name, "lang": lang, "metrics": values})
+        frames.append(pd.concat([preds.assign(split=split_name, lang=lang),
+                                 stats.add_prefix(STAT_PREFIX).set_axis(preds.index)], axis=1))
     ev.seconds = time.perf_counter() - tic
     columns = ["split", "lang", "idx", *tt.prediction_columns]
-    ev.predictions = pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+    if not frames:
+        ev.predictions = pd.DataFrame(columns=columns)
+        return ev
+    preds = pd.concat(frames, ignore_index=True)
+    # a statistic one (split, language) does not have (a class it never saw) stays empty (NaN) there
+    stat_columns = sorted(c for c in preds.columns if c.startswith(STAT_PREFIX))
+    ev.predictions = preds[columns + stat_columns]
     return ev
 
 
-def metrics_from_predictions(predictions: pd.DataFrame, metric_names: Sequence[str], task_type=None) -> dict:
+def metrics_from_predictions(predictions: pd.DataFrame, metric_names: Sequence[str], task_type) -> dict:
     """Recompute `metrics[split][lang]` from a predictions frame (what a reader of the parquet file gets)."""
-    tt = _type(task_type)
+    tt = task_type
     out: dict[str, dict[str, dict]] = {}
     for (split, lang), group in predictions.groupby(["split", "lang"], sort=False):
         out.setdefault(split, {})[lang] = tt.score(group.reset_index(drop=True), metric_names)

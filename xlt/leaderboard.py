@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xlt.errors import XltError
+from xlt.names import inside
 from xlt.report import (AVG, DEFAULT_BASELINE, DEFAULT_SPLIT, GAP, N_RESAMPLES, Table, build_report,
                         html_document, html_table, html_table_block, load_usable_records, md_escape, render_md)
 from xlt.report.render import missing_note
@@ -185,17 +186,6 @@ def gap_chart(table: Table, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def _description(task: str) -> str:
-    """The task file's description, when this installation knows the task (text only; numbers come from
-    records and reference files)."""
-    from xlt.tasks import get_task
-
-    try:
-        return str(getattr(get_task(task), "description", "") or "").strip()
-    except XltError:
-        return ""
-
-
 def render_index(tables: list[Table], charts: dict[str, dict[str, str]], n_records: int, summary: Summary,
                  missing: dict[str, str]) -> str:
     esc = html.escape
@@ -219,7 +209,7 @@ def render_index(tables: list[Table], charts: dict[str, dict[str, str]], n_recor
     for i, t in enumerate(tables):
         parts.append(f'<section id="task-{i}" data-task="{esc(t.task)}">')
         parts.append(f"<h2>{esc(t.task)}: {esc(' / '.join(t.metrics))}</h2>")
-        description = _description(t.task)
+        description = t.description
         if description:
             parts.append(f'<p class="meta">{esc(description)}</p>')
         parts.append(html_table_block(html_table(t, table_id=f"table-{i}"), t.caption()))
@@ -266,15 +256,13 @@ def render_readme(tables: list[Table], charts: dict[str, dict[str, str]], summar
 
 
 def build_leaderboard(results_dir: Path | str, output: Path | str = "leaderboard", *,
-                      reference_dir: Path | None = None, tasks_dir: Path | None = None,
-                      split: str = DEFAULT_SPLIT, baseline: str | None = DEFAULT_BASELINE,
+                      reference_dir: Path | None = None, split: str = DEFAULT_SPLIT, baseline: str | None = DEFAULT_BASELINE,
                       n_resamples: int = N_RESAMPLES) -> Leaderboard:
     """Write index.html, README.md and per task `<task>.svg` and `<task>-gap.svg` into `output`."""
     records = load_usable_records(results_dir)   # read once: the summary and the tables see the same runs
     report = build_report(results_dir, baseline=baseline, split=split, reference_dir=reference_dir,
-                          tasks_dir=tasks_dir, n_resamples=n_resamples, records=records)
-    summary = build_summary(results_dir, split=split, reference_dir=reference_dir, tasks_dir=tasks_dir,
-                            records=records)
+                          n_resamples=n_resamples, records=records)
+    summary = build_summary(results_dir, split=split, reference_dir=reference_dir, records=records)
     out = Path(output)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -288,11 +276,11 @@ def build_leaderboard(results_dir: Path | str, output: Path | str = "leaderboard
         stem = slug(t.task, taken)
         taken.add(f"{stem}-gap")
         charts[t.task] = {}
-        bars = bar_chart(t, out / f"{stem}.svg")
+        bars = bar_chart(t, inside(out, out / f"{stem}.svg"))
         if bars is not None:
             board.files.append(bars)
             charts[t.task]["languages"] = bars.name
-        gap = gap_chart(t, out / f"{stem}-gap.svg")
+        gap = gap_chart(t, inside(out, out / f"{stem}-gap.svg"))
         if gap is not None:
             board.files.append(gap)
             charts[t.task]["gap"] = gap.name

@@ -1,7 +1,13 @@
-"""Recipes: where a run's hyperparameters come from, and why.
+"""Recipes: the one place a RunSpec is built, and where its hyperparameters come from, and why.
 
+    spec = build_spec("mdeberta-v3-base", get_task("xnli"), seed=2, overrides={"epochs": 2}, data_dir=DIR)
     hp, where = effective_hparams("mdeberta-v3-base", task, overrides={"epochs": 2})
     where["lr"]  -> "model rule: mDeBERTa-v3-base XNLI recipe (microsoft/DeBERTa README, experiments/xnli)"
+
+`build_spec` is what `xlt run`, `xlt eval`, `xlt sweep` and `xlt bench run` call, so the same inputs give the same
+run id everywhere: the recipe (below), the overrides, the languages (normalised), and the identity of what the
+run reads: the data (`data_revision`: pinned hub revisions or a fingerprint of local files), the task file's
+content (`task_revision`) and the checkpoint (`model_revision`).
 
 Layers, later ones winning: xlt's defaults (`spec.Hyperparams`), the task file's `hyperparameters:` block,
 the model rules below, then the user's overrides. Model rules match what a checkpoint *is* (its config.json:
@@ -17,7 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from xlt.spec import Hyperparams, check_hparams
+from xlt.errors import XltError
+from xlt.spec import Hyperparams, RunSpec, check_hparams
+from xlt.tasks import TaskSpec, data_dir_from_env
+from xlt.tasks.sources import plan_data
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,6 @@ MODEL_RULES: tuple[ModelRule, ...] = (
 def model_config(model: str) -> dict[str, Any] | None:
     """The checkpoint's config.json (+ "family") without touching the network: a registry entry (by name or
     hub id), a local checkpoint directory, or a hub id already in the Hugging Face cache. None if unknown."""
-    from xlt.errors import XltError
     from xlt.models.registry import REGISTRY, family_of, read_config
 
     config = None
@@ -98,3 +106,69 @@ def effective_hparams(model: str, task: Any | None, overrides: Mapping[str, Any]
     for name, value in check_hparams(overrides or {}).items():
         values[name], where[name] = value, "override"
     return Hyperparams(**values), where
+
+
+def normalise_languages(task: TaskSpec, languages) -> tuple[str, ...] | None:
+    """`--languages` as one canonical value: each a language of the task (else an XltError listing them), the
+    source language added (when the task evaluates it), None when that is every language of the task."""
+    if languages is None:
+        return None
+    if isinstance(languages, str):
+        languages = [x.strip() for x in languages.split(",")]
+    wanted = [str(x).strip() for x in languages]
+    if not any(wanted) or not all(wanted):
+        raise XltError(f"--languages {','.join(wanted)!r} names an empty language; list codes of task "
+                       f"{task.name!r}: {', '.join(task.languages)}")
+    unknown = [lang for lang in dict.fromkeys(wanted) if lang not in task.languages]
+    if unknown:
+        raise XltError(f"unknown language(s) {', '.join(unknown)} for task {task.name!r}; valid: "
+                       f"{', '.join(task.languages)}")
+    chosen = {*wanted, *([task.source_lang] if task.source_lang in task.languages else [])}
+    return None if chosen == set(task.languages) else tuple(sorted(chosen))
+
+
+def evaluated_languages(spec: RunSpec, task: TaskSpec) -> list[str]:
+    """The languages a run evaluates, in the task's order: all, or the spec's subset (source language always)."""
+    chosen = set(normalise_languages(task, spec.languages) or task.languages)
+    return [lang for lang in task.languages if lang in chosen]
+
+
+def effective_data_dir(spec: RunSpec, data_dir: Path | str | None) -> Path | None:
+    """The data directory a spec reads (--data-dir or XLT_DATA_DIR), checked against its data_source."""
+    ddir = data_dir_from_env(data_dir)
+    if spec.data_source == "local" and ddir is None:
+        raise XltError("this spec reads local data (data_source='local') but no data directory was given; "
+                       "pass --data-dir DIR or set XLT_DATA_DIR")
+    if spec.data_source == "hub" and ddir is not None:
+        raise XltError(f"a data directory is set ({ddir}) but the spec says data_source='hub'; build the spec "
+                       "with data_source='local' (xlt run does so for --data-dir) or unset XLT_DATA_DIR")
+    return ddir
+
+
+def build_spec(model: str, task: TaskSpec, seed: int = 1, *, overrides: Mapping[str, Any] | None = None,
+               data_dir: Path | str | None = None, languages=None, precision: str = "auto", impl: str = "auto",
+               protocol: str = "zero-shot", max_train_samples: int | None = None,
+               max_eval_samples: int | None = None, config: Mapping[str, Any] | None = None) -> RunSpec:
+    """The RunSpec of (model, task, seed): the recipe, the overrides and the identity of everything the run
+    reads (module docstring). `data_dir` (or XLT_DATA_DIR) means local data; the files the run needs must be
+    there (an XltError naming them otherwise). `config`: the model's config.json when the caller has it."""
+    from xlt.models.fingerprint import model_revision
+
+    hparams, _ = effective_hparams(model, task, overrides, config=config)
+    ddir = data_dir_from_env(data_dir)
+    spec = RunSpec(model=str(model), task=task.name, seed=seed, protocol=protocol, impl=impl, precision=precision,
+                   data_source="local" if ddir is not None else "hub", max_train_samples=max_train_samples,
+                   max_eval_samples=max_eval_samples, hparams=hparams,
+                   languages=normalise_languages(task, languages), task_revision=task.fingerprint)
+    plan = plan_data(task, ddir, evaluated_languages(spec, task))
+    return dataclasses.replace(spec, data_revision=plan.revision, model_revision=model_revision(str(model)))
+
+
+def explain_spec(spec: RunSpec, task: TaskSpec, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What `--dry-run` prints: the spec, its run id, where each hyperparameter came from and the config.json
+    values the model rules matched on."""
+    config = model_config(spec.model)
+    _, where = effective_hparams(spec.model, task, overrides, config=config)
+    matched = {k: config.get(k) for k in ("model_type", "family", "hidden_size", "num_hidden_layers",
+                                          "vocab_size")} if config else None
+    return {"run_id": spec.run_id, "spec": spec.to_dict(), "hparams_from": where, "model_config": matched}

@@ -10,15 +10,21 @@ together, and `load_predictions` checks the file's sha256 against the record on 
 Every read validates the record against the schema below (`record_problem`, the one check reports rely on):
 readers skip an invalid file with a warning naming it and the field; they never delete it.
 
-Record schema (version 1):
-    schema_version  1
+Record schema (version 2):
+    schema_version  2
     run_id          spec.run_id
     status          "completed" | "failed"
     spec            RunSpec.to_dict() (model, task: strings; seed: an integer)
-    model           {name, hub_id, display_name, family, impl} (display_name: the row label in reports)
-    task            {name, version, type, source_lang, languages, primary_metric, metrics}
+    model           {name, hub_id, display_name, family, impl, revision} (display_name: the row label in reports)
+    task            {name, version, type, description, source_lang, languages, eval_splits, label_names,
+                     primary_metric, metrics, report_metrics, example_unit, options, fingerprint, reference,
+                     metric_info: {<metric>: {formula, caption, higher_is_better}}}: everything a report shows
+                    about the task; `formula` (xlt.formulas) recomputes the metric from the predictions'
+                    statistics, so reports need neither the task file nor the task type
     metrics         {split: {lang: {<metric>: fraction in [0, 1], "n": example count, "n_<unit>": other counts}}}
-    selection       {criterion, best_step, best_value, history: [{step, value}]}
+    selection       {criterion, best_step, best_value, history: [{step, value}]}, or null for a run that did
+                    not train (`steps` says why)
+    steps           {step name: "ran" | "skipped: <why>"} (set up, read data, featurize, train, select, evaluate)
     timing          {train_s, eval_s, train_tokens_per_s, eval_examples_per_s}
     env             {xlt, torch, transformers, datasets, python, platform, device, git_sha, data_revision}
     data            {train: {split, lang, n, origin}, selection: {split, lang, n, origin},
@@ -51,13 +57,16 @@ from typing import Any, Iterable, Literal, Mapping, Optional
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from xlt import formulas
 from xlt.atomic import atomic_path
 from xlt.errors import XltError
+from xlt.names import inside
 from xlt.spec import RunSpec
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)                          # version 1 records are upgraded on read (`upgrade`)
 PREDICTION_KEYS = ["split", "lang", "idx"]          # every type's predictions start with these
-PREDICTION_COLUMNS = PREDICTION_KEYS + ["label", "pred"]   # sentence-pair classification's full set
+STAT_PREFIX = "stat_"   # predictions columns holding each example's statistics (what the bootstrap resamples)
 DEFAULT_RESULTS_DIR = Path("results")
 
 
@@ -110,8 +119,8 @@ def write_run(results_dir: Path | str, record: dict[str, Any],
     predictions a reader finds by their hash (`load_predictions`). Each write is atomic; leftovers of a
     killed write are removed by the next write of the same run.
     """
-    spec = RunSpec.from_dict(record["spec"])
-    path = spec_record_path(results_dir, spec)
+    spec = RunSpec.from_dict(record["spec"])   # refuses a task or model that is not a plain name
+    path = inside(results_dir, spec_record_path(results_dir, spec))
     staged = None
     if predictions is not None:
         data = predictions if isinstance(predictions, bytes) else predictions_to_bytes(predictions)
@@ -167,14 +176,33 @@ class _ModelBlock(_Block):
     impl: Optional[str] = None
 
 
+class _MetricInfo(_Block):
+    formula: dict[str, Any]
+    caption: str = ""
+    higher_is_better: bool = True
+
+    @field_validator("formula")
+    @classmethod
+    def _formula(cls, value: dict) -> dict:
+        problem = formulas.problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
 class _TaskBlock(_Block):
     name: Optional[str] = None
     type: Optional[str] = None
     version: Optional[int] = None
+    description: Optional[str] = None
     source_lang: Optional[str] = None
     languages: Optional[list[str]] = None
+    eval_splits: Optional[list[str]] = None
     primary_metric: Optional[str] = None
     metrics: Optional[list[str]] = None
+    report_metrics: Optional[list[str]] = None
+    example_unit: Optional[str] = None
+    metric_info: Optional[dict[str, _MetricInfo]] = None
 
 
 class _PredictionsBlock(_Block):
@@ -183,14 +211,15 @@ class _PredictionsBlock(_Block):
 
 
 class _Record(_Block):
-    schema_version: Literal[1]
+    schema_version: Literal[1, 2]
     run_id: str
     status: Literal["completed", "failed"]
     spec: _SpecBlock
     model: _ModelBlock
     task: _TaskBlock
     metrics: dict[str, dict[str, dict[str, Optional[float]]]]
-    selection: dict[str, Any] = {}
+    selection: Optional[dict[str, Any]] = None
+    steps: dict[str, str] = {}
     timing: dict[str, Any] = {}
     env: dict[str, Any] = {}
     data: dict[str, Any] = {}
@@ -243,9 +272,9 @@ def record_problem(record: Any) -> str | None:
         return f"not a JSON object but {type(record).__name__}"
     if "schema_version" not in record:
         return "not a run record (no schema_version)"
-    if record["schema_version"] != SCHEMA_VERSION:
-        return (f"schema version {record['schema_version']!r} is not one this xlt reads ({SCHEMA_VERSION}); "
-                "upgrade xlt or re-run")
+    if record["schema_version"] not in READABLE_VERSIONS or isinstance(record["schema_version"], bool):
+        return (f"schema version {record['schema_version']!r} is not one this xlt reads "
+                f"({', '.join(map(str, READABLE_VERSIONS))}); upgrade xlt or re-run")
     deep = _too_deep(record, MAX_RECORD_DEPTH)
     if deep is not None:
         return f"field {deep}: nested deeper than {MAX_RECORD_DEPTH} levels"
@@ -271,7 +300,57 @@ def read_record(path: Path) -> dict[str, Any]:
     problem = record_problem(record)
     if problem is not None:
         raise RecordError(f"{path}: invalid record: {problem}")
+    return upgrade(record)
+
+
+def upgrade(record: dict[str, Any]) -> dict[str, Any]:
+    """A valid record in the current schema (version 2). A version 1 record (written before this version) gets
+    what version 2 added: `steps` (unknown: {}), and in its task block the report metrics, example unit and
+    `metric_info` of the task type it names, when that type is installed here (else its numbers still show,
+    without significance tests). It keeps `migrated_from: 1`; its file is never rewritten."""
+    if record.get("schema_version") != 1:
+        return record
+    record = {**record, "schema_version": SCHEMA_VERSION, "migrated_from": 1, "steps": record.get("steps") or {}}
+    task = dict(record.get("task") or {})
+    ttype = _installed_type(task.get("type"))
+    if ttype is not None and task.get("metrics"):
+        every = ttype.metric_formulas(None)
+        info = {**task, "label_names": task.get("label_names") or []}
+        task.setdefault("report_metrics", [m for m in ttype.report_metrics if m in task["metrics"]]
+                        or task["metrics"][:1])
+        task.setdefault("example_unit", ttype.example_unit)
+        task.setdefault("metric_info", {
+            m: {"formula": every[m], "caption": ttype.metric_caption({**info, "primary_metric": m}),
+                "higher_is_better": True} for m in task["metrics"] if m in every})
+    record["task"] = task
     return record
+
+
+def _installed_type(name: str | None):
+    """The task type `name` when this installation has it (for version 1 records only), else None."""
+    try:
+        from xlt.tasktypes import FIRST_TYPE, get_task_type
+
+        return get_task_type(name or FIRST_TYPE)
+    except (XltError, ImportError):
+        return None
+
+
+def prediction_statistics(record: Mapping[str, Any], predictions: pd.DataFrame) -> pd.DataFrame | None:
+    """Each example's statistics (the `stat_*` columns, named without the prefix) of a record's predictions;
+    for a version 1 record, whose predictions have none, those of its installed task type (None without it).
+    A column one (split, language) lacks is empty (NaN) in its rows."""
+    stat_columns = [c for c in predictions.columns if c.startswith(STAT_PREFIX)]
+    if stat_columns:   # empty (NaN) where a (split, language) has no such statistic (a class it never saw)
+        return predictions[stat_columns].rename(columns=lambda c: c[len(STAT_PREFIX):]).astype(float)
+    if record.get("migrated_from") != 1:
+        return None
+    ttype = _installed_type((record.get("task") or {}).get("type"))
+    if ttype is None:
+        return None
+    parts = [ttype.statistics(group.reset_index(drop=True)).set_axis(group.index)
+             for _, group in predictions.groupby(["split", "lang"], sort=False)]
+    return pd.concat(parts).reindex(predictions.index).astype(float) if parts else None
 
 
 @dataclass
@@ -441,10 +520,10 @@ def now_iso() -> str:
 def new_record(spec: RunSpec, *, status: str, metrics: dict | None = None, selection: dict | None = None,
                timing: dict | None = None, env: dict | None = None, model: dict | None = None,
                task: dict | None = None, flags: list[str] | None = None, error: dict | None = None,
-               data: dict | None = None) -> dict[str, Any]:
+               data: dict | None = None, steps: dict | None = None) -> dict[str, Any]:
     if status not in ("completed", "failed"):
         raise ValueError(f"status must be completed or failed, not {status!r}")
     return {"schema_version": SCHEMA_VERSION, "run_id": spec.run_id, "status": status, "spec": spec.to_dict(),
             "model": model or {"name": spec.model}, "task": task or {"name": spec.task},
-            "metrics": metrics or {}, "selection": selection or {}, "timing": timing or {}, "env": env or {},
-            "data": data or {}, "flags": flags or [], "error": error, "created_at": now_iso()}
+            "metrics": metrics or {}, "selection": selection, "steps": steps or {}, "timing": timing or {},
+            "env": env or {}, "data": data or {}, "flags": flags or [], "error": error, "created_at": now_iso()}

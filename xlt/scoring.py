@@ -61,13 +61,12 @@ def score_file(task: str, lang: str, predictions: str | Path, split: str | None 
 def export_run(record: Mapping[str, Any], predictions: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     """Write a run's predictions (its parquet frame) in its task type's format, one file per (split, language),
     into `out_dir`: what `xlt report show RUN --export DIR` writes. Returns the files written."""
-    from xlt.tasktypes import default_type, get_task_type
+    from xlt.tasktypes import FIRST_TYPE, get_task_type
 
     if predictions is None or len(predictions) == 0:
         raise XltError(f"run {record.get('run_id', '?')} has no predictions to export (a failed run, or its "
                        ".predictions.parquet is missing beside the record)")
-    type_name = (record.get("task") or {}).get("type")
-    ttype = get_task_type(type_name) if type_name else default_type()
+    ttype = get_task_type((record.get("task") or {}).get("type") or FIRST_TYPE)
     try:
         return ttype.export_predictions(predictions, out_dir)
     except OSError as exc:

@@ -3,7 +3,8 @@
 The same spec always maps to the same `run_id` (a hash of its canonical JSON), which is how records are
 found again for resume and de-duplication. Everything that changes a run's numbers is in the spec; where it
 ran (device, paths, worker) is not, and goes into the record's `env` instead. Where each hyperparameter
-comes from (xlt's default, the task file, a model rule, the user) is `xlt.recipes`.
+comes from (xlt's default, the task file, a model rule, the user) is `xlt.recipes`, whose `build_spec` is the
+one place specs are built; this module imports nothing of xlt but its errors (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from xlt.errors import XltError
+from xlt.names import check_name, is_name
 
 PROTOCOLS = ("zero-shot",)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -51,9 +53,11 @@ class Hyperparams:
 
 HPARAM_NAMES = tuple(f.name for f in dataclasses.fields(Hyperparams))
 
-# The range each numeric hyperparameter must lie in: (lowest, lowest allowed?, highest).
+# The range each numeric hyperparameter must lie in: (lowest, lowest allowed?, highest). Every bound is one
+# the training code can hold: AdamW turns lr / (1 - beta1) into a float32 (max 3.4e38), so --lr 1e300 (or 1e38)
+# overflowed there with a RuntimeError; up to 1e36 a too-large lr ends as a clean TrainingDiverged.
 _RANGES: dict[str, tuple[float, bool, float]] = {
-    "lr": (0, False, 1e300), "epochs": (0, False, 10_000), "batch_size": (1, True, 1 << 20),
+    "lr": (0, False, 1e36), "epochs": (0, False, 10_000), "batch_size": (1, True, 1 << 20),
     "grad_accum": (1, True, 1 << 20), "max_seq_len": (8, True, 1 << 16), "warmup_steps": (0, True, 1 << 40),
     "weight_decay": (0, True, 10.0), "max_grad_norm": (0, True, 1e9), "adam_eps": (0, False, 1.0),
     "eval_every": (0, True, 1 << 40), "eval_batch_size": (1, True, 1 << 20), "window_step": (1, True, 1 << 16),
@@ -100,8 +104,6 @@ def check_hparams(overrides: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-coerce_hparams = check_hparams   # the name the first round used
-
 
 def parse_sets(items: Iterable[str]) -> dict[str, str]:
     """['lr=2e-5', 'epochs=3'] -> {'lr': '2e-5', 'epochs': '3'} (values are checked by check_hparams)."""
@@ -128,6 +130,8 @@ class RunSpec:
     max_eval_samples: int | None = None
     hparams: Hyperparams = field(default_factory=Hyperparams)
     languages: tuple[str, ...] | None = None   # evaluate only these (the source language always); None = all
+    task_revision: str | None = None   # the task file's content that reaches data and metrics (TaskSpec.revision)
+    model_revision: str | None = None  # the checkpoint's identity: hub commit, or a fingerprint of local files
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -142,25 +146,19 @@ class RunSpec:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise XltError(f"{name.replace('_', '-')} {value!r} must be a positive integer (or unset for all)")
-        if self.languages is not None and not isinstance(self.languages, tuple):
-            object.__setattr__(self, "languages", tuple(self.languages))
+        if self.languages is not None:   # one experiment, one id: sorted, each language once
+            if isinstance(self.languages, str) or not all(isinstance(x, str) and x for x in self.languages):
+                raise XltError(f"languages {self.languages!r} must be a list of language codes")
+            if not self.languages:
+                raise XltError("--languages is empty; list the codes to evaluate (e.g. --languages en,sw) or drop "
+                               "the option to evaluate every language")
+            object.__setattr__(self, "languages", tuple(sorted(set(self.languages))))
+        _check_names(self)
         h = self.hparams
         if h.batch_size < 1 or h.grad_accum < 1 or h.batch_size % h.grad_accum:
             raise XltError(f"batch size {h.batch_size} must be a positive multiple of --grad-accum {h.grad_accum}")
         if h.max_seq_len < 8:
             raise XltError(f"--max-seq-len {h.max_seq_len} is too short; use at least 8 (128 is the XTREME default)")
-
-    @classmethod
-    def create(cls, model: str, task: str, seed: int = 1, overrides: Mapping[str, Any] | None = None,
-               tasks_dir: Any = None, **fields: Any) -> "RunSpec":
-        """The recipe for (model, task) (`xlt.recipes`: task defaults, model rules), then `overrides` on top.
-
-        An unknown task or a model whose config.json is not at hand gets xlt's defaults for what they would
-        have set; `xlt run --dry-run` shows where every value came from."""
-        from xlt.recipes import effective_hparams
-
-        hparams, _ = effective_hparams(model, find_task(task, tasks_dir), overrides)
-        return cls(model=model, task=task, seed=seed, hparams=hparams, **fields)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -179,8 +177,9 @@ class RunSpec:
         """What the run_id hashes: the spec, minus fields added later while they hold their "unset" value and
         hyperparameters at a default that older specs did not have, so older run ids stay valid."""
         out = self.to_dict()
-        if out["languages"] is None:
-            del out["languages"]
+        for name in ("languages", "task_revision", "model_revision"):
+            if out[name] is None:
+                del out[name]
         if out["hparams"].get("window_step") == Hyperparams.window_step:
             del out["hparams"]["window_step"]
         return out
@@ -201,6 +200,16 @@ class RunSpec:
         return f"{self.model_slug}/{self.task}/seed{self.seed}"
 
 
+def _check_names(spec: "RunSpec") -> None:
+    """The task, the model's slug and the languages become parts of file paths: plain names only (xlt.names)."""
+    check_name("task name", spec.task, "the task's file name (without .yaml) is its name")
+    if not is_name(spec.model_slug):
+        raise XltError(f"model {spec.model!r} has no name of its own (its last part is "
+                       f"{readable_model_name(spec.model).split('/')[-1]!r}); pass the checkpoint folder's own path")
+    for lang in spec.languages or ():
+        check_name("language", lang, "use the task's language codes (xlt tasks show TASK)")
+
+
 def readable_model_name(model: str) -> str:
     """The name a person reads for a model string: a registry name or hub id as it is; a local checkpoint by its
     folder's name, and a hub cache snapshot (`.../models--org--name/snapshots/<sha>`) by its repo name.
@@ -212,12 +221,3 @@ def readable_model_name(model: str) -> str:
     looks_like_path = text.startswith((".", "/", "~", "\\")) or len(parts) > 2 or ":" in parts[0]
     return (parts[-1] or text) if looks_like_path else text
 
-
-def find_task(task: Any, tasks_dir: Any = None) -> Any | None:
-    """The TaskSpec for a name (or task file), None when no task file defines it."""
-    from xlt.tasks import get_task
-
-    try:
-        return get_task(task, tasks_dir)
-    except XltError:
-        return None

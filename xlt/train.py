@@ -14,7 +14,10 @@ scaler, every RNG state, the step and the data position (epoch, batches consumed
 continues a killed run where the checkpoint left it; on CPU the continued run equals an uninterrupted one.
 
 The loss comes from the task type (`loss_fn`); precision, autocast and seeding from `xlt.device`. A
-checkpoint holds tensors and plain values only and is loaded with `weights_only=True`.
+checkpoint holds tensors and plain values only and is loaded with `weights_only=True`. Checkpoint files are
+optional to the run (xlt.checkpoint_files): one that cannot be written (a full disk) is a warning event naming
+the folder and the bytes it needs, a `checkpoint_not_written:` flag, and training goes on; `last.pt` is never
+written while `best.pt` lacks the weights it selects.
 
 Guards: a non-finite loss (NaN or +-inf) raises `TrainingDiverged` (an `XltError`) naming the step (and
 suggesting `--precision fp32` when the run was not fp32 already); a warmup longer than the run is a warning
@@ -39,9 +42,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from xlt.allocator import keep_freed_memory
-from xlt.atomic import atomic_path
-from xlt.device import (autocast, count_parameters, is_mdeberta, is_out_of_memory, oom_error,  # noqa: F401
-                        resolve_device, resolve_precision, seed_everything)
+from xlt.checkpoint_files import (BEST_FILE, CHECKPOINT_FILE, CheckpointNotWritten, load_checkpoint,  # noqa: F401
+                                  write_checkpoint)
+from xlt.device import Device, is_out_of_memory, oom_error, seed_everything
 from xlt.errors import XltError
 from xlt.spec import Hyperparams
 
@@ -81,16 +84,6 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A training checkpoint, loaded with weights_only=True; one that needs more is refused, not run."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - pickle errors come in many types
-        raise XltError(f"cannot load the training checkpoint {path} safely ({type(exc).__name__}: "
-                       f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); it was not written by this xlt or "
-                       "was tampered with. Delete its folder and run without --resume") from None
 
 
 # --- optimizer ---------------------------------------------------------------------------------------------
@@ -192,19 +185,11 @@ class TrainResult:
     train_tokens: int = 0                       # non-padding tokens seen
     resumed_from_step: int | None = None
     warnings: list[str] = field(default_factory=list)   # flags for the record, e.g. a warmup longer than the run
+    best_state: dict[str, torch.Tensor] | None = field(default=None, repr=False)   # weights at best_step (CPU)
 
     @property
     def tokens_per_s(self) -> float:
         return self.train_tokens / self.train_s if self.train_s > 0 else 0.0
-
-
-CHECKPOINT_FILE = "last.pt"
-BEST_FILE = "best.pt"
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
 
 
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -213,23 +198,27 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 @keep_freed_memory()  # large blocks reused step to step, not page-faulted in again (xlt/allocator.py)
 def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], batches_per_epoch: int, hp: Hyperparams, *,
-        seed: int, device: torch.device | str = "cpu", precision: str = "fp32",
+        seed: int, device: Device | torch.device | str = "cpu",
         dev_eval: Callable[[nn.Module], float] | None = None, sift_layer: nn.Module | None = None,
         checkpoint_dir: Path | None = None, checkpoint_every: int = 0, resume: bool = False,
         on_event: Callable[[Event], None] | None = None, on_step: Callable[[int], None] | None = None,
         loss_fn: Callable[[torch.Tensor, Batch], torch.Tensor] | None = None,
-        sift_logits: Callable[[torch.Tensor, Batch], torch.Tensor] | None = None) -> TrainResult:
-    """Fine-tune `model` in place and leave it holding the best state (by `dev_eval`, higher is better).
+        sift_logits: Callable[[torch.Tensor, Batch], torch.Tensor] | None = None,
+        restore_best: bool = True) -> TrainResult:
+    """Fine-tune `model` in place; with `restore_best` leave it holding the best state (by `dev_eval`, higher
+    is better), else leave it at the last step and the best state in `result.best_state` (the runner's
+    select step loads it).
 
     batches(epoch) yields the training batches of that epoch (dicts with input_ids, attention_mask, optionally
     token_type_ids, and the targets `loss_fn` reads), the same ones for the same epoch every time it is called;
     batches_per_epoch is their count. loss_fn(logits, batch) is the task type's loss (default: cross-entropy
-    against batch["labels"]); sift_logits(logits, batch) the (N, C) logits SiFT compares. `precision` must be
-    resolved already (fp32 | bf16 | fp16). `on_step(step)` runs after each optimizer step (and its
+    against batch["labels"]); sift_logits(logits, batch) the (N, C) logits SiFT compares. `device` is a
+    `xlt.device.Device` (a torch device or its name means fp32 there). `on_step(step)` runs after each optimizer step (and its
     evaluation/checkpoint) and may raise to stop the run.
     """
     loss_fn = loss_fn or (lambda logits, batch: F.cross_entropy(logits.float(), batch["labels"]))
-    device = torch.device(device)
+    run_on = Device.of(device)
+    device, precision = run_on.torch_device, run_on.precision
     emit = on_event or (lambda event: None)
     if batches_per_epoch < 1:
         raise XltError("no training batches: the training split is empty (check --max-train-samples and the data)")
@@ -259,6 +248,7 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], batches_per
     result = TrainResult(steps=0, best_step=None, best_value=None, warnings=warnings)
     best_state: dict[str, torch.Tensor] | None = None
     epoch, position = 0, 0          # data position: batches of `epoch` already consumed
+    best_on_disk: int | None = None  # the step whose weights best.pt holds
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir else None
 
     if resume and ckpt_path is not None and ckpt_path.exists():
@@ -274,20 +264,47 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], batches_per
         result.resumed_from_step = result.steps
         best_file = Path(checkpoint_dir) / BEST_FILE
         if result.best_step is not None and best_file.exists():
-            best_state = torch.load(best_file, map_location="cpu", weights_only=True)
+            best_state = load_checkpoint(best_file)
+        best_on_disk = result.best_step
         _set_rng_state(ckpt["rng"])
         emit({"event": "resumed", "step": result.steps, "epoch": epoch, "position": position})
+
+    unwritten: set[str] = set()   # files whose last write failed (warned once until one succeeds)
+
+    def write_optional(obj: Any, path: Path) -> bool:
+        """Write a checkpoint file; on failure warn (once), flag the run and go on training."""
+        try:
+            write_checkpoint(obj, path)
+        except CheckpointNotWritten as exc:
+            if path.name not in unwritten:
+                unwritten.add(path.name)
+                warnings.append(f"checkpoint_not_written:{path.name}@{result.steps}")
+                emit({"event": "warning", "message": f"{exc}; training goes on without it (a --resume would "
+                      "continue from the last checkpoint written, if any)"})
+            return False
+        unwritten.discard(path.name)
+        return True
+
+    def save_best() -> None:
+        nonlocal best_on_disk
+        if checkpoint_dir is not None and best_state is not None and \
+                write_optional(best_state, Path(checkpoint_dir) / BEST_FILE):
+            best_on_disk = result.best_step
 
     def save_checkpoint() -> None:
         if ckpt_path is None:
             return
+        if best_on_disk != result.best_step:
+            save_best()
+            if best_on_disk != result.best_step:   # a last.pt must never select weights best.pt lacks
+                return
         state = {k: getattr(result, k) for k in ("steps", "best_step", "best_value", "history", "losses",
                                                  "sift_losses", "train_s", "train_tokens")}
-        _atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                            "rng": _rng_state(), "epoch": epoch, "position": position, "result": state,
-                            "total_steps": total_steps}, ckpt_path)
-        emit({"event": "checkpoint", "step": result.steps, "path": str(ckpt_path)})
+        if write_optional({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                           "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                           "rng": _rng_state(), "epoch": epoch, "position": position, "result": state,
+                           "total_steps": total_steps}, ckpt_path):
+            emit({"event": "checkpoint", "step": result.steps, "path": str(ckpt_path)})
 
     def evaluate_dev() -> None:
         nonlocal best_state
@@ -299,8 +316,7 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], batches_per
         if improved:
             result.best_step, result.best_value = result.steps, value
             best_state = _cpu_state(model)
-            if checkpoint_dir is not None:
-                _atomic_torch_save(best_state, Path(checkpoint_dir) / BEST_FILE)
+            save_best()
         emit({"event": "dev", "step": result.steps, "value": value, "best_step": result.best_step,
               "best_value": result.best_value})
 
@@ -311,7 +327,7 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], batches_per
         step_loss = step_sift = 0.0
         for batch in group:
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
-            with autocast(device, precision):
+            with run_on.autocast():
                 logits = forward(batch)
                 loss = loss_fn(logits, batch)
                 if sift is not None:
@@ -386,13 +402,13 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], batches_per
         if sift is not None:
             sift.remove()
 
-    if best_state is not None:
+    result.best_state = best_state
+    if restore_best and best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
     emit({"event": "train_end", "step": result.steps, "best_step": result.best_step})
     return result
 
 
-__all__ = ["fit", "TrainResult", "TrainingDiverged", "Sift", "symmetric_kl", "param_groups", "resolve_device",
-           "resolve_precision", "autocast", "seed_everything", "is_mdeberta", "is_out_of_memory", "oom_error",
-           "CHECKPOINT_FILE", "BEST_FILE"]
+__all__ = ["fit", "TrainResult", "TrainingDiverged", "Sift", "symmetric_kl", "param_groups", "CHECKPOINT_FILE",
+           "BEST_FILE"]

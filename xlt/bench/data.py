@@ -43,7 +43,7 @@ def load_bench_tokenizer(name_or_path: str):
         if source in REGISTRY:
             source = REGISTRY[source].hub_id
     try:
-        return AutoTokenizer.from_pretrained(source)
+        return AutoTokenizer.from_pretrained(source, trust_remote_code=False)
     except Exception as exc:  # offline, unknown id, missing files: one message
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise XltError(f"could not load the tokenizer {name_or_path!r} ({source}): {first}. Without network, pass "
@@ -69,7 +69,8 @@ def run_data_bench(task: str = "xnli", data_dir: str | Path | None = None, token
 
     hp, _ = effective_hparams("", spec, {"max_seq_len": max_seq_len} if max_seq_len else {})
     max_seq_len = hp.max_seq_len
-    params = {key: getattr(hp, key) for key in spec.task_type.feature_keys}
+    ttype = spec.task_type
+    params = {key: getattr(hp, key) for key in ttype.feature_keys}
     t0 = time.perf_counter()
     langs = list(languages or spec.languages)
     splits = [load_split(spec, split, lang, data_dir) for lang in langs]
@@ -79,13 +80,13 @@ def run_data_bench(task: str = "xnli", data_dir: str | Path | None = None, token
     with tempfile.TemporaryDirectory(prefix="xlt-bench-data-") as cache:
         xdata._FINGERPRINTS.clear()
         t0 = time.perf_counter()
-        feats = [xdata.featurize(s, tok, params, cache_dir=cache) for s in splits]
+        feats = [xdata.featurize(s, tok, params, task_type=ttype, cache_dir=cache) for s in splits]
         cold_s = time.perf_counter() - t0
         cached_times = []
         for _ in range(max(1, repeats)):
             xdata._FINGERPRINTS.clear()
             t0 = time.perf_counter()
-            again = [xdata.featurize(s, tok, params, cache_dir=cache) for s in splits]
+            again = [xdata.featurize(s, tok, params, task_type=ttype, cache_dir=cache) for s in splits]
             cached_times.append(time.perf_counter() - t0)
         assert all(np.array_equal(a.input_ids, b.input_ids) for a, b in zip(feats, again))
     cached_s = statistics.median(cached_times)
@@ -93,7 +94,7 @@ def run_data_bench(task: str = "xnli", data_dir: str | Path | None = None, token
     for _ in range(max(1, repeats)):
         t0 = time.perf_counter()
         for s in splits:
-            xdata.featurize(s, tok, params, use_cache=False)
+            xdata.featurize(s, tok, params, task_type=ttype, use_cache=False)
         tokenise_times.append(time.perf_counter() - t0)
     tokenise_s = statistics.median(tokenise_times)
 

@@ -57,9 +57,9 @@ class TrainerPipeline:
         from xlt.tasktypes import get_task_type
 
         self.tt = get_task_type(rows["type"])
-        self.tok = transformers.AutoTokenizer.from_pretrained(ckpt)
+        self.tok = transformers.AutoTokenizer.from_pretrained(ckpt, trust_remote_code=False)
         auto = getattr(transformers, self.auto_class)
-        self.model = auto.from_pretrained(ckpt, dtype=torch.float32, **self.model_kwargs())
+        self.model = auto.from_pretrained(ckpt, dtype=torch.float32, trust_remote_code=False, **self.model_kwargs())
         self.collator = CountingCollator(self.make_collator())
         self.tmp = tempfile.mkdtemp(prefix="xlt-bench-trainer-")
         self.trainer = None
@@ -95,9 +95,9 @@ class TrainerPipeline:
             gradient_accumulation_steps=hp["grad_accum"], per_device_eval_batch_size=hp["eval_batch_size"],
             max_steps=hp["_steps"], learning_rate=hp["lr"], weight_decay=hp["weight_decay"],
             adam_epsilon=hp["adam_eps"], max_grad_norm=hp["max_grad_norm"], warmup_steps=hp["warmup_steps"],
-            lr_scheduler_type="linear", seed=self.seed, bf16=self.precision == "bf16", use_cpu=True, report_to=[],
-            logging_strategy="no", save_strategy="no", eval_strategy="no", dataloader_num_workers=0,
-            disable_tqdm=True)
+            lr_scheduler_type="linear", gradient_checkpointing=hp["gradient_checkpointing"], seed=self.seed,
+            bf16=self.precision == "bf16", use_cpu=True, report_to=[], logging_strategy="no", save_strategy="no",
+            eval_strategy="no", dataloader_num_workers=0, disable_tqdm=True)
         self.trainer = Trainer(model=self.model, args=args, train_dataset=self.train_ds,
                                data_collator=self.collator)
         self.trainer.remove_callback(PrinterCallback)   # its metric dicts on stdout; the bench prints its own table

@@ -151,7 +151,7 @@ def build_pair(config: dict, impls: Iterable[str], seed: int = 0) -> dict[str, t
     from xlt.models.verify import native_like
 
     torch.manual_seed(seed)
-    hf = build_from_config(config, NUM_LABELS)  # forward returns logits, like the native heads
+    hf = build_from_config(config, NUM_LABELS, "classification")  # forward returns logits, like the native heads
     models = {}
     if "native" in impls:
         models["native"] = native_like(hf.hf, config, NUM_LABELS)
@@ -219,7 +219,7 @@ def _memory_probe(config: dict, impl: str, mode: str, dtype: str, seq_len: int, 
         # Same imports and runtime as the hf probe (transformers' model code loaded, built on the meta device
         # so it takes no memory); then the native model with its own init.
         with torch.device("meta"):
-            build_from_config(config, NUM_LABELS)
+            build_from_config(config, NUM_LABELS, "classification")
         torch.manual_seed(seed)
         model = native_from_config(_strip_labels(config), NUM_LABELS)
     else:

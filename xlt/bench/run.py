@@ -77,7 +77,7 @@ def prepare_checkpoint(model: str, tokenizer: str | None, out: Path, num_outputs
     torch.manual_seed(seed)
     path = Path(model).expanduser()
     if path.is_dir() and any((path / f).is_file() for f in ("model.safetensors", "pytorch_model.bin")):
-        loaded, _ = load_hf(str(path), num_outputs, head=head)
+        loaded, _ = load_hf(str(path), head, num_outputs)
         loaded.hf.save_pretrained(out)
         load_bench_tokenizer(tokenizer or str(path)).save_pretrained(out)
         return out
@@ -99,18 +99,20 @@ def _readable(task, split: str, lang: str, data_dir) -> bool:
     return not cands or any(c.is_file() for c in cands)
 
 
-def read_rows(task_name: str, data_dir: str | Path | None, train_rows: int, eval_rows: int,
-              languages: list[str] | None, split: str | None, tasks_dir=None) -> dict[str, Any]:
+def read_rows(task, data_dir: str | Path | None, train_rows: int, eval_rows: int,
+              languages=None, split: str | None = None, tasks_dir=None) -> dict[str, Any]:
     """The rows both paths use: the first `train_rows` examples of the source language's train split and the
-    first `eval_rows` of `split` in every language that has it (default split: the dev split if it is
-    reported, else the first reported split, e.g. XQuAD's validation, UD-POS's test)."""
+    first `eval_rows` of `split` in each of `languages` (None: every language that has it; default split: the
+    dev split if it is reported, else the first reported split, e.g. XQuAD's validation, UD-POS's test).
+    `task`: a TaskSpec or a task name."""
     from xlt.tasks import get_task, load_split
 
-    task = get_task(task_name, tasks_dir)
+    task = get_task(task, tasks_dir)
     split = split or (task.dev_split if task.dev_split in task.eval_splits else task.eval_splits[0])
+    unknown = sorted(set(languages or ()) - set(task.languages))
+    if unknown:
+        raise XltError(f"{', '.join(unknown)} is not a language of {task.name} ({', '.join(task.languages)})")
     wanted = [lang for lang in task.languages if languages is None or lang in languages]
-    if not wanted:
-        raise XltError(f"none of {languages} is a language of {task.name} ({', '.join(task.languages)})")
     langs = [lang for lang in wanted if languages is not None or _readable(task, split, lang, data_dir)]
     notes = []
     if len(langs) < len(wanted):
@@ -134,7 +136,7 @@ def read_rows(task_name: str, data_dir: str | Path | None, train_rows: int, eval
     return {"task": task.name, "type": task.type, "head": task.task_type.head, "split": split,
             "num_outputs": task.task_type.num_outputs(task), "metrics": list(task.metrics),
             "primary_metric": task.primary_metric, "train": train, "eval": evals, "notes": notes,
-            "train_origin": train.origin, "task_hparams": task.hparams}
+            "train_origin": train.origin}
 
 
 def _peak_bytes() -> int | None:
@@ -238,38 +240,76 @@ def run_paths(makers: dict[str, tuple[str, tuple]], interleave: bool = True) -> 
     return [h.result for h in handles]
 
 
+def bench_recipe(model: str, task, seed: int, *, overrides: dict | None = None, data_dir=None,
+                 languages=None, precision: str = "fp32") -> dict[str, Any]:
+    """The run a benchmark times: its spec from `xlt.recipes.build_spec` (so `xlt run` and `xlt sweep` give the
+    same run id for the same model, task, seed, overrides, languages and precision) and the hyperparameters
+    both paths use. When `xlt run` cannot run on this data (a required split, e.g. XQuAD's SQuAD train file,
+    is not under --data-dir) there is no run id: the hyperparameters come from the same recipe layers
+    (`effective_hparams`, which build_spec applies) and a note says why."""
+    from xlt.recipes import build_spec, effective_hparams, normalise_languages
+
+    languages = normalise_languages(task, languages)   # a bad language is an error, whatever else is missing
+    try:
+        spec = build_spec(model, task, seed, overrides=overrides, data_dir=data_dir, languages=languages,
+                          precision=precision)
+    except XltError as exc:
+        required = task.task_type.required_splits(task)
+        if all(_readable(task, split, task.source_lang, data_dir) for split in required):
+            raise
+        hparams = effective_hparams(model, task, overrides)[0]
+        return {"spec": None, "run_id": None, "hparams": hparams, "languages": languages,
+                "notes": [f"no run id: xlt run stops on this data ({exc}); the benchmark uses the same recipe "
+                          "(xlt.recipes.effective_hparams, the layers build_spec applies)"]}
+    return {"spec": spec, "run_id": spec.run_id, "hparams": spec.hparams, "languages": spec.languages, "notes": []}
+
+
 def run_bench(model: str, task: str = "xnli", *, data_dir: str | Path | None = None, tokenizer: str | None = None,
-              train_steps: int = 20, eval_samples: int = 200, batch_size: int = 32, grad_accum: int = 1,
-              eval_batch_size: int = 64, max_seq_len: int | None = None, lr: float = 2e-5,
+              seed: int = 1, overrides: dict | None = None, train_steps: int = 20, eval_samples: int = 200,
               precision: str = "fp32", languages: list[str] | None = None, split: str | None = None,
-              threads: int | None = None, seed: int = 0, pipelines: tuple[str, ...] = PIPELINES,
-              interleave: bool = True, keep_transformers_model: str | None = None,
-              tasks_dir=None) -> dict[str, Any]:
-    """Both paths on the same checkpoint and rows (module docstring); one row per path plus ratios."""
+              threads: int | None = None, pipelines: tuple[str, ...] = PIPELINES, interleave: bool = True,
+              keep_transformers_model: str | None = None, tasks_dir=None, dry_run: bool = False) -> dict[str, Any]:
+    """Both paths on the same checkpoint and rows (module docstring) with the hyperparameters of the run
+    `bench_recipe` names; one row per path plus ratios. `dry_run`: the recipe and run id only."""
     import torch
+
+    from xlt.tasks.registry import resolve_task_arg
 
     unknown = [p for p in pipelines if p not in PIPELINES]
     if unknown:
         raise XltError(f"unknown pipeline(s) {unknown}; choose from {', '.join(PIPELINES)}")
     if precision not in ("fp32", "bf16"):
         raise XltError(f"--precision {precision!r}: the benchmark runs fp32 or bf16 (the same on both sides)")
-    if train_steps < 1 or eval_samples < 1 or batch_size < 1 or grad_accum < 1 or batch_size % grad_accum:
-        raise XltError("--train-steps, --eval-samples, --batch-size and --grad-accum must be positive, and "
-                       "--batch-size a multiple of --grad-accum")
+    if train_steps < 1 or eval_samples < 1:
+        raise XltError("--train-steps and --eval-samples must be positive")
+    task_spec, _ = resolve_task_arg(task, tasks_dir)
+    if task_spec.task_type.head not in BASELINES:
+        raise XltError(f"xlt bench run has no transformers baseline for {task_spec.name} (type {task_spec.type})")
+    recipe = bench_recipe(model, task_spec, seed, overrides=overrides, data_dir=data_dir, languages=languages,
+                          precision=precision)
+    hparams = recipe["hparams"]
+    if hparams.sift:
+        raise XltError("the transformers Trainer path has no SiFT; benchmark without sift (--set sift=false)")
+    # the run's optimizer steps are cut to `train_steps`: its warmup is cut the same way on both paths
+    hp = {**dataclasses.asdict(hparams), "epochs": 1.0, "warmup_steps": min(hparams.warmup_steps, train_steps),
+          "_steps": train_steps}
+    about = {"model": model, "task": task_spec.name, "type": task_spec.type, "run_id": recipe["run_id"],
+             "spec": recipe["spec"].to_dict() if recipe["spec"] else None, "seed": seed,
+             "hparams": dataclasses.asdict(hparams), "train_steps": train_steps, "batch_size": hparams.batch_size,
+             "grad_accum": hparams.grad_accum, "eval_batch_size": hparams.eval_batch_size,
+             "max_seq_len": hparams.max_seq_len, "window_step": hparams.window_step,
+             "warmup_steps_used": hp["warmup_steps"], "precision": precision}
+    if dry_run:
+        return {**about, "notes": recipe["notes"]}
     if "transformers" in pipelines:
         check_baseline_dependencies()
     threads = threads or torch.get_num_threads()
-    rows = read_rows(task, data_dir, train_steps * batch_size, eval_samples, languages, split, tasks_dir)
-    if len(rows["train"]) < train_steps * batch_size:   # each example gives at least one model row
-        raise XltError(f"{len(rows['train'])} training rows give fewer than {train_steps} steps of {batch_size}")
-    task_hp = rows["task_hparams"]
-    max_seq_len = max_seq_len or int(task_hp.get("max_seq_len", 128))
-    if rows["head"] not in BASELINES:
-        raise XltError(f"xlt bench run has no transformers baseline for {rows['task']} (type {rows['type']})")
-    hp = {"lr": lr, "epochs": 1.0, "batch_size": batch_size, "grad_accum": grad_accum, "max_seq_len": max_seq_len,
-          "warmup_steps": max(1, train_steps // 10), "weight_decay": 0.01, "max_grad_norm": 1.0, "adam_eps": 1e-6,
-          "eval_batch_size": eval_batch_size, "window_step": int(task_hp.get("window_step", 128)),
-          "_steps": train_steps}
+    n_train = train_steps * hparams.batch_size
+    rows = read_rows(task_spec, data_dir, n_train, eval_samples, recipe["languages"], split)
+    if len(rows["train"]) < n_train:   # each example gives at least one model row
+        raise XltError(f"{len(rows['train'])} training rows give fewer than {train_steps} steps of "
+                       f"{hparams.batch_size}")
+    rows["head_options"] = task_spec.task_type.head_options(task_spec, hparams)
     modules = {**PATHS, "transformers": BASELINES[rows["head"]]}
     with tempfile.TemporaryDirectory(prefix="xlt-bench-run-") as tmp:
         ckpt = str(prepare_checkpoint(model, tokenizer, Path(tmp) / "checkpoint", rows["num_outputs"], rows["head"],
@@ -278,7 +318,6 @@ def run_bench(model: str, task: str = "xnli", *, data_dir: str | Path | None = N
                                          keep_transformers_model if name == "transformers" else None))
                   for name in pipelines}
         results = run_paths(makers, interleave=interleave)
-    n_train = train_steps * batch_size
     n_eval = sum(len(s) for s in rows["eval"].values())
     for r in results:
         r["total_s"] = sum(r[f"{phase}_s"] for phase in PHASES)
@@ -290,12 +329,9 @@ def run_bench(model: str, task: str = "xnli", *, data_dir: str | Path | None = N
     if len(by) == 2:
         x, t = by["xlt"], by["transformers"]
         ratios = {phase: t[f"{phase}_s"] / x[f"{phase}_s"] for phase in (*PHASES, "total")}
-    return {"model": model, "task": rows["task"], "type": rows["type"], "split": rows["split"],
-            "languages": list(rows["eval"]), "baseline": modules.get("transformers"), "notes": rows["notes"],
-            "train_origin": rows["train_origin"], "train_steps": train_steps, "train_rows": n_train,
-            "train_examples": len(rows["train"]), "eval_examples": n_eval, "batch_size": batch_size,
-            "grad_accum": grad_accum, "eval_batch_size": eval_batch_size, "max_seq_len": max_seq_len,
-            "window_step": hp["window_step"], "precision": precision, "threads": threads,
+    return {**about, "split": rows["split"], "languages": list(rows["eval"]), "baseline": modules.get("transformers"),
+            "notes": recipe["notes"] + rows["notes"], "train_origin": rows["train_origin"], "train_rows": n_train,
+            "train_examples": len(rows["train"]), "eval_examples": n_eval, "threads": threads,
             "interleaved": interleave, "metrics": rows["metrics"], "primary_metric": rows["primary_metric"],
             "rows": results, "speedup": ratios,
             "targets": {"total>=2.0": ratios.get("total", 0) >= 2.0} if ratios else {}}

@@ -67,7 +67,7 @@ def bench_schedule(jobs: int = 16, gpus: int = 4, job_seconds: float = 5.0, *, w
         if warmup:
             ray.get([ray.remote(_noop).options(num_gpus=1, num_cpus=0).remote() for _ in range(gpus)])
         warmup_s = time.perf_counter() - warm
-        specs = [RunSpec.create(f"sleep-{i:03d}", "bench", seed=i) for i in range(jobs)]
+        specs = [RunSpec(model=f"sleep-{i:03d}", task="bench", seed=i) for i in range(jobs)]
         executor = RayExecutor(gpus_per_job=1, job="xlt.bench.schedule:sleep_job",
                                job_kwargs={"seconds": job_seconds}, shutdown=False)
         with tempfile.TemporaryDirectory(prefix="xlt-bench-schedule-") as results_dir:

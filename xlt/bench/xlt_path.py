@@ -24,6 +24,7 @@ class XltPipeline:
                  keep_dir: str | None = None):
         import torch
 
+        from xlt.device import Device
         from xlt.models import load_model
         from xlt.spec import Hyperparams
         from xlt.tasktypes import get_task_type
@@ -32,15 +33,17 @@ class XltPipeline:
         self.rows, self.precision, self.seed, self.steps = rows, precision, seed, hp["_steps"]
         self.hp = Hyperparams(**{k: v for k, v in hp.items() if not k.startswith("_")})
         self.tt = get_task_type(rows["type"])
-        self.loaded = load_model(ckpt, self.tt.head, rows["num_outputs"])
+        self.device = Device.of("cpu", precision)
+        self.loaded = load_model(ckpt, self.tt.head, rows["num_outputs"],
+                                 gradient_checkpointing=self.hp.gradient_checkpointing, **rows.get("head_options", {}))
         self.params = {key: getattr(self.hp, key) for key in self.tt.feature_keys}
 
     def tokenise(self) -> dict:
         from xlt import data as xdata
 
         tok = self.loaded.tokenizer
-        train = xdata.featurize(self.rows["train"], tok, self.params, use_cache=False)
-        self.eval_feats = {lang: xdata.featurize(s, tok, self.params, use_cache=False)
+        train = xdata.featurize(self.rows["train"], tok, self.params, task_type=self.tt, use_cache=False)
+        self.eval_feats = {lang: xdata.featurize(s, tok, self.params, task_type=self.tt, use_cache=False)
                            for lang, s in self.rows["eval"].items()}
         need = self.steps * self.hp.batch_size
         if len(train) < need:
@@ -61,7 +64,7 @@ class XltPipeline:
         result = fit(self.loaded.model, lambda epoch: xdata.batches(feats, hp.per_step_batch, shuffle=True,
                                                                     seed=seed * 100_003 + epoch,
                                                                     collate_fn=tt.collate),
-                     xdata.num_batches(feats, hp.per_step_batch), hp, seed=seed, precision=self.precision,
+                     xdata.num_batches(feats, hp.per_step_batch), hp, seed=seed, device=self.device,
                      loss_fn=tt.loss)
         return {"train_steps": result.steps, "train_rows": len(feats), "final_loss": result.losses[-1],
                 "train_padding_share": _padding(real, padded)}
@@ -72,7 +75,7 @@ class XltPipeline:
 
         data = {("eval", lang): (self.rows["eval"][lang], f) for lang, f in self.eval_feats.items()}
         ev = evaluate_splits(self.loaded.model, data, self.tt, self.rows["metrics"],
-                             batch_size=self.hp.eval_batch_size, precision=self.precision)
+                             batch_size=self.hp.eval_batch_size, device=self.device)
         real = padded = 0
         for f in self.eval_feats.values():
             for g in xdata.batch_order(f.lengths, self.hp.eval_batch_size, shuffle=False):

@@ -22,14 +22,20 @@ def bench_run_command(
     data_dir: DataDirOpt = None,
     tokenizer: Annotated[Optional[str], typer.Option(
         help="Tokenizer folder or hub id (default: the model's own; offline, pass a local folder).")] = None,
+    seed: Annotated[int, typer.Option(help="The run's seed (weights of a random checkpoint, data order).")] = 1,
     train_steps: Annotated[int, typer.Option(help="Optimizer steps in each pipeline.")] = 20,
     eval_samples: Annotated[int, typer.Option(help="Evaluation examples per language.")] = 200,
-    batch_size: Annotated[int, typer.Option(help="Training batch size per optimizer step (both pipelines).")] = 32,
-    grad_accum: Annotated[int, typer.Option(help="Gradient accumulation steps per optimizer step (both).")] = 1,
-    eval_batch_size: Annotated[int, typer.Option(help="Evaluation batch size (both pipelines).")] = 64,
+    batch_size: Annotated[Optional[int], typer.Option(
+        help="Effective training batch size (default: the run's recipe, as xlt run).")] = None,
+    grad_accum: Annotated[Optional[int], typer.Option(help="Gradient accumulation steps (default: the recipe's).")]
+    = None,
+    eval_batch_size: Annotated[Optional[int], typer.Option(help="Evaluation batch size (default: the recipe's).")]
+    = None,
     max_seq_len: Annotated[Optional[int], typer.Option(
-        help="Maximum tokens per model row (default: the task's own, e.g. 128 for XNLI and PAN-X, 384 for "
-             "QA).")] = None,
+        help="Maximum tokens per model row (default: the recipe's, e.g. 128 for XNLI and PAN-X, 384 for QA).")]
+    = None,
+    set_: Annotated[Optional[list[str]], typer.Option(
+        "--set", help="Any hyperparameter as KEY=VALUE, as in xlt run (repeatable).")] = None,
     precision: Annotated[str, typer.Option(help="fp32 or bf16, the same in both pipelines.")] = "fp32",
     threads: Annotated[Optional[int], typer.Option(
         help="torch threads in each pipeline (default: torch's own). On a machine other jobs share, 1 avoids "
@@ -44,31 +50,48 @@ def bench_run_command(
         "--interleave/--one-at-a-time", help="Take turns phase by phase (default), or run one pipeline to the end "
                                              "before the other.")] = True,
     tasks_dir: TasksDirOpt = None,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the results as JSON here.")] = None,
+    json_path: Annotated[Optional[Path], typer.Option(
+        "--json", help="Also write the results as JSON here ('-': only the JSON, on stdout).")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="The run id and hyperparameters the benchmark would use; run nothing.")] = False,
 ) -> None:
-    """A whole run, xlt against the transformers example script's Trainer set-up: tokenise, train, evaluate."""
+    """A whole run, xlt against the transformers example script's Trainer set-up: tokenise, train, evaluate.
+    The hyperparameters are those of the run `xlt run` makes with the same model, task, seed, overrides,
+    languages and precision (its run id is printed), cut to --train-steps optimizer steps."""
     import json
 
     from xlt.bench.run import run_bench
+    from xlt.cli.run import resolve_overrides
 
-    langs = [x.strip() for x in languages.split(",") if x.strip()] if languages else None
     try:
-        res = run_bench(model, task, data_dir=data_dir, tokenizer=tokenizer, train_steps=train_steps,
-                        eval_samples=eval_samples, batch_size=batch_size, grad_accum=grad_accum,
-                        eval_batch_size=eval_batch_size, max_seq_len=max_seq_len, precision=precision,
-                        threads=threads, languages=langs, split=split, tasks_dir=tasks_dir, interleave=interleave,
-                        pipelines=tuple(p.strip() for p in pipelines.split(",") if p.strip()))
+        overrides, override_notes = resolve_overrides(set_ or [], {
+            "batch_size": batch_size, "grad_accum": grad_accum, "eval_batch_size": eval_batch_size,
+            "max_seq_len": max_seq_len})
+        res = run_bench(model, task, data_dir=data_dir, tokenizer=tokenizer, seed=seed, overrides=overrides,
+                        train_steps=train_steps, eval_samples=eval_samples, precision=precision, threads=threads,
+                        languages=languages, split=split, tasks_dir=tasks_dir, interleave=interleave,
+                        pipelines=tuple(p.strip() for p in pipelines.split(",") if p.strip()), dry_run=dry_run)
     except XltError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
-    console.print(results_table(res))
+    res["notes"] = override_notes + res["notes"]
+    if json_path is not None and str(json_path) == "-":   # the JSON alone, on stdout
+        print(json.dumps(res, indent=2))
+        return
+    console.print(f"hyperparameters of run {res['run_id'] or '(none)'}: " + ", ".join(
+        f"{k} {res['hparams'][k]}" for k in ("lr", "batch_size", "grad_accum", "max_seq_len", "window_step",
+                                             "warmup_steps", "weight_decay", "adam_eps", "eval_batch_size"))
+        + f"; {res['train_steps']} optimizer steps (warmup {res['warmup_steps_used']})",
+        highlight=False, markup=False, soft_wrap=True)
+    if not dry_run:
+        console.print(results_table(res))
     for note in res["notes"]:
         console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
-    if res["speedup"]:
+    if res.get("speedup"):
         console.print("xlt / transformers speed: " + ", ".join(f"{k} {v:.2f}x" for k, v in res["speedup"].items()),
                       highlight=False)
-    metric = res["primary_metric"]
-    for row in res["rows"]:
+    for row in res.get("rows", []):
+        metric = res["primary_metric"]
         scores = " ".join(f"{lang} {v[metric]:.3f}" for lang, v in row["scores"].items())
         console.print(f"{row['pipeline']} {metric}: {scores}", highlight=False, markup=False, soft_wrap=True)
         if "words_lost" in row:

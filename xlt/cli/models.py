@@ -48,10 +48,12 @@ def list_models(as_json: JsonFlag = False) -> None:
 @models_app.command("verify")
 def verify_model(
     model: Annotated[str, typer.Argument(help="Registry name, hub id or local checkpoint directory.")],
-    seq_len: Annotated[int, typer.Option("--seq-len", help="Longest sequence of the random batch.")] = 128,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences (mixed lengths, padded).")] = 4,
-    num_labels: Annotated[int, typer.Option("--num-labels", help="Classifier size.")] = 3,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seq_len: Annotated[int, typer.Option("--seq-len", min=2, max=1 << 16,
+                                         help="Longest sequence of the random batch.")] = 128,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=1 << 12,
+                                            help="Sequences (mixed lengths, padded).")] = 4,
+    num_labels: Annotated[int, typer.Option("--num-labels", min=1, max=1 << 16, help="Classifier size.")] = 3,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1)] = 0,
 ) -> None:
     """Native DeBERTa vs transformers on the same weights and padded batch; exit 1 if a diff > 1e-4."""
     from xlt.models.verify import verify
@@ -66,7 +68,7 @@ def verify_model(
     table.add_column("output")
     table.add_column("max abs diff", justify="right")
     table.add_column("ok", justify="center")
-    for label, diff in (("encoder", res.encoder_max_abs_diff), ("logits", res.logits_max_abs_diff)):
+    for label, diff in (("hidden states", res.encoder_max_abs_diff), ("logits", res.logits_max_abs_diff)):
         table.add_row(label, f"{diff:.3e}", "yes" if diff <= res.tolerance else "[red]NO[/]")
     console.print(table)
     if not res.ok:

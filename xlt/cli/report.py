@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table as RichTable
 
-from xlt.cli.common import (JsonFlag, ResultsDirOpt, TasksDirOpt, console, err_console, leaderboard_app, print_json,
+from xlt.cli.common import (JsonFlag, ResultsDirOpt, console, err_console, leaderboard_app, print_json,
                             print_wide, report_app)
 from xlt.errors import XltError
 from xlt.report import DEFAULT_BASELINE, load_usable_records
@@ -87,8 +87,8 @@ def tables(
     output: OutputOpt = None,
     results_dir: ResultsDirOpt = DEFAULT_RESULTS_DIR,
     no_reference: NoReferenceOpt = False,
-    tasks_dir: TasksDirOpt = None,
-    resamples: Annotated[int, typer.Option("--resamples", min=100, help="Paired-bootstrap resamples.")] = 1000,
+    resamples: Annotated[int, typer.Option("--resamples", min=100, max=100_000,
+                                           help="Paired-bootstrap resamples.")] = 1000,
 ) -> None:
     """Per task: one row per model (runs: mean ± std over seeds; published rows with their split), Δ vs baseline."""
     from xlt.report import build_report, console_tables, render
@@ -98,7 +98,7 @@ def tables(
     records = load_usable_records(results_dir)
     _warn(records.problems)   # before anything can fail, so a skipped file is always named
     report = build_report(results_dir, task, baseline=baseline, split=split.value, reference=not no_reference,
-                          tasks_dir=tasks_dir, n_resamples=resamples, records=records)
+                          n_resamples=resamples, records=records)
     _warn(report.warnings, prefix="")
     if not report.tables and fmt is not Format.json:
         raise XltError(f"nothing to report: no completed runs under {results_dir / 'runs'}"
@@ -124,7 +124,6 @@ def summary(
     output: OutputOpt = None,
     results_dir: ResultsDirOpt = DEFAULT_RESULTS_DIR,
     no_reference: NoReferenceOpt = False,
-    tasks_dir: TasksDirOpt = None,
 ) -> None:
     """One row per model, one column per task (its language average), the suite's group averages and overall."""
     from xlt.report.render_summary import console_summary, render_summary
@@ -135,7 +134,7 @@ def summary(
     _warn(records.problems)
     names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
     result = build_summary(results_dir, names, suite=suite, split=split.value, reference=not no_reference,
-                           tasks_dir=tasks_dir, records=records)
+                           records=records)
     if not result.rows and fmt is not Format.json:
         raise XltError(f"nothing to summarise: no completed runs of {', '.join(result.tasks)} under "
                        f"{results_dir / 'runs'}" + ("" if no_reference else " and no reference numbers"))
@@ -252,12 +251,11 @@ def build(
     split: SplitOpt = Split.test,
     baseline: Annotated[str, typer.Option("--baseline", help="Model the Δ rows compare against.")
                         ] = DEFAULT_BASELINE,
-    tasks_dir: TasksDirOpt = None,
 ) -> None:
     """Static site: summary and sortable per-task tables, charts, README.md; opens from disk."""
     from xlt.leaderboard import build_leaderboard
 
-    board = build_leaderboard(results_dir, output, split=split.value, baseline=baseline, tasks_dir=tasks_dir)
+    board = build_leaderboard(results_dir, output, split=split.value, baseline=baseline)
     _warn(board.problems)
     _warn(board.warnings, prefix="")
     console.print(f"wrote {len(board.files)} files to {escape(str(board.output))} "

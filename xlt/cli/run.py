@@ -24,34 +24,19 @@ from xlt.results import DEFAULT_RESULTS_DIR, RecordWriteError, display_name
 from xlt.spec import PRECISIONS, RunSpec, check_hparams, parse_sets
 
 
-def build_spec(model: str, task: str, seed: int, *, data_dir: Path | None, overrides: dict[str, Any],
-               precision: str, impl: str, max_train_samples: int | None, max_eval_samples: int | None,
-               tasks_dir: Path | None = None, languages: tuple[str, ...] | None = None) -> RunSpec:
-    """The spec `xlt run` runs: the recipe for (model, task), the overrides, and `data_revision`, the identity
-    of the data the run will read (hub revisions, a fingerprint of local files), so the run id changes when
-    the data does. The task must build and the required data must be there: an XltError otherwise."""
-    spec, _ = build_run_spec(model, task, seed, data_dir=data_dir, overrides=overrides, precision=precision,
-                             impl=impl, max_train_samples=max_train_samples, max_eval_samples=max_eval_samples,
-                             tasks_dir=tasks_dir, languages=languages)
-    return spec
-
-
 def build_run_spec(model: str, task: str, seed: int, *, data_dir: Path | None, overrides: dict[str, Any],
                    precision: str, impl: str, max_train_samples: int | None, max_eval_samples: int | None,
-                   tasks_dir: Path | None = None, languages: tuple[str, ...] | None = None
-                   ) -> tuple[RunSpec, list[Path]]:
-    """`build_spec` and the task folders the run needs (a `--task` path adds its own folder)."""
-    from xlt.runner import effective_data_dir, evaluated_languages
+                   tasks_dir: Path | None = None, languages: Any = None) -> tuple[RunSpec, Any, list[Path]]:
+    """The `--task` resolved once (a name, or a task file's path recorded by its name), the spec
+    (`xlt.recipes.build_spec`), and the task folders the run searches (a path adds its own folder)."""
+    from xlt.recipes import build_spec
     from xlt.tasks.registry import resolve_task_arg
-    from xlt.tasks.sources import plan_data
 
     task_spec, dirs = resolve_task_arg(task, tasks_dir)
-    spec = RunSpec.create(model, task_spec.name, seed=seed, overrides=overrides, precision=precision, impl=impl,
-                          data_source="local" if data_dir is not None else "hub", tasks_dir=dirs or None,
-                          max_train_samples=max_train_samples, max_eval_samples=max_eval_samples,
-                          languages=languages)
-    plan = plan_data(task_spec, effective_data_dir(spec, data_dir), evaluated_languages(spec, task_spec))
-    return dataclasses.replace(spec, data_revision=plan.revision), dirs
+    spec = build_spec(model, task_spec, seed, overrides=overrides, data_dir=data_dir, languages=languages,
+                      precision=precision, impl=impl, max_train_samples=max_train_samples,
+                      max_eval_samples=max_eval_samples)
+    return spec, task_spec, dirs
 
 
 def resolve_overrides(sets: list[str], flags: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -88,18 +73,6 @@ def resume_command(spec: RunSpec, task_arg: str, overrides: dict[str, Any], *, d
     for key, value in overrides.items():
         args += ["--set", f"{key}={value}"]
     return shlex.join([*args, "--resume"])
-
-
-def effective_spec(spec: RunSpec, overrides: dict[str, Any], tasks_dir: Path | None) -> dict[str, Any]:
-    """The spec a run would use and where each hyperparameter came from (`--dry-run`)."""
-    from xlt.recipes import effective_hparams, model_config
-    from xlt.spec import find_task
-
-    config = model_config(spec.model)
-    _, where = effective_hparams(spec.model, find_task(spec.task, tasks_dir), overrides, config=config)
-    matched = {k: config.get(k) for k in ("model_type", "family", "hidden_size", "num_hidden_layers",
-                                          "vocab_size")} if config else None
-    return {"run_id": spec.run_id, "spec": spec.to_dict(), "hparams_from": where, "model_config": matched}
 
 
 def render_dry_run(plan: dict[str, Any]) -> Table:
@@ -213,7 +186,7 @@ def run_command(
         "--set", help="Any hyperparameter as key=value (e.g. --set weight_decay=0), repeatable.")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:N (default: cuda if present).")] = None,
     checkpoint_every: Annotated[int, typer.Option(
-        help="Also write a resumable training checkpoint every N steps (one is written at every dev "
+        min=0, max=1 << 40, help="Also write a resumable training checkpoint every N steps (one is written at every dev "
              "evaluation; 0 = only then).")] = 500,
     force: Annotated[bool, typer.Option("--force", help="Re-run even if a completed record exists.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue a killed run from its last checkpoint.")] = False,
@@ -239,14 +212,16 @@ def run_command(
             "gradient_checkpointing": gradient_checkpointing})
         if name is not None and not name.strip():
             raise XltError("--name is empty; give the model a short name, e.g. --name my-mdeberta")
-        langs = tuple(x.strip() for x in languages.split(",") if x.strip()) if languages is not None else None
-        spec, dirs = build_run_spec(model, task, seed, data_dir=data_dir, overrides=overrides, precision=precision,
-                                    impl=impl, max_train_samples=max_train_samples,
-                                    max_eval_samples=max_eval_samples, tasks_dir=tasks_dir, languages=langs)
+        spec, task_spec, dirs = build_run_spec(model, task, seed, data_dir=data_dir, overrides=overrides,
+                                               precision=precision, impl=impl, max_train_samples=max_train_samples,
+                                               max_eval_samples=max_eval_samples, tasks_dir=tasks_dir,
+                                               languages=languages)
         for note in notes:
             err_console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
         if dry_run:
-            plan = effective_spec(spec, overrides, dirs or None)
+            from xlt.recipes import explain_spec
+
+            plan = explain_spec(spec, task_spec, overrides)
             if json_:
                 console.print_json(data=plan)
             else:
@@ -263,8 +238,8 @@ def run_command(
 
         progress = None if quiet else make_progress(err_console)
         try:
-            done = runner.run(spec, data_dir=data_dir, results_dir=results_dir, device=device, force=force,
-                              resume=resume, tasks_dir=dirs or None, checkpoint_every=checkpoint_every,
+            done = runner.run(spec, task=task_spec, data_dir=data_dir, results_dir=results_dir, device=device,
+                              force=force, resume=resume, tasks_dir=dirs or None, checkpoint_every=checkpoint_every,
                               progress=progress, display_name=name.strip() if name else None)
         finally:
             if progress is not None:

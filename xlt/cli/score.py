@@ -15,13 +15,13 @@ from xlt.cli.common import DataDirOpt, TasksDirOpt, app, console, err_console
 
 def score_table(score) -> Table:
     """The per-language line of `xlt run`'s summary: lang, each metric in percent, n."""
-    table = Table(title=f"{escape(Path(score.predictions).name)} · {score.task} · {score.split} · "
-                        f"external predictions", title_justify="left")
+    table = Table(title=escape(f"{Path(score.predictions).name} · {score.task} · {score.split} · "
+                               "external predictions"), title_justify="left")   # every user string escaped
     table.add_column("lang")
     for name in score.metric_names:
-        table.add_column(f"{score.split} {name}", justify="right")
-    table.add_column(f"{score.split} n", justify="right")
-    table.add_row(score.lang, *[f"{score.metrics[m] * 100:.2f}" for m in score.metric_names],
+        table.add_column(escape(f"{score.split} {name}"), justify="right")
+    table.add_column(escape(f"{score.split} n"), justify="right")
+    table.add_row(escape(score.lang), *[f"{score.metrics[m] * 100:.2f}" for m in score.metric_names],
                   str(score.metrics["n"]))
     return table
 

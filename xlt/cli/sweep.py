@@ -90,18 +90,28 @@ def _model_notes(checks: list[Any]) -> None:
             err_console.print(f"[yellow]note[/] model {escape(check.name)}: {escape(check.detail)}", highlight=False)
 
 
-def _dry_run(planned: list[Any], results_dir: Path) -> None:
+def _dry_run(planned: list[Any], results_dir: Path, as_json: bool) -> None:
+    if as_json:
+        console.print_json(data=[p.to_dict() for p in planned])
+        return
     table = Table(title=f"xlt sweep --dry-run: {len(planned)} spec(s)", title_justify="left")
     table.add_column("spec", overflow="fold", min_width=20)
     for name in ("run_id", "lr", "epochs", "batch", "max_len", "status"):
         table.add_column(name, no_wrap=True)
+    shown = {"done": "[green]done[/]", "stale": "[yellow]stale[/]", "to run": "to run"}
     for p in planned:
         h = p.spec.hparams
         table.add_row(escape(p.spec.label()), p.spec.run_id, f"{h.lr:g}", f"{h.epochs:g}", str(h.batch_size),
-                      str(h.max_seq_len), "[green]done[/]" if p.done else "to run")
+                      str(h.max_seq_len), shown[p.status])
     console.print(table)
     todo = sum(not p.done for p in planned)
     console.print(escape(f"{len(planned) - todo} done, {todo} to run (records under {results_dir}/runs)"))
+    stale = [p for p in planned if p.stale]
+    if stale:
+        console.print(escape(f"{len(stale)} to run have a completed record of the same experiment under an earlier "
+                             f"run id ({', '.join(p.stale[0] for p in stale[:3])}{' ...' if len(stale) > 3 else ''}): "
+                             "the task file, the checkpoint or the data changed since, or the record predates run "
+                             "ids that cover them; it stays in reports, and is not reused"), soft_wrap=True)
 
 
 def _resume_command() -> str:
@@ -197,20 +207,22 @@ def sweep_command(
         "--name", help="MODEL=NAME: the display name of a model in reports (repeatable; default: a readable "
                        "form of the model's folder or hub name). Not part of any run's identity.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the specs and which are done; run nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --dry-run: the specs as JSON (run id, model, task, "
+                                                         "seed, status).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Re-run specs that already have a completed record.")] = False,
     address: Annotated[Optional[str], typer.Option(
         "--address", envvar="RAY_ADDRESS",
         help="Join an existing Ray cluster ('auto' on a cluster node, or ray://HEAD:10001). "
              "Default: start a local Ray instance.")] = None,
     gpus_per_job: Annotated[Optional[float], typer.Option(
-        "--gpus-per-job", help="GPUs per job, fractions allowed (e.g. 0.5). Default 1 if the cluster has GPUs, "
+        "--gpus-per-job", min=0, max=1024, help="GPUs per job, fractions allowed (e.g. 0.5). Default 1 if the cluster has GPUs, "
                                "else 0.")] = None,
     cpus_per_job: Annotated[Optional[float], typer.Option(
-        "--cpus-per-job", help="CPUs per job. Default 1 on a CPU-only cluster, 0 for GPU jobs.")] = None,
+        "--cpus-per-job", min=0, max=1 << 16, help="CPUs per job. Default 1 on a CPU-only cluster, 0 for GPU jobs.")] = None,
     max_concurrent: Annotated[Optional[int], typer.Option(
-        "--max-concurrent", help="At most N jobs in flight (default: as many as the cluster fits).")] = None,
+        "--max-concurrent", min=1, max=1 << 20, help="At most N jobs in flight (default: as many as the cluster fits).")] = None,
     retries: Annotated[int, typer.Option(
-        "--retries", help="Re-submit a job whose worker process died (killed, out of memory) up to N times.")] = 2,
+        "--retries", min=0, max=100, help="Re-submit a job whose worker process died (killed, out of memory) up to N times.")] = 2,
     inline: Annotated[bool, typer.Option(
         "--inline", help="Run the jobs one by one in this process instead of on Ray.")] = False,
     job: Annotated[Optional[str], typer.Option(
@@ -234,17 +246,16 @@ def sweep_command(
         model_overrides=base.model_overrides if base else {},
         spec_fields=spec_fields, names={**(base.names if base else {}), **_parse_names(names or [])})
     specs = schedule.build_grid(config, data_dir=data_dir, tasks_dir=tasks_dir)
-    schedule.check_tasks(specs, tasks_dir)
     if job is None:   # model names mean models only to the real runner; a --job may use them as it likes
         _model_notes(schedule.require_models(specs))
     if dry_run:
-        _dry_run(schedule.plan(specs, results_dir, force=force), results_dir)
+        _dry_run(schedule.plan(specs, results_dir, force=force), results_dir, as_json)
         return
 
     # Paths travel with each job: a worker on another node does not share the driver's environment.
     cache_dir = os.environ.get("XLT_CACHE_DIR")
     job_kwargs = {"data_dir": str(data_dir.resolve()) if data_dir else None,
-                  "tasks_dir": str(tasks_dir.resolve()) if tasks_dir else None,
+                  "tasks_dir": [str(p.resolve()) for p in schedule.task_folders(config, tasks_dir)] or None,
                   "cache_dir": str(Path(cache_dir).expanduser().resolve()) if cache_dir else None}
     if config.names and job is None:
         job_kwargs["display_names"] = dict(config.names)
@@ -310,4 +321,4 @@ def bench_schedule_command(
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(out, indent=2) + "\n")
-        console.print(f"wrote {json_path}")
+        console.print(f"wrote {json_path}", highlight=False, markup=False)

@@ -35,7 +35,10 @@ def list_cmd(tasks_dir: TasksDirOpt = None, json_path: JsonOpt = None) -> None:
     """Every registered task: built-in, XLT_TASKS_PATH and --tasks-dir."""
     from xlt.tasks import list_tasks
 
-    specs = list_tasks(tasks_dir)
+    problems: list = []
+    specs = list_tasks(tasks_dir, problems)
+    for p in problems:   # reported and skipped: one broken user file must not hide every other task
+        err_console.print("[yellow]warning:[/] skipped " + escape(f"{p}"), highlight=False, soft_wrap=True)
     table = Table(title="xlt tasks")
     for col in ("name", "type", "languages", "source", "file"):
         table.add_column(col, overflow="fold")

@@ -3,7 +3,7 @@
 ```python
 from xlt.models import load_model, resolve_model
 m = load_model("mdeberta-v3-base", head="classification", num_labels=3)   # native DeBERTa; impl="hf": transformers
-logits = m.model(input_ids, attention_mask)     # (B, C); head="token": (B, T, C); head="qa": (B, T, 2)
+logits = m.model(input_ids, attention_mask)     # (B, C); the head table: xlt/models/heads.py
 print(m.load_report)                            # newly initialised / unused tensors, one line
 m.save("out/")                                  # transformers-loadable + tokenizer
 ```
@@ -20,10 +20,10 @@ from pathlib import Path
 from torch import nn
 
 from xlt.errors import XltError
+from xlt.models.heads import HEADS, get_head
 from xlt.models.registry import REGISTRY, ModelInfo, resolve_model
 from xlt.spec import IMPLS
 
-HEADS = ("classification", "token", "qa")
 # Files a tokenizer needs: at least one of these beside config.json (a checkpoint without them would be
 # tokenised into [UNK] and train on nothing).
 TOKENIZER_FILES = ("tokenizer.json", "spm.model", "sentencepiece.bpe.model", "vocab.txt", "vocab.json",
@@ -39,8 +39,8 @@ class LoadedModel:
     info: ModelInfo
     embedding_layernorm: nn.Module  # embeddings.LayerNorm, whose output SiFT perturbs
     impl: str  # "native" | "hf": what actually runs
+    head: str  # xlt.models.heads
     load_report: str = field(default="")  # one line: newly initialised / unused checkpoint tensors
-    head: str = "classification"
 
     def save(self, out_dir: str | Path) -> Path:
         """Write a checkpoint transformers' `from_pretrained` loads (config, weights) plus the tokenizer."""
@@ -55,8 +55,6 @@ class LoadedModel:
         self.tokenizer.save_pretrained(out)
         return out
 
-
-Classifier = LoadedModel   # the first round's name
 
 
 def choose_impl(info: ModelInfo, impl: str = "auto") -> str:
@@ -94,17 +92,17 @@ def load_tokenizer(source: str):
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(source)
+        return AutoTokenizer.from_pretrained(source, trust_remote_code=False)   # never checkpoint code
     except (OSError, ValueError) as exc:
         raise XltError(f"could not load the tokenizer of '{source}' ({str(exc).splitlines()[0]}); the checkpoint "
                        f"needs its tokenizer files (one of {', '.join(TOKENIZER_FILES)}) beside config.json.") from None
 
 
-def load_model(name_or_path: str, head: str = "classification", num_labels: int = 2, impl: str = "auto",
-               gradient_checkpointing: bool = False) -> LoadedModel:
-    """Load a registry name, hub id or local checkpoint directory with a `num_labels`-wide `head` (fp32)."""
-    if head not in HEADS:
-        raise XltError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
+def load_model(name_or_path: str, head: str, num_labels: int | None = 2, impl: str = "auto",
+               gradient_checkpointing: bool = False, **head_options) -> LoadedModel:
+    """Load a registry name, hub id or local checkpoint directory with a `num_labels`-wide `head` (fp32; the
+    heads and their options: xlt.models.heads)."""
+    get_head(head)
     info = resolve_model(name_or_path)
     check_tokenizer_files(info)
     check_reachable(info)
@@ -113,7 +111,7 @@ def load_model(name_or_path: str, head: str = "classification", num_labels: int 
     if chosen == "native":
         from xlt.models.checkpoint import load_native
 
-        model, report = load_native(source, head=head, num_labels=num_labels)
+        model, report = load_native(source, head=head, num_labels=num_labels, **head_options)
         if gradient_checkpointing:
             model.gradient_checkpointing_enable(True)
         norm = model.deberta.embeddings.LayerNorm
@@ -121,18 +119,12 @@ def load_model(name_or_path: str, head: str = "classification", num_labels: int 
     else:
         from xlt.models.hf import load_hf
 
-        model, report_line = load_hf(source, num_labels, gradient_checkpointing, head=head)
+        model, report_line = load_hf(source, head, num_labels, gradient_checkpointing, **head_options)
         norm = model.embedding_layernorm()
     tokenizer = load_tokenizer(source)
     _check_vocab(tokenizer, info, source)
     return LoadedModel(model=model, tokenizer=tokenizer, info=info, embedding_layernorm=norm, impl=chosen,
                        load_report=report_line, head=head)
-
-
-def load_classifier(name_or_path: str, num_labels: int, impl: str = "auto",
-                    gradient_checkpointing: bool = False) -> LoadedModel:
-    """A sequence classifier: `load_model(..., head="classification")`."""
-    return load_model(name_or_path, "classification", num_labels, impl, gradient_checkpointing)
 
 
 def _check_vocab(tokenizer, info: ModelInfo, source: str) -> None:
@@ -142,5 +134,5 @@ def _check_vocab(tokenizer, info: ModelInfo, source: str) -> None:
                        f"{vocab}; ids past the embedding table would crash. Use the checkpoint's own tokenizer.")
 
 
-__all__ = ["LoadedModel", "Classifier", "ModelInfo", "REGISTRY", "HEADS", "load_model", "load_classifier",
+__all__ = ["LoadedModel", "ModelInfo", "REGISTRY", "HEADS", "load_model",
            "resolve_model", "choose_impl", "load_tokenizer", "check_tokenizer_files", "check_reachable", "IMPLS"]

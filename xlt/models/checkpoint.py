@@ -34,22 +34,10 @@ from xlt import hub
 from xlt.atomic import atomic_path
 from xlt.errors import XltError
 from xlt.models import deberta as nd
+from xlt.models.heads import BY_NATIVE_CLASS, get_head, head_width
 from xlt.models.registry import read_config
+from xlt.models.weight_headers import check_config_matches_weights
 
-# xlt.models.load_model's head names, and "base" for the bare encoder
-HEADS: dict[str, type[nn.Module]] = {
-    "classification": nd.DebertaForSequenceClassification,
-    "token": nd.DebertaForTokenClassification,
-    "qa": nd.DebertaForQuestionAnswering,
-    "base": nd.DebertaModel,
-}
-# transformers class names per (version, head class), for config.json's "architectures"
-ARCHITECTURES = {
-    nd.DebertaForSequenceClassification: "ForSequenceClassification",
-    nd.DebertaForTokenClassification: "ForTokenClassification",
-    nd.DebertaForQuestionAnswering: "ForQuestionAnswering",
-    nd.DebertaModel: "Model",
-}
 HEAD_PREFIXES = ("pooler.", "classifier.", "qa_outputs.")
 # Checkpoint tensors we knowingly do not use: (glob on the key without "deberta.", why).
 IGNORED = (
@@ -185,21 +173,19 @@ def native_config(config: dict, num_labels: int | None = None) -> nd.DebertaConf
         raise XltError(f"the native DeBERTa cannot build this checkpoint: {exc}; use --impl hf.") from None
 
 
-def load_native(name_or_path: str | Path, head: str = "classification",
-                num_labels: int | None = None) -> tuple[nn.Module, LoadReport]:
-    """Build the native model for a checkpoint's config.json and load its weights (fp32, eval mode off:
-    the module is returned as constructed, i.e. in training mode like any fresh nn.Module)."""
-    if head not in HEADS:
-        raise XltError(f"unknown head '{head}'; choose one of {', '.join(HEADS)}.")
-    if HEADS[head] is nd.DebertaForQuestionAnswering:  # start and end logits, whatever config.json says
-        if num_labels not in (None, 2):
-            raise XltError(f"a question-answering head has 2 outputs (start, end), not num_labels={num_labels}; "
-                           "leave num_labels unset for head 'qa'.")
-        num_labels = 2
+def load_native(name_or_path: str | Path, head: str, num_labels: int | None = None,
+                **head_options) -> tuple[nn.Module, LoadReport]:
+    """Build the native model of `head` (xlt.models.heads) for a checkpoint's config.json and load its weights
+    (fp32, eval mode off: the module is returned as constructed, i.e. in training mode like any fresh
+    nn.Module). `head_options` go to the head's constructor (the encoder head's `output_layer`)."""
+    spec = get_head(head)
+    num_labels = head_width(spec, num_labels)
     d = resolve_dir(name_or_path)
-    cfg = native_config(read_config(d), num_labels)
+    cfg = native_config(read_config(d), num_labels or None)
+    check_config_matches_weights(_weight_files(d)[0], lambda: spec.native(cfg, **head_options), prefix="deberta",
+                                 head_prefixes=("classifier.",), source=str(name_or_path))   # before allocating
     state, weights = read_state_dict(d)
-    model = HEADS[head](cfg)
+    model = spec.native(cfg, **head_options)
     report = load_state(model, state, source=str(name_or_path), weights=weights)
     return model, report
 
@@ -275,9 +261,10 @@ def save_native(model: nn.Module, out_dir: str | Path) -> Path:
     """Write config.json + model.safetensors that transformers' from_pretrained loads with nothing missing."""
     from safetensors.torch import save_file
 
-    kind = ARCHITECTURES.get(type(model))
-    if kind is None:
+    head = BY_NATIVE_CLASS.get(type(model))
+    if head is None:
         raise XltError(f"save_native saves native DeBERTa models, not {type(model).__name__}.")
+    kind = head.architecture
     cfg: nd.DebertaConfig = model.cfg
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -332,9 +332,11 @@ class DebertaEncoder(nn.Module):
                 self._rel_cache[key] = relative_index(length, self.cfg, device)
         return self._rel_cache[key]
 
-    def forward(self, x, mask, last_layer_queries=None):
+    def forward(self, x, mask, last_layer_queries=None, output_layer=-1):
         # x (B, T, C) embeddings; mask (B, T) 1 = token, 0 = padding. last_layer_queries=n: the last layer
         # computes only the first n positions (B, n, C); the layers below still need every position.
+        # output_layer: -1 the last layer's output; k the output of layer k (0 = the embeddings; the layers
+        # above k are not computed); None every layer's output stacked (L + 1, B, T, C), embeddings first.
         B, T, _ = x.shape
         key_bias = None  # additive padding mask (B, 1, 1, T); None when nothing is padded
         if not bool(mask.bool().all()):
@@ -348,7 +350,9 @@ class DebertaEncoder(nn.Module):
                 rel = self.LayerNorm(rel)
         emb = x
         last = len(self.layer) - 1
-        for i, layer in enumerate(self.layer):
+        stop = len(self.layer) if output_layer is None or output_layer == -1 else output_layer
+        states = [x]
+        for i, layer in enumerate(self.layer[:stop]):
             conv_next = i == 0 and self.cfg.conv_kernel_size > 0  # the conv needs every position
             queries = last_layer_queries if i == last and not conv_next else None
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
@@ -357,7 +361,9 @@ class DebertaEncoder(nn.Module):
                 x = layer(x, key_bias, rel, idx, queries)
             if conv_next:
                 x = self.conv(emb, x, mask)
-        return x
+            if output_layer is None:
+                states.append(x)
+        return torch.stack(states) if output_layer is None else x  # (L + 1, B, T, C) or (B, T, C)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -404,11 +410,27 @@ class DebertaModel(DebertaPreTrained):
         self.init_weights(self)
         self.gradient_checkpointing_enable(gradient_checkpointing)
 
-    def forward(self, input_ids, attention_mask=None, token_type_ids=None, last_layer_queries=None):
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, last_layer_queries=None,
+                output_layer=-1):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         x = self.embeddings(input_ids, attention_mask, token_type_ids)  # (B, T, C)
-        return self.encoder(x, attention_mask, last_layer_queries)
+        return self.encoder(x, attention_mask, last_layer_queries, output_layer)
+
+
+class DebertaHiddenStates(DebertaPreTrained):
+    """The encoder's hidden states, for types that use no classifier (retrieval): one layer's (B, T, C)
+    (`output_layer` k: the output of layer k, 0 = the embeddings, -1 = the last), or every layer's stacked
+    (L + 1, B, T, C) with `output_layer=None`."""
+
+    def __init__(self, cfg: DebertaConfig, gradient_checkpointing: bool = False, output_layer: int | None = -1):
+        super().__init__()
+        self.cfg = cfg
+        self.deberta = DebertaModel(cfg, gradient_checkpointing)
+        self.output_layer = output_layer
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        return self.deberta(input_ids, attention_mask, token_type_ids, output_layer=self.output_layer)
 
 
 class DebertaForSequenceClassification(DebertaPreTrained):

@@ -1,11 +1,10 @@
 """Models through transformers' Auto classes: XLM-R, mBERT and anything else, and `--impl hf` for DeBERTa.
 
-`HFModel` wraps a transformers model with one of xlt's heads so that
-`model(input_ids, attention_mask, token_type_ids=None)` returns one logits tensor, like the native DeBERTa
-heads: (B, C) for "classification" (`*ForSequenceClassification`), (B, T, C) for "token"
-(`*ForTokenClassification`) and (B, T, 2) start/end for "qa" (`*ForQuestionAnswering`). The wrapped model is
-`.hf` (so its state-dict keys carry an `hf.` prefix; `.hf.state_dict()` has transformers' own names and loads
-into the native model directly).
+`HFModel` wraps a transformers model with one of xlt's heads (xlt.models.heads: the Auto class and how its
+output becomes one tensor) so that `model(input_ids, attention_mask, token_type_ids=None)` returns what the
+native DeBERTa heads return: logits (B, C), (B, T, C), start/end logits (B, T, 2), or the encoder's hidden
+states. The wrapped model is `.hf` (so its state-dict keys carry an `hf.` prefix; `.hf.state_dict()` has
+transformers' own names and loads into the native model directly).
 """
 
 from __future__ import annotations
@@ -16,36 +15,26 @@ import torch
 from torch import nn
 
 from xlt.errors import XltError
+from xlt.models.heads import get_head, head_width
 
 HEAD_PREFIXES = ("classifier.", "pooler.", "score.", "qa_outputs.")  # tensors a fresh head may lack
-
-
-def auto_class(head: str):
-    """The transformers Auto class for one of xlt's heads."""
-    import transformers
-
-    names = {"classification": "AutoModelForSequenceClassification", "token": "AutoModelForTokenClassification",
-             "qa": "AutoModelForQuestionAnswering"}
-    if head not in names:
-        raise XltError(f"unknown head {head!r}; choose one of {', '.join(names)}")
-    return getattr(transformers, names[head])
 
 
 class HFModel(nn.Module):
     """A transformers model with one of xlt's heads whose forward returns one logits tensor."""
 
-    def __init__(self, hf_model: nn.Module, head: str = "classification"):
+    def __init__(self, hf_model: nn.Module, head: str, output_layer: int | None = -1):
         super().__init__()
         self.hf = hf_model
-        self.head = head
+        self.head = get_head(head)
+        self.output_layer = output_layer   # the encoder head's layer (xlt.models.heads)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
-        out = self.hf(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **kwargs)
-        if self.head == "qa":
-            return torch.stack([out.start_logits, out.end_logits], dim=-1)   # (B, T, 2)
-        return out.logits
+        out = self.hf(input_ids=input_ids, attention_mask=attention_mask, return_dict=True,
+                      **dict(self.head.hf_kwargs), **kwargs)
+        return self.head.output(out, self)
 
     @property
     def config(self):
@@ -65,8 +54,6 @@ class HFModel(nn.Module):
         self.hf.save_pretrained(out_dir)
 
 
-HFSequenceClassifier = HFModel   # the first round's name
-
 
 def hf_config(config: dict, num_labels: int | None = None):
     """A transformers config object from a config.json dict (the registry's size configs included)."""
@@ -81,14 +68,15 @@ def hf_config(config: dict, num_labels: int | None = None):
         cfg["num_labels"] = num_labels
     try:
         return AutoConfig.for_model(model_type, **cfg)
-    except ValueError as exc:
-        raise XltError(f"transformers does not know model_type '{model_type}' ({exc}); upgrade transformers "
-                       "or use a supported architecture.") from None
+    except ValueError as exc:   # its message lists every model type transformers knows: keep the first sentence
+        raise XltError(f"transformers does not know model_type '{model_type}' ({str(exc).split('. ')[0]}); "
+                       "upgrade transformers or use a supported architecture.") from None
 
 
-def build_from_config(config: dict, num_labels: int, head: str = "classification") -> HFModel:
+def build_from_config(config: dict, num_labels: int | None, head: str) -> HFModel:
     """Random weights at a given size config (benchmarks, verify)."""
-    model = auto_class(head).from_config(hf_config(config, num_labels))
+    spec = get_head(head)
+    model = spec.auto_class().from_config(hf_config(config, head_width(spec, num_labels) or None))
     return HFModel(model.float(), head)
 
 
@@ -109,25 +97,40 @@ def load_report_line(source: str, impl: str, missing: list[str], unused: list[st
     return "; ".join(parts)
 
 
-def load_hf(source: str, num_labels: int, gradient_checkpointing: bool = False,
-            head: str = "classification") -> tuple[HFModel, str]:
-    """Load a hub id or local directory with the Auto class of `head`, in fp32.
+def load_hf(source: str, head: str, num_labels: int | None, gradient_checkpointing: bool = False,
+            **head_options) -> tuple[HFModel, str]:
+    """Load a hub id or local directory with the Auto class of `head` (xlt.models.heads), in fp32.
 
     A head with a different number of labels than `num_labels` is re-initialised (and said so); any
-    other shape mismatch is an error naming the tensor.
+    other shape mismatch is an error naming the tensor. `head_options`: the encoder head's `output_layer`.
     """
+    spec = get_head(head)
+    width = head_width(spec, num_labels)
+    sized = {"num_labels": width} if width else {}
     from transformers.utils import logging as hf_logging
 
+    if Path(source).is_dir():   # config.json against the weights' headers, before anything is allocated
+        from xlt.models.checkpoint import _weight_files
+        from xlt.models.registry import read_config
+        from xlt.models.weight_headers import check_config_matches_weights
+
+        config = read_config(Path(source))
+        check_config_matches_weights(_weight_files(Path(source))[0],
+                                     lambda: spec.auto_class().from_config(hf_config(config, width or None)),
+                                     head_prefixes=HEAD_PREFIXES, source=source)
     previous, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()  # we print our own one-line report instead of transformers' warnings
     hf_logging.disable_progress_bar()
     try:
-        model, info = auto_class(head).from_pretrained(
-            source, num_labels=num_labels, dtype=torch.float32, output_loading_info=True,
-            ignore_mismatched_sizes=True)
+        model, info = spec.auto_class().from_pretrained(
+            source, dtype=torch.float32, output_loading_info=True, ignore_mismatched_sizes=True,
+            trust_remote_code=False, **sized)   # never run code from a checkpoint
     except OSError as exc:
         raise XltError(f"could not load weights for '{source}' ({str(exc).splitlines()[0]}); check the hub id "
                        "and your network, or pass a local checkpoint directory.") from None
+    except ValueError as exc:   # e.g. an architecture transformers does not ship (its code is never run)
+        raise XltError(f"transformers cannot build '{source}' ({str(exc).splitlines()[0]}); use a checkpoint of "
+                       "an architecture transformers ships, or re-save it.") from None
     finally:
         hf_logging.set_verbosity(previous)
         if bars:
@@ -142,11 +145,7 @@ def load_hf(source: str, num_labels: int, gradient_checkpointing: bool = False,
         enable()
     report = load_report_line(source, "hf", list(info.get("missing_keys", [])),
                               list(info.get("unexpected_keys", [])), mismatched)
-    return HFModel(model, head), report
-
-
-def load_hf_classifier(source: str, num_labels: int, gradient_checkpointing: bool = False) -> tuple[HFModel, str]:
-    return load_hf(source, num_labels, gradient_checkpointing, head="classification")
+    return HFModel(model, head, **head_options), report
 
 
 def _is_head(key: str) -> bool:
@@ -155,5 +154,4 @@ def _is_head(key: str) -> bool:
 
 
 
-__all__ = ["HFModel", "HFSequenceClassifier", "auto_class", "hf_config", "build_from_config", "load_hf",
-           "load_hf_classifier", "load_report_line"]
+__all__ = ["HFModel", "hf_config", "build_from_config", "load_hf", "load_report_line"]

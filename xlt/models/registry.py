@@ -201,6 +201,26 @@ def read_config(path: Path) -> dict:
         raise XltError(f"{cfg_path} is not valid JSON ({exc}); fix or re-save the checkpoint.") from None
 
 
+def refuse_checkpoint_code(config: dict, source: str) -> None:
+    """A config.json that needs Python code shipped in the checkpoint (`auto_map` naming its own classes for a
+    model_type transformers does not know) is refused: xlt never runs code from a checkpoint, and transformers
+    would otherwise ask on stdin whether to run it."""
+    auto_map = config.get("auto_map")
+    if not auto_map:
+        return
+    from transformers import CONFIG_MAPPING
+
+    model_type = config.get("model_type")
+    if model_type in CONFIG_MAPPING:   # transformers ships the classes; trust_remote_code=False uses them
+        return
+    entries = auto_map.values() if isinstance(auto_map, dict) else [auto_map]
+    refs = sorted({str(e if isinstance(e, str) else next((x for x in e if x), e)) for e in entries})
+    raise XltError(f"checkpoint {source} needs Python code it ships itself (auto_map in config.json: "
+                   f"{', '.join(refs)}) to build model_type {model_type!r}, which transformers does not ship; "
+                   "xlt never runs code from a checkpoint. Use a checkpoint of an architecture transformers ships "
+                   "(DeBERTa, XLM-R, BERT, ...)")
+
+
 def _fetch_hub_config(hub_id: str) -> dict:
     from xlt import hub
 
@@ -236,6 +256,7 @@ def resolve_model(name: str) -> ModelInfo:
     path = Path(name).expanduser()
     if path.is_dir():
         cfg = read_config(path)
+        refuse_checkpoint_code(cfg, str(path))
         family = family_of(cfg)
         return ModelInfo(name=name, hub_id=str(path.resolve()), family=family, impl=_impl_for(family), config=cfg)
     if _looks_like_short_name(name):
@@ -247,8 +268,9 @@ def resolve_model(name: str) -> ModelInfo:
         raise XltError(f"'{name}' is not a checkpoint directory; pass a directory with config.json, "
                        "a hub id (org/name) or a registry name.")
     cfg = _fetch_hub_config(name)
+    refuse_checkpoint_code(cfg, name)
     family = family_of(cfg)
     return ModelInfo(name=name, hub_id=name, family=family, impl=_impl_for(family), config=cfg)
 
 
-__all__ = ["ModelInfo", "REGISTRY", "resolve_model", "read_config", "family_of", "param_count", "known_names", "FAMILIES"]
+__all__ = ["ModelInfo", "REGISTRY", "resolve_model", "read_config", "refuse_checkpoint_code", "family_of", "param_count", "known_names", "FAMILIES"]

@@ -134,7 +134,7 @@ def _load_transformers(source: str, num_labels: int):
     try:
         return AutoModelForSequenceClassification.from_pretrained(
             source, num_labels=num_labels, dtype=torch.float32, output_loading_info=True,
-            ignore_mismatched_sizes=True)
+            ignore_mismatched_sizes=True, trust_remote_code=False)
     finally:
         hf_logging.set_verbosity(previous)
         if bars:

@@ -10,7 +10,7 @@
 
 from xlt.report.records import (AVG, REFERENCE_COLUMNS, TaskView, default_reference_dir, is_count,
                                 load_reference, load_usable_records, normalize_model_name, runs_frame,
-                                split_label, task_type, usable_records)
+                                split_label, usable_records)
 from xlt.report.render import (FORMATS, console_tables, html_document, html_table, html_table_block, md_escape,
                                render, render_md)
 from xlt.report.runs import find_run, run_average, run_detail, runs_table
@@ -24,5 +24,5 @@ __all__ = ["AVG", "GAP", "DEFAULT_BASELINE", "DEFAULT_SPLIT", "SPLITS", "N_RESAM
            "build_report", "build_table", "console_tables", "default_reference_dir", "find_run", "html_document",
            "html_table", "html_table_block", "is_count", "known_tasks", "load_reference", "load_usable_records",
            "macro_average", "md_escape", "normalize_model_name", "paired_bootstrap", "render", "render_md",
-           "run_average", "run_detail", "runs_frame", "runs_table", "split_label", "task_type", "transfer_gap",
+           "run_average", "run_detail", "runs_frame", "runs_table", "split_label", "transfer_gap",
            "usable_records"]

@@ -1,5 +1,6 @@
-"""What reports read: run records (validated by xlt.results on load), reference CSVs and the task description that the
-records carry (`record["task"]`: name, type, languages, source_lang, primary_metric, metrics).
+"""What reports read: run records (validated by xlt.results on load), their predictions, and reference CSVs. A task
+is known from the block its records carry (`record["task"]`: languages, source language, metrics, captions and
+formulas; xlt.results), never from the task file or the task type, so a report works wherever the records are.
 
 Units: records store fractions (0..1); `runs_frame` is the one place that turns them into percent.
 Reference CSVs hold numbers as printed (percent) and are never rescaled.
@@ -19,7 +20,6 @@ import pandas as pd
 from xlt.errors import XltError
 from xlt.paths import reference_dir
 from xlt.results import Records, display_name, load_records, metrics_frame, record_problem
-from xlt.tasktypes import TaskType, get_task_type
 
 AVG = "avg"
 REFERENCE_COLUMNS = ["model", "source", "split", "lang", "metric", "value"]
@@ -81,13 +81,15 @@ def empty_reference() -> pd.DataFrame:
     return pd.DataFrame(columns=REFERENCE_COLUMNS)
 
 
-def reference_for(task: str, reference_dir: Path | None = None, tasks_dir: Path | None = None) -> pd.DataFrame:
-    """The published rows of `task`: `<reference_dir>/<task>.csv`; without an explicit `reference_dir`, a
-    task file's own `reference:` when the built-in folder has no `<task>.csv`. Empty when there is none."""
-    path = Path(reference_dir if reference_dir is not None else default_reference_dir()) / f"{task}.csv"
-    if not path.is_file() and reference_dir is None:
-        path = Path(_registry_info(task, tasks_dir).get("reference") or path)
-    return load_reference(path) if path.is_file() else empty_reference()
+def reference_for(task: str, reference_dir: Path | None = None, file_name: str | None = None) -> pd.DataFrame:
+    """The published rows of `task`: `<reference_dir>/<task>.csv`, else the file its records name
+    (`task.reference`) in the same folder. Empty when there is none."""
+    folder = Path(reference_dir if reference_dir is not None else default_reference_dir())
+    for name in dict.fromkeys([f"{task}.csv", *([file_name] if file_name else [])]):
+        path = folder / Path(name).name
+        if path.is_file():
+            return load_reference(path)
+    return empty_reference()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -137,40 +139,25 @@ def runs_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 # What a task looks like, from its records
 
 
-def task_type(name: str | None) -> TaskType | None:
-    """The registered task type `name`, or None when this installation does not have it. A record can
-    name a type whose module is not importable here (a plugin that is not installed): its numbers are
-    still shown, only the type's extras (several metrics, significance) are not. A record that names no
-    type is from before types existed: the default (sentence-pair) type."""
-    from xlt.tasktypes import DEFAULT
-
-    try:
-        if not name:
-            return get_task_type(DEFAULT)
-        return get_task_type(name)
-    except (XltError, ImportError):
-        return None
-
-
 @dataclass
 class TaskView:
     """How a task's table is laid out: languages in order, source language, the metrics shown in a cell
-    (the first ranks rows and carries Δ and significance) and the task type."""
+    (the first ranks rows and carries Δ and significance), all from the records' task block."""
 
     name: str
     languages: list[str]
     source_lang: str
     metrics: list[str]
     type_name: str | None = None
-    info: dict[str, Any] = field(default_factory=dict)   # the records' task block (or the registry's)
+    info: dict[str, Any] = field(default_factory=dict)   # the newest record's task block ({} without records)
 
     @property
     def metric(self) -> str:
         return self.metrics[0]
 
-    @property
-    def type(self) -> TaskType | None:
-        return task_type(self.type_name)
+    def formula(self, metric: str | None = None) -> dict | None:
+        """How `metric` (default: the first) is computed from per-example statistics, as the records say."""
+        return ((self.info.get("metric_info") or {}).get(metric or self.metric) or {}).get("formula")
 
     def evaluation_split(self, split: str) -> str:
         """The split asked for, except that "test" of a task with one evaluation split that is not called
@@ -187,31 +174,15 @@ class TaskView:
         return split != "test" and len(splits) > 1
 
     def metric_caption(self) -> str:
-        tt = self.type
-        return tt.metric_caption({**self.info, "primary_metric": self.metric}) if tt else self.metric
-
-
-def _registry_info(task: str, tasks_dir: Path | None) -> dict[str, Any]:
-    """The task block the runner would write, from the task registry: only used when no record has one."""
-    from xlt.tasks import get_task
-
-    try:
-        spec = get_task(task, tasks_dir=tasks_dir)
-    except XltError:
-        return {}
-    return {"name": spec.name, "type": spec.type, "languages": list(spec.languages),
-            "source_lang": spec.source_lang, "primary_metric": spec.primary_metric, "metrics": list(spec.metrics),
-            "eval_splits": list(spec.eval_splits), "reference": str(spec.reference) if spec.reference else None}
+        return ((self.info.get("metric_info") or {}).get(self.metric) or {}).get("caption") or self.metric
 
 
 def task_view(task: str, records: Sequence[Mapping[str, Any]], reference: pd.DataFrame, frame: pd.DataFrame,
-              tasks_dir: Path | None = None, also: Sequence[str] = ()) -> TaskView:
-    """The layout of `task`'s table: from the newest record's task block that lists languages, else from
-    the task registry, completed by the reference file's and the measured languages."""
+              also: Sequence[str] = ()) -> TaskView:
+    """The layout of `task`'s table: from the newest record's task block that lists languages, completed by the
+    reference file's and the measured languages (a task with no runs: the reference file alone)."""
     infos = [dict(r.get("task") or {}) for r in records if r["spec"]["task"] == task]
-    info = next((i for i in reversed(infos) if i.get("languages")), None)
-    if info is None:
-        info = _registry_info(task, tasks_dir) or (infos[-1] if infos else {})
+    info = next((i for i in reversed(infos) if i.get("languages")), infos[-1] if infos else {})
     languages = list(info.get("languages") or [])
     for lang in [*reference["lang"], *frame["lang"]]:
         if lang != AVG and lang not in languages:
@@ -220,7 +191,7 @@ def task_view(task: str, records: Sequence[Mapping[str, Any]], reference: pd.Dat
     available = list(dict.fromkeys([*frame["metric"], *reference["metric"]]))
     primary = info.get("primary_metric") or ("accuracy" if (not available or "accuracy" in available)
                                              else available[0])
-    tt = task_type(info.get("type"))
-    shown = list(dict.fromkeys([primary, *(m for m in [*(tt.report_metrics if tt else ()), *also]
-                                           if m in available)]))
+    # a task with no runs shows the metrics its reference file has
+    cell = info.get("report_metrics") or ([] if info else available)
+    shown = list(dict.fromkeys([primary, *(m for m in [*cell, *also] if m in available)]))
     return TaskView(task, languages, source, shown, info.get("type"), info)

@@ -59,17 +59,30 @@ def seeds_text(row: Row) -> str:
     return str(row.seeds) if row.kind == "measured" else "–"
 
 
+# Links and images ([...]), emphasis (*, and _ where it can open or close one: not inside a word such as
+# exact_match), code, strike-through and table cells; ( ) # ! only act after these or at a line's start.
+_MD_SYNTAX = re.compile(r"[\\`*\[\]~|]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+_AUTOLINK = re.compile(r"(?i)\b(https?|ftp|file|mailto|www)([:.@])|(@)")   # what GitHub links without brackets
+
+
 def md_escape(text: Any) -> str:
-    """Text for a markdown table cell: HTML-escaped (markdown renders inline HTML) and pipes escaped."""
-    return html.escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
+    """Text for a markdown table cell, shown as written and never as markup: HTML-escaped (markdown renders
+    inline HTML), markdown's link, image, emphasis and code characters backslash-escaped, the characters that
+    make GitHub autolink a bare URL or address escaped too, and line breaks (which end a table row) spaces."""
+    text = " ".join(str(text).splitlines())
+    text = _MD_SYNTAX.sub(lambda m: "\\" + m[0], html.escape(text, quote=False))
+    return _AUTOLINK.sub(lambda m: f"{m[1]}\\{m[2]}" if m[1] else "\\@", text)
 
 
 def latex_escape(text: Any) -> str:
+    """Text for a LaTeX table cell or caption, typeset as written: special characters escaped, brackets braced
+    (`\\\\` followed by `[` would read it as a row-spacing argument) and line breaks spaces (a blank line ends
+    the tabular's paragraph)."""
     specials = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                "<": r"\textless{}", ">": r"\textgreater{}", "Δ": r"$\Delta$", "−": r"$-$", "±": r"$\pm$",
-                "–": "--"}
-    return "".join(specials.get(c, c) for c in str(text))
+                "<": r"\textless{}", ">": r"\textgreater{}", "[": "{[}", "]": "{]}", "Δ": r"$\Delta$", "−": r"$-$",
+                "±": r"$\pm$", "–": "--"}
+    return "".join(specials.get(c, " " if c.isspace() else c) for c in str(text))
 
 
 def esc(text: Any) -> str:

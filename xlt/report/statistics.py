@@ -108,31 +108,36 @@ def paired_bootstrap(stats_a: pd.DataFrame, stats_b: pd.DataFrame, metric_from_t
     """Paired bootstrap over examples of metric(a) - metric(b), per language and for the macro average.
 
     `stats_a` and `stats_b` are per-example statistics of two systems (numeric columns, e.g. averaged over
-    seeds), indexed by (lang, idx); only examples both have are compared. Each language's examples are
-    resampled jointly for both systems (the pairing), independently of the other languages; `avg` is the
+    seeds), indexed by (lang, idx); only examples both have are compared. A column that is empty (NaN) for a
+    language is a statistic that system does not have there (a class it never saw), and is left out. Each
+    language's examples are resampled jointly for both systems (the pairing), independently of the other languages; `avg` is the
     macro average over the languages of the per-language resampled differences, so its interval carries
     every language's sampling noise. Differences are in percent points.
     """
-    columns = list(stats_a.columns)
-    if list(stats_b.columns) != columns:
-        raise ValueError(f"the two systems' statistics differ: {columns} vs {list(stats_b.columns)}")
-    joined = stats_a.add_suffix("_a").join(stats_b.add_suffix("_b"), how="inner")
-    k = len(columns)
     rng = np.random.default_rng(seed)
     tail = (1 - confidence) / 2 * 100
-    langs = list(languages) if languages is not None else list(dict.fromkeys(joined.index.get_level_values(0)))
-    have = set(joined.index.get_level_values(0))
+    have = set(stats_a.index.get_level_values(0)) & set(stats_b.index.get_level_values(0))
+    langs = list(languages) if languages is not None else \
+        [lang for lang in dict.fromkeys(stats_a.index.get_level_values(0)) if lang in have]
     out: dict[str, Bootstrap] = {}
     samples, total = [], 0
     for lang in langs:
         if lang not in have:
             continue
-        rows = joined.xs(lang, level=0).to_numpy(dtype=float)                  # (n, 2k): a's then b's
+        # each system's own statistics in this language (a class it never saw has no column for it)
+        a_rows = stats_a.xs(lang, level=0).dropna(axis=1, how="all")
+        b_rows = stats_b.xs(lang, level=0).dropna(axis=1, how="all")
+        joined = a_rows.add_suffix("\0a").join(b_rows.add_suffix("\0b"), how="inner")
+        if joined.empty:
+            continue
+        cols_a, cols_b = list(a_rows.columns), list(b_rows.columns)
+        k = len(cols_a)
+        rows = joined.to_numpy(dtype=float)                                    # (n, ka + kb): a's then b's
         n = len(rows)
 
         def diff(sums: np.ndarray) -> np.ndarray:
-            a = metric_from_totals(metric, {c: sums[..., j] for j, c in enumerate(columns)}, n)
-            b = metric_from_totals(metric, {c: sums[..., k + j] for j, c in enumerate(columns)}, n)
+            a = metric_from_totals(metric, {c: sums[..., j] for j, c in enumerate(cols_a)}, n)
+            b = metric_from_totals(metric, {c: sums[..., k + j] for j, c in enumerate(cols_b)}, n)
             return (np.asarray(a, dtype=float) - np.asarray(b, dtype=float)) * 100.0
 
         point = float(diff(rows.sum(axis=0)))

@@ -162,14 +162,14 @@ def _cell(table: Table, row: Row, score_metrics: Sequence[str]) -> TaskCell:
 
 def build_summary(results_dir: Path | str, tasks: Sequence[str] | None = None, *, suite: str = DEFAULT_SUITE,
                   split: str = DEFAULT_SPLIT, reference: bool = True, reference_dir: Path | None = None,
-                  tasks_dir: Path | None = None, records: Records | None = None) -> Summary:
+                  records: Records | None = None) -> Summary:
     """The summary of `tasks` (default: the suite's) from the records under `results_dir` and the
     reference files: one row per measured model (configuration) and per published model."""
     the_suite = get_suite(suite)
     records = usable_records(records if records is not None else load_records(results_dir))
     tasks = list(dict.fromkeys(tasks or the_suite.tasks))
     tables = [build_table(t, records, baseline=None, split=split, reference=reference,
-                          reference_dir=reference_dir, tasks_dir=tasks_dir, also=the_suite.score_metrics(t))
+                          reference_dir=reference_dir, also=the_suite.score_metrics(t))
               for t in tasks]
     with_records = {r["spec"]["task"] for r in records.records}
     summary = Summary(the_suite, tasks, {t.task: list(t.metrics) for t in tables},

@@ -25,7 +25,8 @@ from xlt.report.records import (AVG, TaskView, default_reference_dir, empty_refe
                                 normalize_model_name, reference_for, runs_frame, split_label, task_view, usable_records)
 from xlt.report.statistics import N_RESAMPLES, Bootstrap, Stat, aggregate, macro_average, paired_bootstrap, \
     transfer_gap
-from xlt.results import PredictionsMismatch, Records, load_predictions, load_records
+from xlt import formulas
+from xlt.results import PredictionsMismatch, Records, load_predictions, load_records, prediction_statistics
 
 DEFAULT_BASELINE = "xlm-roberta-base"   # the one default baseline of xlt (report, leaderboard, CLI)
 DEFAULT_SPLIT = "test"
@@ -96,6 +97,7 @@ class Table:
     metric_caption: str = ""       # how the first metric is computed (the task type's words)
     type_name: str | None = None
     warnings: list[str] = field(default_factory=list)   # predictions files left out, one line each, naming them
+    description: str = ""          # the task's description, as its records carry it
 
     @property
     def metric(self) -> str:
@@ -288,13 +290,14 @@ def _note_once(notes: list[str], note: str) -> None:
 
 
 def example_statistics(run_ids: Sequence[str], runs: Mapping[str, tuple[Path, Mapping[str, Any]]], split: str,
-                       task_type: Any, notes: list[str], warnings: list[str] | None = None
+                       notes: list[str], warnings: list[str] | None = None
                        ) -> tuple[pd.DataFrame, pd.Series | None] | None:
-    """Per example (lang, idx) of `split`: the task type's statistics averaged over the runs (seeds), on the
-    examples every run has, and each example's gold answer as text (None if the type has no `label`). `runs` maps a run id to (record file, record); each predictions file is checked
-    against its record's sha256. None (with a note, and a warning naming the file when it does not match its
-    record) if a run has no usable predictions."""
-    need = ["split", "lang", "idx", *task_type.prediction_columns]
+    """Per example (lang, idx) of `split`: the statistics its predictions file holds (`stat_*`,
+    xlt.results.prediction_statistics) averaged over the runs (seeds), on the examples every run has, and each
+    example's gold answer as text (None if the predictions have no `label`). `runs` maps a run id to (record
+    file, record); each predictions file is checked against its record's sha256. None (with a note, and a
+    warning naming the file when it does not match its record) if a run has no usable predictions."""
+    need = ["split", "lang", "idx"]
     frames, golds = [], []
     for run_id in run_ids:
         try:
@@ -311,12 +314,16 @@ def example_statistics(run_ids: Sequence[str], runs: Mapping[str, tuple[Path, Ma
             return None
         if preds is None:
             return None
-        if any(c not in preds.columns for c in need):
-            _note_once(notes, f"predictions of run {run_id} lack columns {need}; no significance test for it.")
+        stats_all = prediction_statistics(runs[run_id][1], preds) if all(c in preds.columns for c in need) \
+            else None
+        if stats_all is None:
+            _note_once(notes, f"predictions of run {run_id} hold no per-example statistics; no significance test "
+                              "for it.")
             return None
         for lang, sub in preds[preds["split"] == split].groupby("lang", sort=False):
+            # this language's statistics: a column it lacks is all empty (a class it never saw)
+            stats = stats_all.loc[sub.index].dropna(axis=1, how="all").reset_index(drop=True)
             sub = sub.reset_index(drop=True)
-            stats = task_type.statistics(sub).reset_index(drop=True)
             index = pd.MultiIndex.from_arrays([[lang] * len(sub), sub["idx"].to_numpy()], names=["lang", "idx"])
             stats.index = index
             frames.append(stats)
@@ -324,7 +331,10 @@ def example_statistics(run_ids: Sequence[str], runs: Mapping[str, tuple[Path, Ma
                 golds.append(pd.Series(sub["label"].map(_gold_text).to_numpy(), index=index))
     if not frames:
         return None
-    grouped = pd.concat(frames).astype(float).groupby(level=["lang", "idx"])
+    # within a language, a statistic one seed lacks is 0 for that seed; a language without it keeps it empty
+    stats = pd.concat([g.dropna(axis=1, how="all").fillna(0.0)
+                       for _, g in pd.concat(frames).astype(float).groupby(level="lang", sort=False)])
+    grouped = stats.groupby(level=["lang", "idx"])
     means, counts = grouped.mean(), grouped.size()
     out = means[counts == len(run_ids)].sort_index()
     gold = None
@@ -341,11 +351,11 @@ def _gold_text(value: Any) -> str:
 def _significance(row: Row, base: Row, runs: Mapping[str, tuple[Path, Mapping[str, Any]]], view: TaskView,
                   split: str, n_resamples: int, seed: int, notes: list[str],
                   warnings: list[str]) -> dict[str, Bootstrap]:
-    tt = view.type
-    if tt is None:
+    formula = view.formula()
+    if formula is None:
         return {}
-    got_a = example_statistics(row.run_ids, runs, split, tt, notes, warnings)
-    got_b = example_statistics(base.run_ids, runs, split, tt, notes, warnings)
+    got_a = example_statistics(row.run_ids, runs, split, notes, warnings)
+    got_b = example_statistics(base.run_ids, runs, split, notes, warnings)
     if got_a is None or got_b is None or got_a[0].empty or got_b[0].empty:
         return {}
     (a, gold_a), (b, gold_b) = got_a, got_b
@@ -355,8 +365,8 @@ def _significance(row: Row, base: Row, runs: Mapping[str, tuple[Path, Mapping[st
             _note_once(notes, f"{row.model} and {base.model} disagree on gold labels of shared examples (different "
                               "data?); no significance test for them.")
             return {}
-    result = paired_bootstrap(a, b, tt.metric_from_totals, view.metric, n_resamples=n_resamples, seed=seed,
-                              languages=view.languages)
+    result = paired_bootstrap(a, b, lambda metric, totals, n: formulas.evaluate(formula, totals, n), view.metric,
+                              n_resamples=n_resamples, seed=seed, languages=view.languages)
     if sum(lang in result for lang in view.languages) < len(view.languages):
         result.pop(AVG, None)   # an average over a subset of languages is not the table's average
     return result
@@ -368,23 +378,23 @@ def _significance(row: Row, base: Row, runs: Mapping[str, tuple[Path, Mapping[st
 
 def build_table(task: str, records: Records | None = None, *, baseline: str | None = DEFAULT_BASELINE,
                 split: str = DEFAULT_SPLIT, reference: bool = True, reference_dir: Path | None = None,
-                tasks_dir: Path | None = None, n_resamples: int = N_RESAMPLES, seed: int = 0,
-                also: Sequence[str] = ()) -> Table:
+                n_resamples: int = N_RESAMPLES, seed: int = 0, also: Sequence[str] = ()) -> Table:
     """The comparison table of one task from loaded records and the task's reference file. `also` names
     metrics to show besides the type's (when records or the reference have them)."""
     if split not in SPLITS:
         raise XltError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     records = records or Records()
-    ref = reference_for(task, reference_dir, tasks_dir) if reference else empty_reference()
     task_records = [r for r in records.records if r["spec"]["task"] == task]
+    named = next((r["task"].get("reference") for r in reversed(task_records) if r["task"].get("reference")), None)
+    ref = reference_for(task, reference_dir, named) if reference else empty_reference()
     frame = runs_frame(task_records)
-    view = task_view(task, task_records, ref, frame, tasks_dir, also)
+    view = task_view(task, task_records, ref, frame, also)
     split = view.evaluation_split(split)
     other_splits = sorted(set(frame["split"]) - {split})
     frame = frame[frame["split"] == split]
     table = Table(task=task, metrics=view.metrics, split=split, languages=view.languages,
                   source_lang=view.source_lang, n_resamples=n_resamples, metric_caption=view.metric_caption(),
-                  type_name=view.type_name)
+                  type_name=view.type_name, description=str(view.info.get("description") or "").strip())
     table.rows = _published_rows(ref, view) + _measured_rows(frame, view, split, task_records)
     if not any(r.kind == "measured" for r in table.rows) and other_splits:
         table.notes.append(f"Runs of {task} have no {split} results (they have {', '.join(other_splits)}); "
@@ -454,15 +464,14 @@ def why_no_rows(task: str, table: Table, records: Records) -> str:
 
 def build_report(results_dir: Path | str, task: str | None = None, *, baseline: str | None = DEFAULT_BASELINE,
                  split: str = DEFAULT_SPLIT, reference: bool = True, reference_dir: Path | None = None,
-                 tasks_dir: Path | None = None, n_resamples: int = N_RESAMPLES, seed: int = 0,
-                 records: Records | None = None) -> Report:
+                 n_resamples: int = N_RESAMPLES, seed: int = 0, records: Records | None = None) -> Report:
     """Tables for one task (or every task with runs or reference numbers) from the records under
     `results_dir` (or `records`, already loaded from it). Unreadable record files are skipped and listed in
     `Report.problems`; tasks with records but no measured rows for `split` are named in `Report.missing`."""
     records = usable_records(records if records is not None else load_records(results_dir))
     tasks = [task] if task else known_tasks(records, reference_dir, reference)
     tables = [build_table(t, records, baseline=baseline, split=split, reference=reference,
-                          reference_dir=reference_dir, tasks_dir=tasks_dir, n_resamples=n_resamples, seed=seed)
+                          reference_dir=reference_dir, n_resamples=n_resamples, seed=seed)
               for t in tasks]
     if task and not tables[0].rows:
         what = "no completed runs" + ("" if not reference else " and no reference numbers")

@@ -20,7 +20,7 @@ The names below are re-exported so `from xlt.schedule import ...` and the job pa
 
 from xlt.schedule.executors import InlineExecutor, RayExecutor, run_sweep
 from xlt.schedule.grid import (SPEC_FIELDS, SWEEP_FILE_KEYS, ModelCheck, PlannedSpec, SweepConfig, build_grid,
-                               check_models, check_tasks, load_sweep_file, parse_seeds, plan, require_models,
+                               check_models, load_sweep_file, parse_seeds, plan, require_models, task_folders,
                                split_list)
 from xlt.schedule.jobs import (DEFAULT_JOB, error_info, execute_job, failed_record, resolve_job, run_spec_job,
                                worker_info)
@@ -29,6 +29,7 @@ from xlt.spec import parse_sets
 
 __all__ = ["DEFAULT_JOB", "Event", "InlineExecutor", "JobOutcome", "ModelCheck", "PlannedSpec", "RayExecutor",
            "SPEC_FIELDS", "SWEEP_FILE_KEYS", "SweepConfig", "SweepResult", "build_grid", "check_models",
-           "check_tasks", "error_info", "execute_job", "failed_record", "headline", "load_sweep_file",
+           "error_info", "execute_job", "failed_record", "headline", "load_sweep_file",
            "parse_seeds", "parse_sets", "plan", "require_models", "resolve_job", "run_spec_job", "run_sweep",
+           "task_folders",
            "split_list", "store_payload", "worker_info"]

@@ -10,7 +10,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from xlt.errors import XltError
 from xlt.results import completed_record, spec_record_path
-from xlt.spec import RunSpec, coerce_hparams
+from xlt.spec import RunSpec, check_hparams
 
 # Spec fields other than model/task/seed/hparams that a sweep may set for every run.
 SPEC_FIELDS = ("protocol", "impl", "precision", "max_train_samples", "max_eval_samples", "languages")
@@ -57,18 +57,23 @@ def split_list(text: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(p.strip() for item in items for p in str(item).split(",") if p.strip())
 
 
+MAX_SEEDS = 1000   # seeds in one sweep: each is a fine-tune per (model, task)
+
+
 def parse_seeds(text: str | int | Sequence[Any] | None) -> tuple[int, ...]:
-    """'1,2,3' or '1-3' (or a list of ints) -> (1, 2, 3)."""
+    """'1,2,3' or '1-3' (or a list of ints) -> (1, 2, 3); at most MAX_SEEDS, each a valid RunSpec seed."""
     if text is None:
         return ()
-    items = [text] if isinstance(text, (str, int)) else list(text)
+    items = [text] if isinstance(text, (str, int)) and not isinstance(text, bool) else list(text)
     seeds: list[int] = []
     for part in split_list([str(s) for s in items]):
-        span = re.fullmatch(r"(-?\d+)-(-?\d+)", part)
-        try:
-            seeds.extend(range(int(span[1]), int(span[2]) + 1) if span else [int(part)])
-        except ValueError:
-            raise XltError(f"seed {part!r} is not an integer or a range like 1-3") from None
+        span = re.fullmatch(r"([0-9]+)-([0-9]+)", part)
+        if span is None and re.fullmatch(r"[0-9]+", part) is None:
+            raise XltError(f"seed {part!r} is not an integer from 0 to {2**32 - 1} or a range like 1-3")
+        low, high = (int(span[1]), int(span[2])) if span else (int(part), int(part))
+        if high >= 2**32 or high - low + 1 + len(seeds) > MAX_SEEDS:
+            raise XltError(f"seeds {part!r}: a sweep takes at most {MAX_SEEDS} seeds, each from 0 to {2**32 - 1}")
+        seeds.extend(range(low, high + 1))
     return tuple(dict.fromkeys(seeds))
 
 
@@ -85,15 +90,12 @@ def load_sweep_file(path: Path | str) -> SweepConfig:
         languages: [en, de, sw]          # evaluate only these (the source language always)
         names: {/ckpts/run-17: my-model} # display names in reports
     """
-    import yaml
+    from xlt.tasks.yamlfile import read_yaml
 
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise XltError(f"cannot read sweep file {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise XltError(f"sweep file {path} is not valid YAML: {exc}") from None
+    data, _, problems = read_yaml(path, what="sweep file")   # the task files' limits: size, aliases, depth, ...
+    if problems:
+        raise XltError("sweep file " + "; ".join(map(str, problems)))
     if not isinstance(data, dict):
         raise XltError(f"sweep file {path} must be a mapping with models, tasks and seeds")
     unknown = [k for k in data if k not in SWEEP_FILE_KEYS]
@@ -124,54 +126,40 @@ def load_sweep_file(path: Path | str) -> SweepConfig:
 
 def build_grid(config: SweepConfig, *, data_dir: Path | str | None = None,
                tasks_dir: Path | str | None = None) -> list[RunSpec]:
-    """Every (model, task, seed) as a RunSpec, in that nesting order, duplicates removed: the same specs `xlt
-    run` builds, so the two share records. `data_dir` decides `data_source` ("local" or "hub"); the path is not
-    part of a spec's identity, but the data is: each spec of a known task carries `data_revision`, the hub
-    revisions or a fingerprint of the local files it will read (xlt.tasks.sources.plan_data)."""
+    """Every (model, task, seed) as a RunSpec, in that nesting order, duplicates removed. Each task is resolved
+    once (a name, or a task file's path recorded by its name, as `xlt run` does) and every spec comes from
+    `xlt.recipes.build_spec`, the builder `xlt run` uses, so the two share run ids and records. An unknown task
+    is an XltError before anything is scheduled."""
+    from xlt.recipes import build_spec, model_config
+    from xlt.tasks.registry import resolve_task_arg
+
     fields = dict(config.spec_fields)
-    fields.setdefault("data_source", "local" if data_dir is not None else "hub")
-    if fields.get("languages") is not None:
+    if fields.get("languages") is not None and not isinstance(fields["languages"], (list, tuple)):
         fields["languages"] = split_list(fields["languages"])
+    tasks = {name: resolve_task_arg(name, tasks_dir)[0] for name in config.tasks}
+    configs = {model: model_config(model) for model in config.models}
     specs: dict[str, RunSpec] = {}
     for model in config.models:
-        for task in config.tasks:
-            overrides = {**coerce_hparams(config.overrides),
-                         **coerce_hparams(config.task_overrides.get(task, {})),
-                         **coerce_hparams(config.model_overrides.get(model, {}))}
+        for name, task in tasks.items():
+            overrides = {**check_hparams(config.overrides), **check_hparams(config.task_overrides.get(name, {})),
+                         **check_hparams(config.model_overrides.get(model, {}))}
             for seed in config.seeds:
-                spec = RunSpec.create(model, task, seed=seed, overrides=overrides, tasks_dir=tasks_dir, **fields)
-                spec = _with_data_revision(spec, data_dir, tasks_dir)
+                spec = build_spec(model, task, seed, overrides=overrides, data_dir=data_dir, config=configs[model],
+                                  **fields)
                 specs.setdefault(spec.run_id, spec)
     return list(specs.values())
 
 
-_REVISIONS: dict[tuple, str | None] = {}
+def task_folders(config: SweepConfig, tasks_dir: Path | str | None = None) -> list[Path]:
+    """The task folders a sweep's jobs search: --tasks-dir and the folder of every task given as a file."""
+    from xlt.tasks.registry import resolve_task_arg
 
-
-def _with_data_revision(spec: RunSpec, data_dir, tasks_dir) -> RunSpec:
-    """`spec` with the identity of the data it reads, computed once per (task, data, languages)."""
-    import dataclasses
-
-    from xlt.runner import effective_data_dir, evaluated_languages
-    from xlt.spec import find_task
-    from xlt.tasks.sources import plan_data
-
-    task = find_task(spec.task, tasks_dir)
-    if task is None:   # an unknown task: check_tasks says so; test jobs may use made-up ones
-        return spec
-    ddir = effective_data_dir(spec, data_dir)
-    key = (task.path, str(ddir), spec.languages, spec.data_source)
-    if key not in _REVISIONS:
-        _REVISIONS[key] = plan_data(task, ddir, evaluated_languages(spec, task)).revision
-    return dataclasses.replace(spec, data_revision=_REVISIONS[key])
-
-
-def check_tasks(specs: Iterable[RunSpec], tasks_dir: Path | str | None = None) -> None:
-    """Fail before scheduling anything if a task name is unknown."""
-    from xlt.tasks import get_task
-
-    for name in dict.fromkeys(s.task for s in specs):
-        get_task(name, tasks_dir=tasks_dir)
+    folders = [] if tasks_dir is None else [Path(tasks_dir)]
+    for name in config.tasks:
+        for folder in resolve_task_arg(name, tasks_dir)[1]:
+            if folder.resolve() not in [f.resolve() for f in folders]:
+                folders.append(folder)
+    return folders
 
 
 @dataclass(frozen=True)
@@ -245,10 +233,52 @@ class PlannedSpec:
     spec: RunSpec
     done: bool               # a completed record exists (and --force was not given)
     record_path: Path
+    stale: tuple[str, ...] = ()   # run ids of completed records of the same experiment under an earlier identity
+
+    @property
+    def status(self) -> str:
+        return "done" if self.done else ("stale" if self.stale else "to run")
+
+    def to_dict(self) -> dict[str, Any]:
+        s = self.spec
+        return {"run_id": s.run_id, "model": s.model, "task": s.task, "seed": s.seed, "status": self.status,
+                "stale": list(self.stale), "record": str(self.record_path)}
+
+
+IDENTITY_FIELDS = ("data_revision", "task_revision", "model_revision")
+
+
+def _experiment(spec: Mapping[str, Any]) -> str:
+    """A spec without the identity of what it read (data, task file, checkpoint): the same experiment."""
+    import json
+
+    out = {k: v for k, v in spec.items() if k not in IDENTITY_FIELDS}
+    if out.get("languages") is not None:
+        out["languages"] = sorted(set(out["languages"]))
+    return json.dumps(out, sort_keys=True, default=str)
 
 
 def plan(specs: Iterable[RunSpec], results_dir: Path | str, *, force: bool = False) -> list[PlannedSpec]:
-    """Which specs already have a completed record. With `force`, nothing counts as done."""
-    return [PlannedSpec(s, (not force) and completed_record(results_dir, s) is not None,
-                        spec_record_path(results_dir, s)) for s in specs]
+    """Which specs already have a completed record. With `force`, nothing counts as done. A completed record
+    of the same experiment under another run id (written before the task file, the checkpoint or the data
+    changed, or by an xlt whose run ids did not cover them) is not done: it is listed as `stale`."""
+    from xlt.results import RecordError, read_record
 
+    folders: dict[Path, list[dict]] = {}
+    out = []
+    for s in specs:
+        path = spec_record_path(results_dir, s)
+        done = (not force) and completed_record(results_dir, s) is not None
+        if path.parent not in folders:
+            found = []
+            for file in sorted(path.parent.glob("*.json")) if path.parent.is_dir() else []:
+                try:
+                    found.append(read_record(file))
+                except RecordError:
+                    continue
+            folders[path.parent] = [r for r in found if r["status"] == "completed"]
+        key = _experiment(s.to_dict())
+        stale = tuple(r["run_id"] for r in folders[path.parent]
+                      if r["run_id"] != s.run_id and _experiment(r["spec"]) == key)
+        out.append(PlannedSpec(s, done, path, () if done else stale))
+    return out

@@ -23,7 +23,7 @@ Modules: `yamlfile` (safe YAML with line marks), `taskspec` (TaskSpec, Source, c
 split), `formats` (local tables), `registry` (finding task files).
 """
 
-from xlt.tasks.formats import TABLE_FORMATS, read_table
+from xlt.formats import TABLE_FORMATS, read_table
 from xlt.tasks.registry import get_task, list_tasks, task_dirs, task_files, validate_files
 from xlt.tasks.sources import (SplitData, available_splits, data_dir_from_env, describe_sources, load_split,
                                local_candidates, local_file)

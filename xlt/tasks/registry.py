@@ -1,6 +1,8 @@
 """The task registry: task files found in the built-in folder, XLT_TASKS_PATH and --tasks-dir.
 
-A broken or duplicate task file is an error, never skipped (STYLE.md, point 6).
+A broken or duplicate task file is reported (`xlt tasks list`, `xlt tasks validate`) and is an error when it
+is the task asked for; it never hides the other tasks (a control character in one user file must not stop
+every run, built-in tasks included).
 """
 
 from __future__ import annotations
@@ -62,26 +64,36 @@ def validate_files(paths: Iterable[str | Path]) -> tuple[list[TaskSpec], list[Pr
     return specs, problems
 
 
-def list_tasks(tasks_dir: str | Path | Sequence[str | Path] | None = None) -> list[TaskSpec]:
-    """Every registered task. A broken or duplicate task file is an error, never skipped."""
-    specs, problems = validate_files(task_files(tasks_dir))
-    if problems:
-        raise TaskFileError(problems)
+def list_tasks(tasks_dir: str | Path | Sequence[str | Path] | None = None,
+               problems: list[Problem] | None = None) -> list[TaskSpec]:
+    """Every task whose file builds. A broken or duplicate file is left out and its problems are appended to
+    `problems` (`xlt tasks list` prints them): one bad user file must not hide every other task."""
+    specs, found = validate_files(task_files(tasks_dir))
+    if problems is not None:
+        problems.extend(found)
     return specs
 
 
 def get_task(name: str | Path | TaskSpec, tasks_dir: str | Path | Sequence[str | Path] | None = None) -> TaskSpec:
-    """A task by name (or a path to a task file). Unknown names list the valid ones."""
+    """A task by name (or a path to a task file). Unknown names list the valid ones. A broken or duplicate
+    file is an error when it is the task asked for (its file name is the task's name); others are ignored."""
     if isinstance(name, TaskSpec):
         return name
     if str(name).endswith((".yaml", ".yml")) and Path(name).is_file():
         return TaskSpec.from_yaml(name)
-    specs = list_tasks(tasks_dir)
+    problems: list[Problem] = []
+    specs = list_tasks(tasks_dir, problems)
+    own = [p for p in problems if Path(p.file).stem == str(name)]
+    if own:
+        raise TaskFileError(own)
     for spec in specs:
         if spec.name == str(name):
             return spec
+    broken = sorted({p.file for p in problems})
     raise XltError(f"unknown task {str(name)!r}; valid: {', '.join(s.name for s in specs) or '(none)'}; "
-                   "add your own with --tasks-dir DIR or XLT_TASKS_PATH")
+                   "add your own with --tasks-dir DIR or XLT_TASKS_PATH"
+                   + (f" (task files that do not build, skipped: {', '.join(broken)}; see xlt tasks validate)"
+                      if broken else ""))
 
 
 

@@ -16,35 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from xlt.data import SplitData
 from xlt.errors import XltError
 from xlt.tasks.taskspec import Source, TaskSpec
-
-
-@dataclass(frozen=True)
-class SplitData:
-    """One split of one language, in the task type's row schema (its `columns`), rows in source order."""
-
-    task: str
-    task_type: str
-    split: str
-    lang: str
-    frame: Any = field(repr=False)      # pandas.DataFrame
-    origin: str                          # "hub:<id>@<revision>[/<config>/<split>]" or the local file path
-    revision: str | None                 # pinned hub revision, None for local files
-    label_names: tuple[str, ...]
-    source_key: str = field(repr=False, default="")   # identifies the exact bytes read (for feature caching)
-    dropped: int = 0                     # rows removed while reading (e.g. PAWS-X's -1 labels)
-    options: Mapping[str, Any] = field(default_factory=dict, repr=False)   # the task's `options:`
-
-    def __len__(self) -> int:
-        return len(self.frame)
-
-    def head(self, n: int | None) -> "SplitData":
-        """The first n rows (all if n is None): for `max_train_samples`-style limits."""
-        if n is None or n >= len(self.frame):
-            return self
-        return dataclasses.replace(self, frame=self.frame.iloc[:n].reset_index(drop=True),
-                                   source_key=f"{self.source_key}|head={n}")
 
 
 def data_dir_from_env(data_dir: str | Path | None) -> Path | None:
@@ -158,7 +132,7 @@ def _looked_for(task: TaskSpec, split: str, langs: Sequence[str], data_dir: str 
 def plan_data(task: TaskSpec | str, data_dir: str | Path | None = None,
               languages: Sequence[str] | None = None) -> DataPlan:
     """The (split, language) pairs a run reads and where from. The source language's train and dev split are
-    required, and so is every file a `files:` source names: a missing one is an XltError naming the path.
+    required (for a type that trains), and so is every file a `files:` source names: a missing one is an XltError naming the path.
     With --data-dir an evaluation split without a file is skipped (real suites lack splits: UD-POS has no
     dev set for some languages, test labels are often withheld) and reported in `skipped`/`looked_for`."""
     from xlt.tasks.registry import get_task
@@ -178,8 +152,8 @@ def plan_data(task: TaskSpec | str, data_dir: str | Path | None = None,
             src = task.source_for(split, lang)
             plan.hub.append(f"{src.hub}@{src.revision or 'main'}")
 
-    add(task.train_split, task.source_lang)
-    add(task.dev_split, task.source_lang)
+    for split in task.task_type.required_splits(task):   # train and dev, for a type that trains
+        add(split, task.source_lang)
     for split in task.eval_splits:
         missing = []
         for lang in langs:

@@ -8,11 +8,14 @@ against xlt.spec.Hyperparams.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from xlt.errors import XltError
+from xlt.names import check_name
 from xlt.paths import reference_file
 from xlt.tasks.yamlfile import Checker, Problem, TaskFileError, read_yaml
 
@@ -156,6 +159,12 @@ def _build_source(ck: Checker, raw: Any, path: tuple, yaml_dir: Path, ttype, lab
     langs = ck.str_list(raw, path, "languages", required=False)
     splits = ck.str_list(raw, path, "splits", required=False)
     data_dir_name = ck.str_(raw, path, "data_dir_name", required=False)
+    for key, value, what in (("languages", langs, "language"), ("splits", splits, "split"),
+                             ("data_dir_name", data_dir_name, "data_dir_name")):
+        ck.names(path + (key,), value, what)
+    for key, what in (("split_names", "split"), ("lang_codes", "language")):
+        for xlt_name, source_name in pairs[key]:
+            ck.names(path + (key, xlt_name), [xlt_name, source_name], what)
     id_prefix = ck.str_(raw, path, "id_prefix", required=False)
     if len(ck.problems) > n_before:
         return None
@@ -199,7 +208,10 @@ class TaskSpec:
         from xlt.tasktypes import get_task_type
 
         ttype = get_task_type(self.type)
-        if self.source_lang not in self.languages:
+        for what, values in (("task name", [self.name]), ("language", self.languages), ("split", self.splits)):
+            for value in values:
+                check_name(what, value)
+        if ttype.trains and self.source_lang not in self.languages:
             raise XltError(f"task {self.name!r}: source_lang {self.source_lang!r} is not in languages")
         if self.primary_metric not in self.metrics:
             raise XltError(f"task {self.name!r}: primary_metric {self.primary_metric!r} is not in metrics")
@@ -229,13 +241,24 @@ class TaskSpec:
 
     @property
     def splits(self) -> tuple[str, ...]:
-        """Every split the task reads: train and dev (source language) and the evaluation splits."""
-        return tuple(dict.fromkeys((self.train_split, self.dev_split, *self.eval_splits)))
+        """Every split the task reads: train and dev (source language) when its type trains, and the evaluation
+        splits."""
+        return tuple(dict.fromkeys((*self.task_type.required_splits(self), *self.eval_splits)))
 
     @property
-    def revision(self) -> str | None:
-        """The pinned revision of the task's main (last, catch-all) hub source; each SplitData has its own."""
-        return self.sources[-1].revision
+    def fingerprint(self) -> str:
+        """`task-sha256:<hash>` of everything in the file that reaches the data or the metrics: type, version,
+        labels, languages, splits, metrics, options and every source (hub, revision, columns, label maps, file
+        pattern). Not the description, citation, reference or hyperparameters (the spec has those itself),
+        nor where the file lies. A run's spec carries it, so an edited task file is a new run id."""
+        data = self.to_dict()
+        for key in ("description", "citation", "reference", "hyperparameters", "path"):
+            data.pop(key)
+        for src in data["sources"]:
+            if "files" in src:
+                src["files"] = Path(src["files"]).name   # the pattern, not the folder it was found in
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+        return "task-sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def source_for(self, split: str, lang: str) -> Source:
         """The first source that serves this split and language."""
@@ -328,10 +351,17 @@ def check_task_file(path: str | Path) -> tuple[TaskSpec | None, list[Problem]]:
     train_split = ck.str_(data, (), "train_split", required=False, default="train")
     dev_split = ck.str_(data, (), "dev_split", required=False, default="validation")
     languages = ck.str_list(data, (), "languages")
-    if languages is not None and source_lang is not None and source_lang not in languages:
+    # a type that trains evaluates its source language too; one that does not (retrieval) may only pivot on it
+    if languages is not None and source_lang is not None and source_lang not in languages and \
+            (ttype is None or ttype.trains):
         ck.add(("source_lang",), f"source_lang {source_lang!r} is not in languages",
                f"add {source_lang!r} to `languages:`")
     eval_splits = ck.str_list(data, (), "eval_splits")
+    ck.names(("name",), name, "name")
+    for key, value, what in (("languages", languages, "language"), ("source_lang", source_lang, "source_lang"),
+                             ("train_split", train_split, "train_split"), ("dev_split", dev_split, "dev_split"),
+                             ("eval_splits", eval_splits, "split")):
+        ck.names((key,), value, what)
     default_metrics = list(ttype.default_metrics) if ttype is not None else []
     metrics = ck.str_list(data, (), "metrics", required=False) or default_metrics
     if ttype is not None:
@@ -385,7 +415,8 @@ def check_task_file(path: str | Path) -> tuple[TaskSpec | None, list[Problem]]:
             if len(sources) == len(raw_list) and languages and eval_splits and train_split and dev_split \
                     and source_lang:
                 needed = [(s, l) for s in eval_splits for l in languages]
-                needed += [(train_split, source_lang), (dev_split, source_lang)]
+                if ttype is None or ttype.trains:   # a type that does not train reads no train or dev split
+                    needed += [(train_split, source_lang), (dev_split, source_lang)]
                 gaps = [(s, l) for s, l in needed if not any(src.matches(s, l) for src in sources)]
                 if gaps:
                     ck.add(base, f"no source serves {', '.join(f'{s}/{l}' for s, l in gaps[:6])}"

@@ -1,8 +1,9 @@
-"""Reading a task file: YAML parsed safely, with the line of every key kept for error messages.
+"""Reading a task file (or a sweep file): YAML parsed safely, with the line of every key kept for error messages.
 
-Task files are small, hand-written mappings, so anything else is refused before it can cost memory or time:
-files over `MAX_BYTES`, nesting deeper than `MAX_DEPTH`, and YAML aliases (`*name`), which is what makes
-"billion laughs" files and self-referencing structures possible. Each refusal is a `Problem` like any other.
+Task and sweep files are small, hand-written mappings, so anything else is refused before it can cost memory or
+time: files over `MAX_BYTES`, bytes that are not UTF-8, control characters (NUL, ESC, ...), nesting deeper than
+`MAX_DEPTH`, and YAML aliases (`*name`), which is what makes "billion laughs" files and self-referencing
+structures possible. Each refusal is a `Problem` with its file and line, like any other.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import yaml
 
 from xlt.errors import XltError
+from xlt.names import RULE, is_name
 
 MAX_BYTES = 256 * 1024
 MAX_DEPTH = 32
@@ -55,7 +57,7 @@ class _TaskLoader(yaml.SafeLoader):
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
-            raise _Refused("YAML aliases (*name) are not allowed in task files", self.peek_event().start_mark)
+            raise _Refused("YAML aliases (*name) are not allowed", self.peek_event().start_mark)
         self.depth += 1
         try:
             if self.depth > MAX_DEPTH:
@@ -65,33 +67,52 @@ class _TaskLoader(yaml.SafeLoader):
             self.depth -= 1
 
 
-def read_yaml(path: Path) -> tuple[Any, dict[tuple, int], list[Problem]]:
-    """Parse a YAML file; return its data, the line of every key/item (by path) and parse problems."""
+def _control_character(file: str, text: str) -> Problem | None:
+    """The first character YAML forbids (NUL, ESC and the other C0/C1 controls but tab and newlines), with its
+    line and column: PyYAML would raise about it with a position in the text only, or not at all."""
+    bad = yaml.reader.Reader.NON_PRINTABLE.search(text)
+    if bad is None:
+        return None
+    line = text.count("\n", 0, bad.start()) + 1
+    column = bad.start() - (text.rfind("\n", 0, bad.start()) + 1) + 1
+    return Problem(file, line, f"control character U+{ord(bad.group()):04X} at column {column}",
+                   "remove it (a YAML file holds printable text; write a tab or newline as \\t or \\n in quotes)")
+
+
+def read_yaml(path: Path, what: str = "task file") -> tuple[Any, dict[tuple, int], list[Problem]]:
+    """Parse a YAML file (a task file, or another `what` under the same limits: xlt's sweep files); return its
+    data, the line of every key/item (by path) and parse problems."""
     file = str(path)
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:
-            return None, {}, [Problem(file, None, f"the file is {size:,} bytes; task files are at most "
-                                      f"{MAX_BYTES:,}", "a task file describes data; it does not hold it")]
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, {}, [Problem(file, None, f"cannot read the file: {exc}", "check the path and encoding (UTF-8)")]
+            return None, {}, [Problem(file, None, f"the file is {size:,} bytes; a {what} is at most "
+                                      f"{MAX_BYTES:,}", f"a {what} describes data; it does not hold it")]
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        return None, {}, [Problem(file, None, f"cannot read the file: {exc.strerror or exc}", "check the path")]
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        return None, {}, [Problem(file, line, f"not UTF-8 ({exc.reason} at byte {exc.start})", "save it as UTF-8")]
+    control = _control_character(file, text)
+    if control is not None:
+        return None, {}, [control]
     loader = _TaskLoader(text)
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
     except _Refused as exc:
-        return None, {}, [Problem(file, exc.problem_mark.line + 1, str(exc.problem),
+        return None, {}, [Problem(file, exc.problem_mark.line + 1, f"{exc.problem} in a {what}",
                                   "write the values out instead of referencing them, and keep the file flat")]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        what = " ".join(str(x) for x in (getattr(exc, "context", None), getattr(exc, "problem", None)) if x)
-        return None, {}, [Problem(file, mark.line + 1 if mark else None, f"malformed YAML: {what or exc}",
+        said = " ".join(str(x) for x in (getattr(exc, "context", None), getattr(exc, "problem", None)) if x)
+        return None, {}, [Problem(file, mark.line + 1 if mark else None, f"malformed YAML: {said or exc}",
                                   "fix the YAML syntax at that line (indentation, quoting, a missing ':')")]
     finally:
         loader.dispose()
     if node is None:
-        return None, {}, [Problem(file, 1, "the file is empty", "write a task mapping (see docs/tasks.md)")]
+        return None, {}, [Problem(file, 1, "the file is empty", f"write a {what} mapping (see docs/)")]
     marks: dict[tuple, int] = {(): node.start_mark.line + 1}
     problems: list[Problem] = []
 
@@ -183,6 +204,15 @@ class Checker:
                      f"indent `{key}:` entries as `name: value`")
             return None
         return value
+
+    def names(self, path: tuple, values: Any, what: str) -> None:
+        """A problem for each value that cannot be one part of a file path (xlt.names): a task name, a split,
+        a language code. `values` is one value or a list (each item located at its own line)."""
+        items = enumerate(values) if isinstance(values, (list, tuple)) else [(None, values)]
+        for i, value in items:
+            if value is not None and not is_name(value):
+                self.add(path if i is None else path + (i,), f"{what} {value!r} is not a valid name",
+                         f"use {RULE}")
 
     def unknown_keys(self, data: Mapping, path: tuple, allowed: Iterable[str]) -> None:
         allowed = tuple(allowed)

@@ -21,7 +21,8 @@ BUILTIN = {
     "extractive-qa": "xlt.tasktypes.extractive_qa",
 }
 
-DEFAULT = "pair-classification"   # the type of a record or call that names none (the first round's only type)
+# the type of a record that names none: records written before task types existed were all sentence pairs
+FIRST_TYPE = "pair-classification"
 
 _REGISTRY: dict[str, TaskType] = {}
 
@@ -64,8 +65,4 @@ def get_task_type(name: str) -> TaskType:
     return _REGISTRY[name]
 
 
-def default_type() -> TaskType:
-    return get_task_type(DEFAULT)
-
-
-__all__ = ["TaskType", "register", "get_task_type", "default_type", "names", "BUILTIN", "DEFAULT"]
+__all__ = ["TaskType", "register", "get_task_type", "names", "BUILTIN", "FIRST_TYPE"]

@@ -14,9 +14,13 @@ of task is one module (see docs/task-types.md). For one (split, language) the da
     predictions(split, feats, decoded)      one row per example: idx + `prediction_columns`
     score(predictions)                      {metric: value, "n": examples, "n_<unit>": other counts}
     statistics(predictions)                 per-example numbers whose sums give every metric
-    metric_from_totals(metric, totals, n)   a metric from summed statistics (the paired bootstrap resamples)
+    metric_formulas(task)                   each metric as a formula over those sums (xlt.formulas): stored in
+                                            the record, so reports score and bootstrap without this module
     external_predictions(split, path)       another system's predictions in the field's format (`xlt score`)
     export_predictions(predictions, dir)    a run's predictions in that format, per (split, language)
+
+A type also declares its plan: `trains` (False for a type that only evaluates a pretrained encoder, e.g.
+retrieval); the runner then skips training and selection, and the task needs no train or dev split.
 
 Metric values are fractions (0..1) in records; reports show percent.
 """
@@ -28,7 +32,25 @@ from typing import Any, ClassVar, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from xlt import formulas
 from xlt.errors import XltError
+
+
+def export_files(predictions: pd.DataFrame, out_dir, ext: str) -> list[tuple[Any, pd.DataFrame]]:
+    """(`<out_dir>/<split>-<lang>.<ext>`, its rows) per (split, language) of a run's predictions, `out_dir`
+    created. The split and language come from the predictions file, which anyone can rewrite, so each must
+    be a plain name (xlt.names) and each path inside `out_dir`, all checked before anything is written."""
+    from pathlib import Path
+
+    from xlt.names import check_name, inside
+
+    out_dir = Path(out_dir)
+    files = []
+    for (split, lang), group in predictions.groupby(["split", "lang"], sort=False):
+        path = out_dir / f"{check_name('split', split)}-{check_name('language', lang)}.{ext}"
+        files.append((inside(out_dir, path), group))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return files
 
 
 class TaskType:
@@ -46,11 +68,19 @@ class TaskType:
     option_keys: ClassVar[tuple[str, ...]] = ()  # keys of a task file's `options:` block this type reads
     feature_keys: ClassVar[tuple[str, ...]] = ("max_seq_len",)   # hyperparameters that change features
     example_unit: ClassVar[str] = "examples"     # what one example is called in messages: pairs, sentences, ...
+    trains: ClassVar[bool] = True                # fine-tuned on the source language (False: evaluation only)
+    count_columns: ClassVar[tuple[str, ...]] = ()   # statistics whose totals a score reports as n_<column>
+
+    # -- plan -----------------------------------------------------------------------------------------------
+    def required_splits(self, task: Any) -> tuple[str, ...]:
+        """The source-language splits a run needs besides the evaluation splits: train and dev for a type that
+        trains, none for one that does not."""
+        return (task.train_split, task.dev_split) if self.trains else ()
 
     # -- rows ---------------------------------------------------------------------------------------------
     def read_file(self, path, fmt: str) -> pd.DataFrame:
         """Raw rows of a local file in format `fmt` (one of `extensions`' values)."""
-        from xlt.tasks.formats import read_table
+        from xlt.formats import read_table
 
         return read_table(path, fmt)
 
@@ -68,6 +98,11 @@ class TaskType:
         Raise XltError naming `where` and the fix for anything wrong. May drop rows (return `dropped`
         in `frame.attrs["dropped"]`)."""
         raise NotImplementedError
+
+    def head_options(self, task: Any, hparams: Any) -> dict[str, Any]:
+        """Options of the model head beyond its width (xlt.models.heads), from the task and the run's
+        hyperparameters: e.g. which layer the encoder head returns. Default: none."""
+        return {}
 
     def num_outputs(self, task: Any) -> int:
         """Width of the head: label count for classification and tagging, 2 for span extraction."""
@@ -108,29 +143,51 @@ class TaskType:
         raise NotImplementedError
 
     def score(self, predictions: pd.DataFrame, metrics: Sequence[str]) -> dict[str, float | int]:
-        """The named metrics over one (split, language)'s predictions, with "n" (examples) and any other
-        counts as "n_<unit>" (e.g. n_words)."""
-        stats = self.statistics(predictions)
+        """The named metrics over one (split, language)'s predictions, with "n" (examples) and the totals of
+        `count_columns` as "n_<unit>" (e.g. n_words)."""
+        return self.score_statistics(self.statistics(predictions), metrics)
+
+    def score_statistics(self, stats: pd.DataFrame, metrics: Sequence[str]) -> dict[str, float | int]:
+        """`score` from per-example statistics already computed (`statistics(predictions)`)."""
         if len(stats) == 0:
             raise XltError("cannot score zero examples; the split is empty")
         totals = {c: np.asarray(stats[c].sum(), dtype=float) for c in stats.columns}
-        out: dict[str, float | int] = {}
-        for m in metrics:
-            if m not in self.metrics:
-                raise XltError(f"unknown metric {m!r} for type {self.name}; known: {', '.join(self.metrics)}")
-            out[m] = float(self.metric_from_totals(m, totals, len(stats)))
+        out: dict[str, float | int] = {m: float(self.metric_from_totals(m, totals, len(stats))) for m in metrics}
         out["n"] = int(len(stats))
+        out.update({f"n_{unit}": int(totals[unit]) for unit in self.count_columns})
         return out
 
     def statistics(self, predictions: pd.DataFrame) -> pd.DataFrame:
         """Per example (same order as `predictions`), numeric columns whose column sums give every metric
-        through `metric_from_totals`: correct (pairs); tp, fp, fn (spans); em, f1 (QA)."""
+        through `metric_formulas`: correct (pairs); tp, fp, fn (spans); em, f1 (QA)."""
+        raise NotImplementedError
+
+    def metric_formulas(self, task: Any = None) -> dict[str, dict]:
+        """Each metric of this type as a formula over the column sums of `statistics` (xlt.formulas); `task`
+        (a TaskSpec, or None) may refine them, e.g. the classes macro F1 averages over."""
         raise NotImplementedError
 
     def metric_from_totals(self, metric: str, totals: Mapping[str, np.ndarray], n: int | np.ndarray) -> np.ndarray:
-        """`metric` from column sums of `statistics` over n examples. Vectorised: each total may be an array
-        (one entry per bootstrap resample)."""
-        raise NotImplementedError
+        """`metric` from column sums of `statistics` over n examples, through its formula. Vectorised: each
+        total may be an array (one entry per bootstrap resample)."""
+        formula = self.metric_formulas().get(metric)
+        if formula is None:
+            raise XltError(f"unknown metric {metric!r} for type {self.name}; known: {', '.join(self.metrics)}")
+        return formulas.evaluate(formula, totals, n)
+
+    def metric_info(self, task: Any, task_info: Mapping[str, Any]) -> dict[str, dict]:
+        """What a record says about each of the task's metrics so that reports need nothing else: its formula,
+        its caption (how it is computed) and that higher is better. `task_info` is the record's task block."""
+        every = self.metric_formulas(task)
+        return {m: {"formula": every[m], "caption": self.metric_caption({**task_info, "primary_metric": m}),
+                    "higher_is_better": True} for m in task.metrics}
+
+    def calibrate(self, predictions: Mapping[tuple[str, str], pd.DataFrame]
+                  ) -> tuple[dict[tuple[str, str], pd.DataFrame], dict[str, Any]]:
+        """Decisions across splits, made once every (split, language) is predicted and before any is scored
+        (BUCC: the threshold chosen on the dev split's gold, applied to the test split). Returns the predictions
+        (changed where the decision applies) and what the record keeps of it (`calibration`). Default: none."""
+        return dict(predictions), {}
 
     def collapsed(self, predictions: pd.DataFrame) -> bool:
         """True when the predictions are degenerate (e.g. one class for every example): flagged in the record."""
@@ -145,13 +202,8 @@ class TaskType:
         """Write a run's predictions (split, lang, idx + `prediction_columns`) to `out_dir` in the field's usual
         format for this type, one file per (split, language); return the paths. Default: `<split>-<lang>.csv`
         with idx and the prediction columns."""
-        from pathlib import Path
-
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
         paths = []
-        for (split, lang), group in predictions.groupby(["split", "lang"], sort=False):
-            path = out_dir / f"{split}-{lang}.csv"
+        for path, group in export_files(predictions, out_dir, "csv"):
             group[["idx", *self.prediction_columns]].to_csv(path, index=False)
             paths.append(path)
         return paths

@@ -27,7 +27,8 @@ import pandas as pd
 
 from xlt.errors import XltError
 from xlt.tasktypes import qa_metrics
-from xlt.tasktypes.base import TaskType
+from xlt.tasktypes.base import TaskType, export_files
+from xlt.tasktypes.fields import ascii_int, text_column
 
 DEFAULT_OPTIONS = {"normalization": "squad", "n_best": 20, "max_answer_len": 30}
 
@@ -37,31 +38,55 @@ class AnswerSpanWarning(UserWarning):
 
 
 def read_squad_json(path: Path) -> pd.DataFrame:
-    """Rows id, context, question, answers of a SQuAD v1.1 JSON file, in file order."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise XltError(f"cannot read {path} as SQuAD JSON: {exc}; check the file") from None
-    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+    """Rows id, context, question, answers of a SQuAD v1.1 JSON file, in file order. A structure that is not
+    SQuAD's is an XltError naming the file and where it breaks (`data[3].paragraphs[0].qas[7]`)."""
+    data = load_json(path, "SQuAD JSON")
+
+    def items(value: Any, where: str, what: str) -> list:
+        if not isinstance(value, list):
+            raise XltError(f"{path} is not SQuAD v1.1 JSON: {where} is a {type(value).__name__}, not a list of "
+                           f"{what} (data[].paragraphs[].{{context, qas[].{{id, question, answers}}}})")
+        return value
+
+    def field(record: Any, key: str, where: str, what: str) -> Any:
+        if not isinstance(record, dict):
+            raise XltError(f"{path} is not SQuAD v1.1 JSON: {where} is a {type(record).__name__}, not {what}")
+        if key not in record:
+            raise XltError(f"{path} is not SQuAD v1.1 JSON: {where} has no `{key}` (each paragraph needs "
+                           "`context` and `qas`, each question `id`, `question` and `answers`)")
+        return record[key]
+
+    if not isinstance(data, dict) or "data" not in data:
         raise XltError(f"{path} is not SQuAD v1.1 JSON: it needs a top-level `data` list of articles "
                        "(data[].paragraphs[].{context, qas[].{id, question, answers}})")
     rows = []
-    try:
-        for a, article in enumerate(data["data"]):
-            for p, para in enumerate(article["paragraphs"]):
-                context = para["context"]
-                for qa in para["qas"]:
-                    rows.append({"id": qa["id"], "context": context, "question": qa["question"],
-                                 "answers": qa.get("answers", [])})
-    except (KeyError, TypeError) as exc:
-        raise XltError(f"{path} is not SQuAD v1.1 JSON: article {a} paragraph {p} lacks {exc} (each paragraph "
-                       "needs `context` and `qas`, each question `id`, `question` and `answers`)") from None
+    for a, article in enumerate(items(data["data"], "data", "articles")):
+        where = f"data[{a}]"
+        for p, para in enumerate(items(field(article, "paragraphs", where, "an article"), f"{where}.paragraphs",
+                                       "paragraphs")):
+            at = f"{where}.paragraphs[{p}]"
+            context = field(para, "context", at, "a paragraph")
+            for q, qa in enumerate(items(field(para, "qas", at, "a paragraph"), f"{at}.qas", "questions")):
+                rows.append({"id": field(qa, "id", f"{at}.qas[{q}]", "a question"), "context": context,
+                             "question": field(qa, "question", f"{at}.qas[{q}]", "a question"),
+                             "answers": field(qa, "answers", f"{at}.qas[{q}]", "a question")})
     return pd.DataFrame(rows, columns=["id", "context", "question", "answers"])
 
 
+def load_json(path: Path, what: str) -> Any:
+    """A JSON file's data; unreadable, malformed or absurdly nested JSON is one XltError naming the file."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except RecursionError:
+        raise XltError(f"cannot read {path} as {what}: it is nested too deeply to be {what}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise XltError(f"cannot read {path} as {what}: {exc}; check the file") from None
+
+
 def _answer_list(value: Any) -> list[dict] | None:
-    """[{text, answer_start}, ...] from a SQuAD list of dicts or the hub's {text: [...], answer_start: [...]}."""
+    """[{text, answer_start}, ...] from a SQuAD list of dicts or the hub's {text: [...], answer_start: [...]};
+    None if malformed (answer_start must be an integer or ASCII digits: never `true` or `١`)."""
     if isinstance(value, Mapping):
         texts, starts = value.get("text"), value.get("answer_start")
         if texts is None or starts is None or len(texts) != len(starts):
@@ -73,9 +98,12 @@ def _answer_list(value: Any) -> list[dict] | None:
     for ans in value:
         if not isinstance(ans, Mapping) or not isinstance(ans.get("text"), str):
             return None
-        try:
-            start = int(ans.get("answer_start"))
-        except (TypeError, ValueError):
+        start = ans.get("answer_start")
+        if isinstance(start, (int, np.integer)) and not isinstance(start, (bool, np.bool_)):
+            start = int(start)
+        elif isinstance(start, str) and ascii_int(start.strip()) is not None:
+            start = ascii_int(start.strip())
+        else:
             return None
         out.append({"text": ans["text"], "answer_start": start})
     return out
@@ -133,8 +161,13 @@ class ExtractiveQA(TaskType):
                 raise XltError(f"task {task.name!r} scores with MLQA normalisation, which has rules for "
                                f"{', '.join(qa_metrics.MLQA_LANGUAGES)} only, not {', '.join(other)}; use "
                                f"`normalization: squad` in {task.path or 'its task file'}")
-        for role in ("id", "context", "question"):
-            frame[role] = frame[role].map(lambda v: "" if v is None else str(v))
+        for role in ("id", "context", "question"):   # a null or empty one leaves a question that means nothing
+            column = source.column(role) if source is not None else role
+            frame[role] = text_column(frame[role].tolist(), where, role, column)
+            empty = np.flatnonzero((frame[role].str.strip() == "").to_numpy())
+            if len(empty):
+                raise XltError(f"row {empty[0]} of {where} has an empty {role} ({column!r}; "
+                               f"{len(empty)} row(s) in all); every question needs an id, a context and a question")
         answers = [_answer_list(v) for v in frame["answers"]]
         bad = [i for i, a in enumerate(answers) if a is None]
         if bad:
@@ -146,6 +179,11 @@ class ExtractiveQA(TaskType):
             raise XltError(f"{len(empty)} question(s) of {where} have no gold answer (first: "
                            f"{frame['id'].iloc[empty[0]]!r}); SQuAD v2-style unanswerable questions are not "
                            "supported: remove them or give them answers")
+        blank = [i for i, a in enumerate(answers) if any(not x["text"].strip() for x in a)]
+        if blank:
+            raise XltError(f"{len(blank)} question(s) of {where} have an empty gold answer (first: question "
+                           f"{frame['id'].iloc[blank[0]]!r}); an empty answer would count an empty prediction as "
+                           "exact: give the answer text or remove the question")
         dup = frame["id"].duplicated()
         if dup.any():
             raise XltError(f"question ids repeat in {where} ({int(dup.sum())} duplicates, first "
@@ -227,12 +265,8 @@ class ExtractiveQA(TaskType):
         return pd.DataFrame({"em": predictions["em"].astype(float), "f1": predictions["f1"].astype(float)},
                             index=predictions.index)
 
-    def metric_from_totals(self, metric: str, totals: Mapping[str, np.ndarray], n) -> np.ndarray:
-        if metric == "f1":
-            return np.asarray(totals["f1"], dtype=float) / n
-        if metric == "exact_match":
-            return np.asarray(totals["em"], dtype=float) / n
-        raise XltError(f"unknown metric {metric!r} for type {self.name}; known: {', '.join(self.metrics)}")
+    def metric_formulas(self, task: Any = None) -> dict[str, dict]:
+        return {"f1": {"mean": "f1"}, "exact_match": {"mean": "em"}}
 
     def collapsed(self, predictions: pd.DataFrame) -> bool:
         return len(predictions) > 1 and predictions["pred"].nunique(dropna=False) == 1
@@ -242,11 +276,7 @@ class ExtractiveQA(TaskType):
         scores 0 (as the scripts score it); ids that are not questions of the split are ignored; both counts
         are in `frame.attrs["notes"]`."""
         path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise XltError(f"cannot read {path} as JSON predictions: {exc}; want {{\"question id\": \"answer\"}}"
-                           ) from None
+        data = load_json(path, 'JSON predictions ({"question id": "answer"})')
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
             raise XltError(f"{path} must be one JSON object mapping each question id to its answer text "
                            "(a string), the format of the official SQuAD and MLQA scripts")
@@ -270,12 +300,9 @@ class ExtractiveQA(TaskType):
 
     def export_predictions(self, predictions: pd.DataFrame, out_dir) -> list[Path]:
         """`<split>-<lang>.json` per (split, language): {question id: answer}, as the official scripts read."""
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
         paths = []
-        for (split, lang), group in predictions.groupby(["split", "lang"], sort=False):
+        for path, group in export_files(predictions, out_dir, "json"):
             answers = {str(i): ("" if p is None else str(p)) for i, p in zip(group["id"], group["pred"])}
-            path = out_dir / f"{split}-{lang}.json"
             path.write_text(json.dumps(answers, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
             paths.append(path)
         return paths

@@ -15,32 +15,38 @@ import numpy as np
 import pandas as pd
 
 from xlt.errors import XltError
-from xlt.metrics import score
 from xlt.tasktypes.base import TaskType
+from xlt.tasktypes.fields import ascii_int, not_a_value, text_column, warn_empty
 
 
 def _label_ids(values, label_map: Mapping[str, str], label_names: Sequence[str]) -> np.ndarray:
-    """Map source label values (ints, digit strings, names or label_map words) to 0..n-1; -1 if unknown."""
+    """Map source label values (ints, ASCII digit strings, names or label_map words) to 0..n-1; -1 if unknown.
+    A null, boolean, list or object is never a label (-1), whatever it compares equal to (True == 1)."""
     index = {name: i for i, name in enumerate(label_names)}
     lookup: dict = {}
     out = np.empty(len(values), dtype=np.int64)
     for i, v in enumerate(values):
-        if v in lookup:
-            out[i] = lookup[v]
+        if not_a_value(v) is not None:
+            out[i] = -1
             continue
-        text = "" if v is None else str(v).strip()
+        key = (type(v), v)
+        if key in lookup:
+            out[i] = lookup[key]
+            continue
+        text = str(v).strip()
         if isinstance(v, float) and v.is_integer():
             text = str(int(v))
+        number = ascii_int(text)
         if label_map:
             name = label_map.get(text)
             label = index[name] if name is not None else -1
         elif text in index:
             label = index[text]
-        elif text.lstrip("-").isdigit() and 0 <= int(text) < len(label_names):
-            label = int(text)
+        elif number is not None and 0 <= number < len(label_names):
+            label = number
         else:
             label = -1
-        lookup[v] = label
+        lookup[key] = label
         out[i] = label
     return out
 
@@ -56,9 +62,18 @@ class PairClassification(TaskType):
     example_unit = "pairs"
 
     def prepare(self, frame: pd.DataFrame, source: Any, task: Any, where: str) -> pd.DataFrame:
-        for role in ("text_a", "text_b"):
-            col = frame[role].astype(object)
-            frame[role] = col.where(col.notna(), "").astype(str)   # a missing text is empty, not "nan"
+        for role in ("text_a", "text_b"):   # a missing text is empty (counted below), never "nan" or "None"
+            frame[role] = text_column(frame[role].tolist(), where, role, source.column(role), allow_null=True)
+        empty = {role: (frame[role].str.strip() == "").to_numpy() for role in ("text_a", "text_b")}
+        if (empty["text_a"] & empty["text_b"]).any():
+            row = int((empty["text_a"] & empty["text_b"]).argmax())
+            raise XltError(f"row {row} of {where} has no text ({source.column('text_a')!r} and "
+                           f"{source.column('text_b')!r} are both empty); remove the row or fix the file")
+        for role, rows in empty.items():
+            found = np.flatnonzero(rows)
+            if len(found):
+                warn_empty(where, f"an empty {role} ({source.column(role)!r})", len(found), len(frame),
+                           f"row {found[0]}")
         dropped = 0
         if source.drop_labels:
             raw = frame["label"].map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer()
@@ -69,6 +84,11 @@ class PairClassification(TaskType):
             if len(frame) == 0:
                 raise XltError(f"empty split: every row of {where} has a label in drop_labels "
                                f"{list(source.drop_labels)}")
+        for row, value in enumerate(frame["label"].tolist()):   # after drop_labels, which may list "nan"
+            kind = not_a_value(value)
+            if kind is not None:
+                raise XltError(f"row {row} of {where}: label ({source.column('label')!r}) is {kind} ({value!r}), "
+                               "not a label name or id; fix the data")
         labels = _label_ids(frame["label"].tolist(), dict(source.label_map), task.label_names)
         bad = labels < 0
         if bad.any():
@@ -120,9 +140,6 @@ class PairClassification(TaskType):
         return pd.DataFrame({"idx": feats.index[order], "label": feats.rows["labels"][order],
                              "pred": pred[order]})
 
-    def score(self, predictions: pd.DataFrame, metrics: Sequence[str]) -> dict[str, float | int]:
-        return score(metrics, predictions["label"].to_numpy(), predictions["pred"].to_numpy())
-
     def statistics(self, predictions: pd.DataFrame) -> pd.DataFrame:
         labels, preds = predictions["label"].to_numpy(), predictions["pred"].to_numpy()
         stats = {"correct": (labels == preds).astype(float)}
@@ -132,25 +149,16 @@ class PairClassification(TaskType):
             stats[f"fn_{c}"] = ((preds != c) & (labels == c)).astype(float)
         return pd.DataFrame(stats, index=predictions.index)
 
-    def metric_from_totals(self, metric: str, totals: Mapping[str, np.ndarray], n) -> np.ndarray:
-        if metric == "accuracy":
-            return np.asarray(totals["correct"], dtype=float) / n
-        if metric == "macro_f1":
-            classes = [k[3:] for k in totals if k.startswith("tp_")]
-            f1s = []
-            for c in classes:
-                tp, fp, fn = (np.asarray(totals[f"{k}_{c}"], dtype=float) for k in ("tp", "fp", "fn"))
-                denom = 2 * tp + fp + fn
-                f1s.append(np.divide(2 * tp, denom, out=np.zeros_like(denom), where=denom > 0))
-            return np.mean(f1s, axis=0)
-        raise XltError(f"unknown metric {metric!r} for type {self.name}; known: {', '.join(self.metrics)}")
+    def metric_formulas(self, task: Any = None) -> dict[str, dict]:
+        # macro F1 over the classes in the labels or the predictions (the columns statistics gives them)
+        return {"accuracy": {"mean": "correct"}, "macro_f1": {"macro_f1": []}}
 
     def external_predictions(self, split, path) -> pd.DataFrame:
         """A table (csv/tsv/jsonl/parquet) with columns `id` (the pair's 0-based position in the split's
         file) and `pred` (a label name or id); every pair must be predicted exactly once."""
         from pathlib import Path
 
-        from xlt.tasks.formats import read_table
+        from xlt.formats import read_table
 
         path = Path(path)
         table = read_table(path, path.suffix.lstrip(".") if path.suffix.lstrip(".") in self.extensions else "csv")

@@ -24,6 +24,7 @@ import pandas as pd
 from xlt.errors import XltError
 from xlt.tasktypes.alignment import IGNORE, encode, special_tokens, windows
 from xlt.tasktypes.base import TaskType
+from xlt.tasktypes.fields import not_a_value, warn_empty
 from xlt.tasktypes.spans import sentence_counts
 
 
@@ -41,7 +42,7 @@ def _tag_ids(tags: list, lookup: dict, index: Mapping[str, int], label_map: Mapp
     out = []
     for value in tags:
         key = int(value) if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else value
-        tag = lookup.get(key)
+        tag = lookup.get((type(key), key))
         if tag is None:
             if isinstance(key, int):
                 tag = key if 0 <= key < n else -1
@@ -49,7 +50,7 @@ def _tag_ids(tags: list, lookup: dict, index: Mapping[str, int], label_map: Mapp
                 text = str(key).strip()
                 name = label_map.get(text, text) if label_map else text
                 tag = index.get(name, -1)
-            lookup[key] = tag
+            lookup[(type(key), key)] = tag
         out.append(tag)
     return out
 
@@ -65,6 +66,7 @@ class TokenClassification(TaskType):
     option_keys = ("unaligned_tag",)
     feature_keys = ("max_seq_len", "window_step")
     example_unit = "sentences"
+    count_columns = ("words",)
 
     # -- rows ---------------------------------------------------------------------------------------------
     def read_file(self, path, fmt: str) -> pd.DataFrame:
@@ -99,6 +101,8 @@ class TokenClassification(TaskType):
         tokens_out, tags_out = [], []
         unknown: dict[str, int] = {}
         first_unknown = None
+        empty_words: list[tuple[int, int]] = []
+        words = 0
         for row, (tokens, tags) in enumerate(zip(frame["tokens"], frame["tags"])):
             tokens, tags = _as_list(tokens), _as_list(tags)
             if tokens is None or tags is None:
@@ -108,6 +112,17 @@ class TokenClassification(TaskType):
             if len(tokens) != len(tags):
                 raise XltError(f"row {row} of {where} has {len(tokens)} words but {len(tags)} tags; every word "
                                "needs exactly one tag")
+            if not tokens:
+                raise XltError(f"row {row} of {where} has no words: a sentence needs at least one; remove the row")
+            for j, (word, tag) in enumerate(zip(tokens, tags)):   # never True == 1 or the word "None"
+                for what, value, column in (("word", word, "tokens"), ("tag of word", tag, "tags")):
+                    kind = not_a_value(value)
+                    if kind is not None:
+                        raise XltError(f"row {row} of {where}: {what} {j} ({source.column(column)!r}) is {kind} "
+                                       f"({value!r}); fix the data (words are strings, tags label names or ids)")
+                if word == "":
+                    empty_words.append((row, j))
+            words += len(tokens)
             ids = _tag_ids(tags, lookup, index, label_map, len(names))
             for value, tag in zip(tags, ids):
                 if tag < 0:
@@ -120,6 +135,9 @@ class TokenClassification(TaskType):
             raise XltError(f"{sum(unknown.values())} tag(s) of {where} are not among the labels {names}: "
                            f"{values}; first in row {first_unknown[0]} ({first_unknown[1]!r}). Add a `label_map:` "
                            f"to the source in {task.path} or fix the data")
+        if empty_words:
+            warn_empty(where, "no characters", len(empty_words), words,
+                       f"row {empty_words[0][0]} word {empty_words[0][1]}", unit="words")
         out = pd.DataFrame({"tokens": tokens_out, "tags": tags_out})
         out.attrs["dropped"] = 0
         return out
@@ -187,33 +205,10 @@ class TokenClassification(TaskType):
                                "predicted ones; predict every word exactly once")
         return pd.DataFrame(sentence_counts(labels, preds), index=predictions.index)
 
-    def score(self, predictions: pd.DataFrame, metrics: Sequence[str]) -> dict[str, float | int]:
-        if len(predictions) == 0:
-            raise XltError("cannot score zero examples; the split is empty")
-        stats = self.statistics(predictions)
-        totals = {c: np.asarray(stats[c].sum(), dtype=float) for c in stats.columns}
-        out: dict[str, float | int] = {}
-        for m in metrics:
-            out[m] = float(self.metric_from_totals(m, totals, len(stats)))
-        out["n"] = int(len(stats))
-        out["n_words"] = int(totals["words"])
-        return out
-
-    def metric_from_totals(self, metric: str, totals: Mapping[str, np.ndarray], n) -> np.ndarray:
-        def ratio(num, den) -> np.ndarray:   # seqeval (and sklearn) give 0 where the denominator is 0
-            num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
-            return np.divide(num, den, out=np.zeros(np.broadcast(num, den).shape), where=den > 0)
-
-        tp, fp, fn = (np.asarray(totals[k], dtype=float) for k in ("tp", "fp", "fn"))
-        if metric == "f1":
-            return ratio(2 * tp, 2 * tp + fp + fn)
-        if metric == "precision":
-            return ratio(tp, tp + fp)
-        if metric == "recall":
-            return ratio(tp, tp + fn)
-        if metric == "accuracy":
-            return ratio(totals["correct"], totals["words"])
-        raise XltError(f"unknown metric {metric!r} for type {self.name}; known: {', '.join(self.metrics)}")
+    def metric_formulas(self, task: Any = None) -> dict[str, dict]:
+        # seqeval (and sklearn) give 0 where a denominator is 0, as xlt.formulas does
+        return {"f1": {"f1": ["tp", "fp", "fn"]}, "precision": {"precision": ["tp", "fp"]},
+                "recall": {"recall": ["tp", "fn"]}, "accuracy": {"ratio": ["correct", "words"]}}
 
     def collapsed(self, predictions: pd.DataFrame) -> bool:
         tags = {t for row in predictions["pred"] for t in row}
