@@ -166,6 +166,50 @@ def test_without_squad_the_qa_bench_trains_on_the_tail_of_the_english_file_and_s
                for n in rows["notes"])
 
 
+@pytest.fixture
+def task_file(tmp_path):
+    """xnli's task file copied into a folder of its own, under another name (as tests/test_spec_builder.py)."""
+    from xlt.tasks import get_task
+
+    text = get_task("xnli").path.read_text().replace("name: xnli", "name: myxnli") \
+        .replace("  hub: facebook/xnli\n", "  hub: facebook/xnli\n  data_dir_name: xnli\n")
+    path = tmp_path / "tasks" / "myxnli.yaml"
+    path.parent.mkdir()
+    path.write_text(text)
+    return path
+
+
+def cli_json(*args) -> dict | list:
+    result = cli.invoke(app, [*args])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_bench_run_times_the_run_that_xlt_run_and_xlt_sweep_name(tiny_xlmr, shared_data, task_file, tmp_path):
+    """The benchmark takes its hyperparameters from the one spec builder: for the same model, task (by name
+    and by its file's path), seed, overrides (a --set and a dedicated flag), languages and precision, `xlt bench
+    run` names the run id `xlt run` and `xlt sweep` give, and uses that run's hyperparameters. Would catch: a
+    bench with its own defaults (batch, lr, warmup, length), one that drops an override, the seed, the languages
+    or the precision from the spec, or files a task path under another name."""
+    model, data = str(tiny_xlmr), str(shared_data)
+    for task in ("xnli", str(task_file)):
+        run = cli_json("run", "--model", model, "--task", task, "--seed", "3", "--data-dir", data, "--epochs", "2",
+                       "--batch-size", "16", "--languages", "sw,fr", "--precision", "fp32", "--dry-run", "--json")
+        sweep = cli_json("sweep", "--models", model, "--tasks", task, "--seeds", "3", "--data-dir", data,
+                         "--set", "epochs=2", "--set", "batch_size=16", "--languages", "sw,fr", "--precision",
+                         "fp32", "--results-dir", str(tmp_path / "r"), "--dry-run", "--json")
+        bench = cli_json("bench", "run", "--model", model, "--task", task, "--seed", "3", "--data-dir", data,
+                         "--set", "epochs=2", "--batch-size", "16", "--languages", "sw,fr", "--precision", "fp32",
+                         "--dry-run", "--json", "-")
+        assert bench["run_id"] == run["run_id"] == sweep[0]["run_id"]
+        assert bench["spec"] == run["spec"] and bench["task"] == run["spec"]["task"]
+        assert bench["hparams"] == run["spec"]["hparams"] and bench["batch_size"] == 16
+        assert bench["max_seq_len"] == run["spec"]["hparams"]["max_seq_len"]
+    other = cli_json("bench", "run", "--model", model, "--task", "xnli", "--seed", "4", "--data-dir", data,
+                     "--dry-run", "--json", "-")
+    assert other["run_id"] != bench["run_id"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("task, extra", [("xnli", ["--languages", "en,fr"]), ("panx", ["--languages", "en,zh"]),
                                          ("xquad", ["--max-seq-len", "96"])])
@@ -187,6 +231,12 @@ def test_bench_run_times_both_pipelines_and_writes_json(tiny_deberta_v3, shared_
         assert row["peak_mem_bytes"] > 0
     assert set(data["speedup"]) == {"tokenise", "train", "evaluate", "total"}
     assert "xlt / transformers speed" in res.output and f"transformers {data['primary_metric']}:" in res.output
+    if task == "xquad":   # no SQuAD train file here: xlt run would stop, so there is no run to name
+        assert data["run_id"] is None and any(n.startswith("no run id: xlt run stops") for n in data["notes"])
+    else:
+        run = cli_json("run", "--model", str(tiny_deberta_v3), "--task", task, "--data-dir", str(shared_data),
+                       "--precision", "fp32", "--batch-size", "8", *extra, "--dry-run", "--json")
+        assert data["run_id"] == run["run_id"] and f"hyperparameters of run {run['run_id']}" in res.output
 
 
 def test_bench_run_refuses_what_it_cannot_compare(tiny_deberta_v3, shared_data):

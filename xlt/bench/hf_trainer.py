@@ -95,9 +95,10 @@ class TrainerPipeline:
             gradient_accumulation_steps=hp["grad_accum"], per_device_eval_batch_size=hp["eval_batch_size"],
             max_steps=hp["_steps"], learning_rate=hp["lr"], weight_decay=hp["weight_decay"],
             adam_epsilon=hp["adam_eps"], max_grad_norm=hp["max_grad_norm"], warmup_steps=hp["warmup_steps"],
-            lr_scheduler_type="linear", gradient_checkpointing=hp["gradient_checkpointing"], seed=self.seed,
-            bf16=self.precision == "bf16", use_cpu=True, report_to=[], logging_strategy="no", save_strategy="no",
-            eval_strategy="no", dataloader_num_workers=0, disable_tqdm=True)
+            lr_scheduler_type="linear", seed=self.seed, bf16=self.precision == "bf16", use_cpu=True, report_to=[],
+            logging_strategy="no", save_strategy="no", eval_strategy="no", dataloader_num_workers=0, disable_tqdm=True,
+            # named only when asked: transformers 5 renamed it (activation_checkpointing), 4.x knows only this name
+            **({"gradient_checkpointing": True} if hp["gradient_checkpointing"] else {}))
         self.trainer = Trainer(model=self.model, args=args, train_dataset=self.train_ds,
                                data_collator=self.collator)
         self.trainer.remove_callback(PrinterCallback)   # its metric dicts on stdout; the bench prints its own table
