@@ -77,22 +77,30 @@ XLMR = dict(
 
 
 def tiny_checkpoint(out_dir: Path, config: dict, spm_model: Path, num_labels: int = 3, seed: int = 0,
-                    head: str = "classification", safe_serialization: bool = True) -> Path:
+                    head: str = "classification", safe_serialization: bool = True,
+                    labels: list[str] | None = None) -> Path:
     """Save a random tiny model plus its tokenizer with transformers' save_pretrained.
 
-    head: "classification" (a fine-tuned checkpoint), "mlm" (a pretrained checkpoint with its MLM head
-    and no classifier, as microsoft/deberta-v3-* ship) or "base" (encoder only).
+    head: "classification" (a fine-tuned checkpoint), "token" (a tagger), "qa" (a span extractor), "mlm" (a
+    pretrained checkpoint with its MLM head and no classifier, as microsoft/deberta-v3-* ship) or "base"
+    (encoder only). labels: the config's id2label names in id order (default transformers' LABEL_i).
     """
     import torch
-    from transformers import (AutoConfig, AutoModel, AutoModelForMaskedLM,
-                              AutoModelForSequenceClassification)
+    from transformers import (AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForQuestionAnswering,
+                              AutoModelForSequenceClassification, AutoModelForTokenClassification)
 
     cfg = dict(config)
     model_type = cfg.pop("model_type")
+    if labels is not None:
+        cfg.update(id2label=dict(enumerate(labels)), label2id={name: i for i, name in enumerate(labels)})
+        num_labels = len(labels)
+    if head == "qa":
+        num_labels = 2   # start and end, as every SQuAD-style checkpoint has
     hf_config = AutoConfig.for_model(model_type, num_labels=num_labels, **cfg)
     torch.manual_seed(seed)
     auto = {"classification": AutoModelForSequenceClassification, "mlm": AutoModelForMaskedLM,
-            "base": AutoModel}[head]
+            "base": AutoModel, "token": AutoModelForTokenClassification,
+            "qa": AutoModelForQuestionAnswering}[head]
     model = auto.from_config(hf_config)
     model.save_pretrained(out_dir, safe_serialization=safe_serialization)
     if model_type == "xlm-roberta":

@@ -17,7 +17,6 @@ from xlt.cli import app
 from xlt.errors import XltError
 from xlt.results import load_predictions
 from xlt.scoring import export_run
-from xlt.spec import RunSpec
 from xlt.tasks import SplitData, load_split
 from xlt.tasktypes import get_task_type
 from xlt.tasktypes.extractive_qa import AnswerSpanWarning

@@ -22,7 +22,6 @@ from xlt.cli import app
 from xlt.report import build_table
 from xlt.results import (RecordError, load_predictions, load_records, new_record, predictions_path, read_record,
                          record_problem, write_run)
-from xlt.spec import RunSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 LANGS = ["en", "fr", "de"]

@@ -13,9 +13,12 @@ EVIL_TASK = '<script>alert("task")</script>'
 EVIL_MODEL = "<script>alert('model')</script>"
 # tasks with published numbers shipped in results/reference/ (xnli, pawsx, udpos, ...): one table each
 REFERENCE_TASKS = sorted(p.stem for p in default_reference_dir().glob("*.csv") if len(load_reference(p)))
-# of those, the ones with per-language values (udpos ships a published average only: a table, no bar chart)
+# of those, the ones with per-language values (a task with published averages only: a table, no bar chart)
 CHARTED_TASKS = [t for t in REFERENCE_TASKS
                  if (load_reference(default_reference_dir() / f"{t}.csv")["lang"] != "avg").any()]
+# the xnli table's rows by published avg, highest first (the sorting probe clicks that column)
+XNLI_BY_AVG = ["XLM-R large (XLM-R paper)", "mDeBERTa-v3-base", "XLM-R large (XTREME)", "XLM-R base (XLM-R paper)",
+               "XLM (XTREME)", "mBERT (XLM-R paper)", "mBERT (XTREME)"]
 
 
 def _site(tmp_path) -> Path:
@@ -35,7 +38,7 @@ def test_build_writes_a_self_contained_site(tmp_path):
     names = sorted(p.name for p in board.files)
     assert {"xnli", "pawsx"} <= set(REFERENCE_TASKS)
     charts = [f"{t}.svg" for t in CHARTED_TASKS]                        # per-language bars
-    assert "udpos" in REFERENCE_TASKS and "udpos" not in CHARTED_TASKS   # an average alone is not charted
+    assert {"panx", "udpos", "tydiqa"} <= set(CHARTED_TASKS)
     gaps = [n for n in names if n.endswith("-gap.svg")]                  # transfer gaps, where languages are known
     assert names == sorted(["README.md", "index.html", *charts, *gaps])
     assert {"xnli-gap.svg", "pawsx-gap.svg"} <= set(gaps) and all(g[:-8] in REFERENCE_TASKS for g in gaps)
@@ -48,13 +51,22 @@ def test_build_writes_a_self_contained_site(tmp_path):
     assert 'src="xnli.svg"' in page and 'src="pawsx.svg"' in page and 'src="xnli-gap.svg"' in page
     assert "published, dev set" in page and "<strong>80.9</strong>" in page
     readme = (tmp_path / "site" / "README.md").read_text()
-    assert "| XLM-R base | published, test | – | 85.8 | 79.7 |" in readme and "](xnli.svg)" in readme
+    assert "| XLM-R base (XLM-R paper) | published, test | – | 85.8 | 79.7 |" in readme and "](xnli.svg)" in readme
     assert "| mDeBERTa-v3-base | **published, dev set** |" in readme
     first = {p.name: p.read_bytes() for p in board.files}
     build_leaderboard(tmp_path / "no-results", tmp_path / "site")   # rebuilding gives identical files
     assert first == {p.name: p.read_bytes() for p in board.files}
     svg = (tmp_path / "site" / "xnli.svg").read_text()
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg and 'href="http' not in svg
+
+
+def test_a_task_with_published_averages_only_gets_a_table_and_no_bar_chart(tmp_path):
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    (ref / "udpos.csv").write_text("model,source,split,lang,metric,value\nM,Src,test,avg,f1,73.8\n")
+    board = build_leaderboard(tmp_path / "no-results", tmp_path / "site", reference_dir=ref)
+    assert [t.task for t in board.tables] == ["udpos"]
+    assert sorted(p.name for p in board.files) == ["README.md", "index.html"]
 
 
 def test_names_from_records_are_escaped_in_page_readme_and_file_names(tmp_path):
@@ -103,8 +115,8 @@ def test_page_renders_in_headless_chromium(tmp_path):
     document.title = first.join("|") + " // " + order().join("|") + " // " + th.getAttribute("aria-sort");
     </script></body>"""))
     sorted_dom = _chromium("--dump-dom", probe.resolve().as_uri(), tmp_path=tmp_path).stdout
-    assert ("<title>XLM-R large|mDeBERTa-v3-base|XLM-R base // XLM-R base|mDeBERTa-v3-base|XLM-R large"
-            " // ascending</title>") in sorted_dom
+    assert (f"<title>{'|'.join(XNLI_BY_AVG)} // {'|'.join(XNLI_BY_AVG[::-1])} // ascending</title>"
+            ) in sorted_dom
     # At 1400 px the summary and the XNLI and QA tables fit their boxes and no caption is cut off (issue 14);
     # UD-POS's 33 languages scroll inside their box.
     fit = out / "fit.html"

@@ -21,7 +21,6 @@ from xlt.report import (AVG, GAP, Row, Stat, Table, aggregate, build_table, macr
 from xlt.report import paired_bootstrap as paired_bootstrap_stats
 from xlt.report.tables import per_run_table
 from xlt.results import load_records, new_record, write_run
-from xlt.spec import RunSpec
 
 PROPERTY = settings(max_examples=150, deadline=None, derandomize=True, database=None)
 

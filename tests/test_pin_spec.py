@@ -19,7 +19,8 @@ from xlt.errors import XltError
 from xlt.results import spec_record_path
 from xlt.runner import checkpoint_dir
 from xlt.recipes import effective_hparams
-from xlt.spec import (IMPLS, PRECISIONS, Hyperparams, RunSpec, check_hparams, parse_sets)
+from xlt.spec import (EVALUATE_ONLY, IMPLS, PRECISIONS, PROTOCOLS, Hyperparams, RunSpec, check_hparams,
+                      parse_sets)
 from xlt.tasks import get_task
 
 
@@ -56,6 +57,12 @@ SPEC_FIELDS = {
                                       unique=True).map(lambda x: tuple(sorted(x))),
     "task_revision": st.none() | names,
     "model_revision": st.none() | names,
+    "protocol": st.sampled_from(PROTOCOLS),
+    "splits": st.none() | st.lists(st.sampled_from(["test", "validation", "dev"]), min_size=1, max_size=3,
+                                   unique=True).map(lambda x: tuple(sorted(x))),
+    # only with a protocol that evaluates (specs() drops it otherwise): (checkpoint label, task label) pairs
+    "label_map": st.none() | st.lists(st.tuples(names, names), min_size=1, max_size=3,
+                                      unique_by=lambda pair: pair[0]).map(lambda x: tuple(sorted(x))),
 }
 HPARAM_FIELDS = {
     "lr": st.floats(1e-7, 1.0, **finite),
@@ -76,9 +83,8 @@ HPARAM_FIELDS = {
     "sift_lr": st.floats(1e-8, 1, **finite),
     "sift_init": st.floats(1e-8, 1, **finite),
 }
-# Fields that cannot vary: the zero-shot protocol is the only one there is (a second one would change numbers
-# and must then get a strategy above).
-FIXED = {"protocol", "hparams"}
+# Fields drawn apart: the hyperparameters (their own strategies below).
+FIXED = {"hparams"}
 
 
 @st.composite
@@ -90,7 +96,10 @@ def hparams(draw):
 
 @st.composite
 def specs(draw):
-    return RunSpec(**{name: draw(strategy) for name, strategy in SPEC_FIELDS.items()}, hparams=draw(hparams()))
+    fields = {name: draw(strategy) for name, strategy in SPEC_FIELDS.items()}
+    if fields["protocol"] not in EVALUATE_ONLY:
+        fields["label_map"] = None   # a label map belongs to a checkpoint evaluated as it is
+    return RunSpec(**fields, hparams=draw(hparams()))
 
 
 def test_every_field_has_a_strategy():
@@ -104,6 +113,10 @@ def test_every_field_has_a_strategy():
 def test_changing_any_spec_field_changes_the_run_id(spec, field, data):
     """Catches a field left out of the hash (e.g. max_train_samples or the data revision): a different run
     would be found as "completed" and skipped."""
+    if field == "label_map":
+        spec = dataclasses.replace(spec, protocol="evaluate")
+    if field == "protocol":
+        spec = dataclasses.replace(spec, label_map=None)
     value = data.draw(SPEC_FIELDS[field].filter(lambda v: v != getattr(spec, field)))
     other = dataclasses.replace(spec, **{field: value})
     assert other.run_id != spec.run_id

@@ -12,7 +12,9 @@ V1 = Path(__file__).resolve().parent / "data" / "v1-records"
 
 
 def table_rows(markdown: str) -> list[str]:
-    return [line.replace("\\*", "*") for line in markdown.splitlines() if line.startswith("|")]
+    """The table's lines, without bold marks: these runs evaluated a subset of languages, whose gap is no longer
+    bolded against full runs (issue 26); every number and significance mark stays."""
+    return [line.replace("\\*", "*").replace("**", "") for line in markdown.splitlines() if line.startswith("|")]
 
 
 def test_version_1_records_are_upgraded_on_read(tmp_path):

@@ -19,9 +19,7 @@ from tests import factories
 from xlt.report import AVG, GAP, build_report, build_table, render
 from xlt.report.render_summary import render_summary
 from xlt.report.summary import build_summary
-from xlt.atomic import atomic_path
-from xlt.results import load_records, new_record, predictions_path, write_run
-from xlt.spec import RunSpec
+from xlt.results import load_records, new_record, write_run
 from xlt.tasktypes import TaskType, register
 
 
@@ -186,16 +184,18 @@ def test_bootstrap_marks_a_clear_f1_difference_significant_and_identical_predict
 
 def test_reference_rows_reproduce_hand_made_tagging_and_qa_csvs_with_no_runs(tmp_path):
     """Any reference CSV whose metric column names a record metric (f1, exact_match) prints its digits exactly."""
-    (tmp_path / "udpos.csv").write_text("model,source,split,lang,metric,value\n"
-                                        "M,Src,test,en,f1,95.5\nM,Src,test,de,f1,88.3\nM,Src,test,avg,f1,91.9\n")
-    table = build_table("udpos", reference_dir=tmp_path)
+    (tmp_path / "tagging.csv").write_text("model,source,split,lang,metric,value\n"
+                                          "M,Src,test,en,f1,95.5\nM,Src,test,de,f1,88.3\nM,Src,test,avg,f1,91.9\n")
+    table = build_table("tagging", reference_dir=tmp_path)
     assert table.metrics == ["f1"] and [r.kind for r in table.rows] == ["published"]
-    # with no runs the table is the reference file's: its languages, in its order (reports read no task file)
+    # with no runs and no suite that lists the task, the table is the reference file's: its languages, in its
+    # order (reports read no task file)
     header, row = render([table], "csv").splitlines()[:2]
     cells = dict(zip(header.split(","), row.split(",")))
     assert (cells["en"], cells["de"], cells["avg"], cells["gap"]) == ("95.5", "88.3", "91.9", "7.2")
-    assert table.languages == ["en", "de"] and row.startswith("udpos,M,published,test,f1,") and row.endswith(",Src")
-    assert not build_table("udpos", reference_dir=tmp_path / "elsewhere").rows
+    assert table.languages == ["en", "de"] and row.startswith("tagging,M,published,test,f1,")
+    assert row.endswith(",published avg,,Src")
+    assert not build_table("tagging", reference_dir=tmp_path / "elsewhere").rows
 
 
 # --------------------------------------------------------------------------------------------------
@@ -277,21 +277,21 @@ def test_summary_numbers_equal_the_tables_and_a_missing_task_costs_the_overall(s
     assert a.cells["panx"].score == pytest.approx(avg("panx", "model-a"))
     qa = (avg("xquad", "model-a", 0) + avg("xquad", "model-a", 1)) / 2     # XTREME: (F1 + EM) / 2
     assert a.cells["xquad"].score == pytest.approx(qa)
-    assert a.overall == pytest.approx((avg("xnli", "model-a") + avg("panx", "model-a") + qa) / 3)
+    assert a.overall is None              # XTREME's overall needs all 9 tasks, not 3 of them
     assert summary.groups == []           # no group has all its tasks among these three
     b = rows["model-b"]
     assert b.overall is None and b.missing == ["panx"]
     md = render_summary(summary, "md")
-    assert "– missing panx" in md and "(n=2)" in md and "mean of f1 and exact_match" in md
+    assert "– needs all 9 tasks" in md and "(n=2)" in md and "f1 and exact_match (xquad)" in md
     data = json.loads(render_summary(summary, "json"))
-    assert {r["model"]: r["overall"] for r in data["rows"]}["model-b"] is None
+    assert {r["model"]: r["overall"] for r in data["rows"]}["model-b"] is None and data["complete"] is False
 
 
 def test_summary_of_published_rows_with_no_runs_follows_xtreme(tmp_path):
     """With only reference files: group averages and overall as XTREME's scorer computes them."""
     avgs = {"xnli": {"accuracy": 79.2}, "pawsx": {"accuracy": 86.4}, "panx": {"f1": 65.4}, "udpos": {"f1": 72.6},
             "xquad": {"f1": 76.6, "exact_match": 60.8}, "mlqa": {"f1": 71.6, "exact_match": 53.2},
-            "tydiqa": {"f1": 65.1, "exact_match": 45.0}}
+            "tydiqa": {"f1": 65.1, "exact_match": 45.0}, "bucc2018": {"f1": 66.0}, "tatoeba": {"accuracy": 57.7}}
     for task, by_metric in avgs.items():
         lines = ["model,source,split,lang,metric,value"]
         for metric, value in by_metric.items():
@@ -305,8 +305,9 @@ def test_summary_of_published_rows_with_no_runs_follows_xtreme(tmp_path):
     score = {t: sum(m.values()) / len(m) for t, m in avgs.items()}
     assert big.groups == pytest.approx({"sentence-pair classification": (79.2 + 86.4) / 2,
                                         "structured prediction": (65.4 + 72.6) / 2,
-                                        "question answering": (score["xquad"] + score["mlqa"] + score["tydiqa"]) / 3})
-    assert big.overall == pytest.approx(sum(score.values()) / 7)
+                                        "question answering": (score["xquad"] + score["mlqa"] + score["tydiqa"]) / 3,
+                                        "sentence retrieval": (66.0 + 57.7) / 2})
+    assert big.overall == pytest.approx(sum(score.values()) / 9)
     assert rows["Small model"].overall is None and rows["Small model"].groups["question answering"] is None
     assert all(r.kind == "published" for r in summary.rows)
     result = invoke("report", "summary", "--format", "csv", "--results-dir", str(tmp_path / "none"))

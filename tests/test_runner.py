@@ -19,7 +19,6 @@ from xlt.tasktypes import get_task_type
 from xlt import evaluate as xeval
 from xlt import runner
 from xlt.results import load_predictions, load_records, new_record, spec_record_path, write_run
-from xlt.spec import RunSpec
 
 LANGS = ["en", "fr", "es", "de", "el", "bg", "ru", "tr", "ar", "vi", "th", "zh", "hi", "sw", "ur"]
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,7 +3,6 @@ whether the task is named or given as a file, and every identity the spec carrie
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner

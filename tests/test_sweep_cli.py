@@ -88,8 +88,8 @@ def _wait_until_gone(pids: set[int], seconds: float = 20.0) -> set[int]:
     return {p for p in pids if _alive(p)}
 
 
-def _sweep_process(results: Path, seeds: str = "1-4") -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="200")
+def _sweep_process(results: Path, seeds: str = "1-4", columns: int = 200) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS=str(columns))
     env.pop("RAY_ADDRESS", None)
     cmd = [str(Path(sys.executable).with_name("xlt")), "sweep", "--models", "tiny", "--tasks", "xnli",
            "--seeds", seeds, "--results-dir", str(results), "--job", "tests.test_sweep_cli:slow_job"]
@@ -211,7 +211,7 @@ def test_a_signal_cancels_running_jobs_keeps_completed_records_and_says_how_to_r
     (the terminal closed). Catches: a record lost or half-written, no resume hint, and Ray's processes left behind
     (SIGHUP used to end the driver at once, and Ray's agents then lingered for a minute)."""
     results = tmp_path / "results"
-    proc = _sweep_process(results)
+    proc = _sweep_process(results, columns=60)   # narrower than the resume command
     first = spec_record_path(results, _grid_spec("tiny", "xnli", 1))
     try:
         deadline = time.monotonic() + 150
@@ -235,6 +235,7 @@ def test_a_signal_cancels_running_jobs_keeps_completed_records_and_says_how_to_r
     if signum != signal.SIGINT:
         assert f"interrupted by {signal.Signals(signum).name}" in " ".join(output.split())
     assert "xlt sweep --models tiny --tasks xnli --seeds 1-4" in output
+    assert f"--results-dir {results} --job" in output    # on one line: never wrapped mid-path
     assert len(started) > 3 and not _wait_until_gone(started), "Ray processes outlived the sweep"
     record = read_record(first)
     assert record["status"] == "completed" and record["metrics"]["validation"]["en"]["accuracy"] == 1.0

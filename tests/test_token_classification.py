@@ -18,7 +18,6 @@ from xlt import evaluate as xeval
 from xlt import runner
 from xlt.errors import XltError
 from xlt.results import load_predictions
-from xlt.spec import RunSpec
 from xlt.tasks import SplitData, get_task, load_split
 from xlt.tasktypes import get_task_type
 from xlt.tasktypes.alignment import encode, special_tokens, step_size

@@ -10,6 +10,7 @@ checkout whose symlinks were lost (e.g. a Windows clone).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -40,3 +41,10 @@ def reference_file(name: str) -> Path | None:
         return None
     path = ref / name
     return path if path.is_file() else None
+
+
+def cache_home() -> Path:
+    """xlt's cache folder: beside the feature cache (XLT_CACHE_DIR's parent) when that is set, else ~/.cache/xlt.
+    Holds file hashes (xlt.models.fingerprint) and which predictions files have been verified (xlt.results)."""
+    env = os.environ.get("XLT_CACHE_DIR")
+    return Path(env).expanduser().parent if env else Path("~/.cache/xlt").expanduser()

@@ -127,6 +127,27 @@ def normalise_languages(task: TaskSpec, languages) -> tuple[str, ...] | None:
     return None if chosen == set(task.languages) else tuple(sorted(chosen))
 
 
+def normalise_splits(task: TaskSpec, splits) -> tuple[str, ...] | None:
+    """`--split` as one canonical value: each an evaluation split of the task (else an XltError listing them),
+    None when that is every one of them."""
+    if splits is None:
+        return None
+    if isinstance(splits, str):
+        splits = [x.strip() for x in splits.split(",")]
+    wanted = [str(x).strip() for x in splits]
+    unknown = [s for s in dict.fromkeys(wanted) if s not in task.eval_splits]
+    if not wanted or unknown:
+        raise XltError(f"unknown split(s) {', '.join(unknown) or repr('')} for task {task.name!r}; its evaluation "
+                       f"splits: {', '.join(task.eval_splits)}")
+    return None if set(wanted) == set(task.eval_splits) else tuple(sorted(set(wanted)))
+
+
+def evaluated_splits(spec: RunSpec, task: TaskSpec) -> list[str]:
+    """The evaluation splits a run reads, in the task's order: all, or the spec's subset."""
+    chosen = set(normalise_splits(task, spec.splits) or task.eval_splits)
+    return [split for split in task.eval_splits if split in chosen]
+
+
 def evaluated_languages(spec: RunSpec, task: TaskSpec) -> list[str]:
     """The languages a run evaluates, in the task's order: all, or the spec's subset (source language always)."""
     chosen = set(normalise_languages(task, spec.languages) or task.languages)
@@ -148,10 +169,14 @@ def effective_data_dir(spec: RunSpec, data_dir: Path | str | None) -> Path | Non
 def build_spec(model: str, task: TaskSpec, seed: int = 1, *, overrides: Mapping[str, Any] | None = None,
                data_dir: Path | str | None = None, languages=None, precision: str = "auto", impl: str = "auto",
                protocol: str = "zero-shot", max_train_samples: int | None = None,
-               max_eval_samples: int | None = None, config: Mapping[str, Any] | None = None) -> RunSpec:
+               max_eval_samples: int | None = None, config: Mapping[str, Any] | None = None,
+               label_map=None, splits=None) -> RunSpec:
     """The RunSpec of (model, task, seed): the recipe, the overrides and the identity of everything the run
     reads (module docstring). `data_dir` (or XLT_DATA_DIR) means local data; the files the run needs must be
-    there (an XltError naming them otherwise). `config`: the model's config.json when the caller has it."""
+    there (an XltError naming them otherwise). `config`: the model's config.json when the caller has it.
+    `protocol` "evaluate" (`xlt eval`) evaluates the checkpoint's own head, with `label_map` (checkpoint label,
+    task label) pairs where its label names do not say (xlt.labelmatch). `splits`: evaluate only these of the
+    task's evaluation splits (`--split`)."""
     from xlt.models.fingerprint import model_revision
 
     hparams, _ = effective_hparams(model, task, overrides, config=config)
@@ -159,8 +184,10 @@ def build_spec(model: str, task: TaskSpec, seed: int = 1, *, overrides: Mapping[
     spec = RunSpec(model=str(model), task=task.name, seed=seed, protocol=protocol, impl=impl, precision=precision,
                    data_source="local" if ddir is not None else "hub", max_train_samples=max_train_samples,
                    max_eval_samples=max_eval_samples, hparams=hparams,
-                   languages=normalise_languages(task, languages), task_revision=task.fingerprint)
-    plan = plan_data(task, ddir, evaluated_languages(spec, task))
+                   languages=normalise_languages(task, languages), task_revision=task.fingerprint,
+                   label_map=label_map, splits=normalise_splits(task, splits))
+    plan = plan_data(task, ddir, evaluated_languages(spec, task), fine_tunes=spec.fine_tunes,
+                     splits=evaluated_splits(spec, task))
     return dataclasses.replace(spec, data_revision=plan.revision, model_revision=model_revision(str(model)))
 
 

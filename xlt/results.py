@@ -23,7 +23,10 @@ Record schema (version 2):
                     statistics, so reports need neither the task file nor the task type
     metrics         {split: {lang: {<metric>: fraction in [0, 1], "n": example count, "n_<unit>": other counts}}}
     selection       {criterion, best_step, best_value, history: [{step, value}]}, or null for a run that did
-                    not train (`steps` says why)
+                    not train (`steps` says why; protocol "evaluate", `xlt eval`, never trains: its `model.labels`
+                    keeps how the checkpoint's labels were matched to the task's, xlt.labelmatch)
+    saved_model     {path (relative to the results folder), bytes}: the model `xlt run --save-model` kept
+                    (optional)
     steps           {step name: "ran" | "skipped: <why>"} (set up, read data, featurize, train, select, evaluate)
     timing          {train_s, eval_s, train_tokens_per_s, eval_examples_per_s}
     env             {xlt, torch, transformers, datasets, python, platform, device, git_sha, data_revision}
@@ -45,26 +48,23 @@ import datetime as _dt
 import hashlib
 import io
 import json
-import math
 import os
 import platform
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping, Optional
+from typing import Any, Iterable, Mapping
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
 from xlt import formulas
 from xlt.atomic import atomic_path
 from xlt.errors import XltError
 from xlt.names import inside
-from xlt.spec import RunSpec
+from xlt.paths import cache_home
+from xlt.record_schema import SCHEMA_VERSION, installed_type, is_count, record_problem, upgrade
+from xlt.spec import EVALUATE_ONLY, RunSpec, model_slug
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)                          # version 1 records are upgraded on read (`upgrade`)
 PREDICTION_KEYS = ["split", "lang", "idx"]          # every type's predictions start with these
 STAT_PREFIX = "stat_"   # predictions columns holding each example's statistics (what the bootstrap resamples)
 DEFAULT_RESULTS_DIR = Path("results")
@@ -149,147 +149,6 @@ class RecordWriteError(XltError):
     """A record could not be written (a full disk, a folder that became read-only); nothing was lost."""
 
 
-# --- the record schema, checked on every read ----------------------------------------------------------
-
-MAX_RECORD_DEPTH = 32   # a record is about 5 levels deep; far deeper is not a record (and would exhaust the stack)
-_STATUSES = ("completed", "failed")
-
-
-class _Block(BaseModel):
-    # strict: "1" is not a seed and 12345 is not a date; extra keys are allowed (newer xlt may add some)
-    model_config = ConfigDict(strict=True, extra="allow")
-
-
-class _SpecBlock(_Block):
-    model: str
-    task: str
-    seed: int
-    hparams: dict[str, Any] = {}
-    languages: Optional[list[str]] = None
-
-
-class _ModelBlock(_Block):
-    name: Optional[str] = None
-    hub_id: Optional[str] = None
-    display_name: Optional[str] = None
-    family: Optional[str] = None
-    impl: Optional[str] = None
-
-
-class _MetricInfo(_Block):
-    formula: dict[str, Any]
-    caption: str = ""
-    higher_is_better: bool = True
-
-    @field_validator("formula")
-    @classmethod
-    def _formula(cls, value: dict) -> dict:
-        problem = formulas.problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
-
-
-class _TaskBlock(_Block):
-    name: Optional[str] = None
-    type: Optional[str] = None
-    version: Optional[int] = None
-    description: Optional[str] = None
-    source_lang: Optional[str] = None
-    languages: Optional[list[str]] = None
-    eval_splits: Optional[list[str]] = None
-    primary_metric: Optional[str] = None
-    metrics: Optional[list[str]] = None
-    report_metrics: Optional[list[str]] = None
-    example_unit: Optional[str] = None
-    metric_info: Optional[dict[str, _MetricInfo]] = None
-
-
-class _PredictionsBlock(_Block):
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    rows: int = Field(ge=0)
-
-
-class _Record(_Block):
-    schema_version: Literal[1, 2]
-    run_id: str
-    status: Literal["completed", "failed"]
-    spec: _SpecBlock
-    model: _ModelBlock
-    task: _TaskBlock
-    metrics: dict[str, dict[str, dict[str, Optional[float]]]]
-    selection: Optional[dict[str, Any]] = None
-    steps: dict[str, str] = {}
-    timing: dict[str, Any] = {}
-    env: dict[str, Any] = {}
-    data: dict[str, Any] = {}
-    flags: list[str] = []
-    predictions: Optional[_PredictionsBlock] = None
-    error: Optional[dict[str, Any]] = None
-    created_at: str
-
-    @field_validator("created_at")
-    @classmethod
-    def _iso_date(cls, value: str) -> str:
-        try:
-            _dt.datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"{value!r} is not an ISO 8601 date-time") from None
-        return value
-
-
-def _too_deep(value: Any, limit: int) -> str | None:
-    """The path of the first value nested deeper than `limit` levels, else None (iterative: no recursion)."""
-    stack = [(value, "", 0)]
-    while stack:
-        item, where, depth = stack.pop()
-        if isinstance(item, (dict, list)):
-            if depth >= limit:
-                return where or "<top level>"
-            pairs = item.items() if isinstance(item, dict) else enumerate(item)
-            stack.extend((v, f"{where}.{k}" if where else str(k), depth + 1) for k, v in pairs)
-    return None
-
-
-def _metric_problem(metrics: Mapping[str, Any]) -> str | None:
-    """Scores are finite fractions in [0, 1] (or null); counts ("n", "n_<unit>") non-negative integers."""
-    for split, by_lang in metrics.items():
-        for lang, values in by_lang.items():
-            for key, value in values.items():
-                where = f"field metrics.{split}.{lang}.{key}"
-                if is_count(key):
-                    if value is not None and (not float(value).is_integer() or value < 0):
-                        return f"{where}: {value!r} is not a count (a non-negative integer)"
-                elif value is not None and not (math.isfinite(value) and 0.0 <= value <= 1.0):
-                    return f"{where}: {value!r} is not a fraction in [0, 1] (records store 0.573, not 57.3)"
-    return None
-
-
-def record_problem(record: Any) -> str | None:
-    """What makes `record` unusable, naming the field, or None when it follows the schema (module docstring).
-    The one check every reader relies on: `read_record`, `load_records` and the reports."""
-    if not isinstance(record, dict):
-        return f"not a JSON object but {type(record).__name__}"
-    if "schema_version" not in record:
-        return "not a run record (no schema_version)"
-    if record["schema_version"] not in READABLE_VERSIONS or isinstance(record["schema_version"], bool):
-        return (f"schema version {record['schema_version']!r} is not one this xlt reads "
-                f"({', '.join(map(str, READABLE_VERSIONS))}); upgrade xlt or re-run")
-    deep = _too_deep(record, MAX_RECORD_DEPTH)
-    if deep is not None:
-        return f"field {deep}: nested deeper than {MAX_RECORD_DEPTH} levels"
-    try:
-        _Record.model_validate(record)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(part) for part in err["loc"]) or "<top level>"
-        value = repr(err.get("input"))
-        value = value if len(value) <= 60 else value[:57] + "..."
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        return f"field {field}: {err['msg']} (got {value}){more}"
-    return _metric_problem(record["metrics"])
-
-
 def read_record(path: Path) -> dict[str, Any]:
     """A record that follows the schema, else RecordError naming the file and the field."""
     try:
@@ -303,39 +162,6 @@ def read_record(path: Path) -> dict[str, Any]:
     return upgrade(record)
 
 
-def upgrade(record: dict[str, Any]) -> dict[str, Any]:
-    """A valid record in the current schema (version 2). A version 1 record (written before this version) gets
-    what version 2 added: `steps` (unknown: {}), and in its task block the report metrics, example unit and
-    `metric_info` of the task type it names, when that type is installed here (else its numbers still show,
-    without significance tests). It keeps `migrated_from: 1`; its file is never rewritten."""
-    if record.get("schema_version") != 1:
-        return record
-    record = {**record, "schema_version": SCHEMA_VERSION, "migrated_from": 1, "steps": record.get("steps") or {}}
-    task = dict(record.get("task") or {})
-    ttype = _installed_type(task.get("type"))
-    if ttype is not None and task.get("metrics"):
-        every = ttype.metric_formulas(None)
-        info = {**task, "label_names": task.get("label_names") or []}
-        task.setdefault("report_metrics", [m for m in ttype.report_metrics if m in task["metrics"]]
-                        or task["metrics"][:1])
-        task.setdefault("example_unit", ttype.example_unit)
-        task.setdefault("metric_info", {
-            m: {"formula": every[m], "caption": ttype.metric_caption({**info, "primary_metric": m}),
-                "higher_is_better": True} for m in task["metrics"] if m in every})
-    record["task"] = task
-    return record
-
-
-def _installed_type(name: str | None):
-    """The task type `name` when this installation has it (for version 1 records only), else None."""
-    try:
-        from xlt.tasktypes import FIRST_TYPE, get_task_type
-
-        return get_task_type(name or FIRST_TYPE)
-    except (XltError, ImportError):
-        return None
-
-
 def prediction_statistics(record: Mapping[str, Any], predictions: pd.DataFrame) -> pd.DataFrame | None:
     """Each example's statistics (the `stat_*` columns, named without the prefix) of a record's predictions;
     for a version 1 record, whose predictions have none, those of its installed task type (None without it).
@@ -345,7 +171,7 @@ def prediction_statistics(record: Mapping[str, Any], predictions: pd.DataFrame) 
         return predictions[stat_columns].rename(columns=lambda c: c[len(STAT_PREFIX):]).astype(float)
     if record.get("migrated_from") != 1:
         return None
-    ttype = _installed_type((record.get("task") or {}).get("type"))
+    ttype = installed_type((record.get("task") or {}).get("type"))
     if ttype is None:
         return None
     parts = [ttype.statistics(group.reset_index(drop=True)).set_axis(group.index)
@@ -360,9 +186,11 @@ class Records:
     problems: list[str] = field(default_factory=list)   # one line per skipped file, naming it and the field
 
 
-def load_records(results_dir: Path | str) -> Records:
+def load_records(results_dir: Path | str, *, verify: bool = True) -> Records:
     """Every valid record under `results_dir/runs`, sorted by creation time; invalid ones skipped and named
-    in `problems`. Temp files of a write in progress (or of a killed one) are never read."""
+    in `problems`. Temp files of a write in progress (or of a killed one) are never read. With `verify` (what
+    reports read), a record must also sit where its spec files it and its metrics must be what its
+    predictions give (`verify_record`)."""
     out = Records()
     runs = Path(results_dir) / "runs"
     if not runs.is_dir():
@@ -372,13 +200,68 @@ def load_records(results_dir: Path | str) -> Records:
         if path.name.startswith("."):
             continue
         try:
-            found.append((path, read_record(path)))
+            record = read_record(path)
         except RecordError as exc:
             out.problems.append(str(exc))
+            continue
+        problem = verify_record(results_dir, path, record) if verify else None
+        if problem is not None:
+            out.problems.append(f"{path}: left out: {problem}")
+            continue
+        found.append((path, record))
     found.sort(key=lambda pr: pr[1]["created_at"])
     out.paths = [p for p, _ in found]
     out.records = [r for _, r in found]
     return out
+
+
+METRIC_TOLERANCE = 1e-6   # records store the floats the runner computed; a rewritten number differs far more
+
+
+def verify_record(results_dir: Path | str, path: Path, record: Mapping[str, Any]) -> str | None:
+    """Why a report must not show `record`, or None: it is filed under another task, model or run id than its
+    spec says, or a metric differs from what its predictions give (recomputed through the record's formulas,
+    once per predictions file and metrics: the answer is cached by their hashes). A record without predictions,
+    or without formulas, is shown as it is (its significance tests say why they are missing)."""
+    spec = record["spec"]
+    expected = record_path(results_dir, spec["task"], model_slug(spec["model"]), record["run_id"])
+    if expected.parent.resolve() != path.parent.resolve() or path.stem != record["run_id"]:
+        return (f"it is filed at {path}, but its spec (task {spec['task']!r}, model {spec['model']!r}) and run id "
+                f"file it at {expected.parent / (record['run_id'] + '.json')}")
+    block, infos = record.get("predictions"), (record.get("task") or {}).get("metric_info") or {}
+    if record["status"] != "completed" or not block or not infos:
+        return None
+    key = hashlib.sha256(f"{block['sha256']}|{json.dumps(record['metrics'], sort_keys=True)}".encode()).hexdigest()
+    marker = cache_home() / "verified" / key[:32]
+    if marker.exists():
+        return None
+    try:
+        predictions = load_predictions(path, record)
+    except (PredictionsMismatch, OSError, ValueError):
+        return None   # reports name the file and leave it out of significance tests
+    stats = prediction_statistics(record, predictions) if predictions is not None else None
+    if stats is None:
+        return None
+    for (split, lang), rows in stats.groupby([predictions["split"], predictions["lang"]], sort=False):
+        values = (record["metrics"].get(split) or {}).get(lang)
+        if values is None:
+            return f"its predictions hold {split}/{lang}, which its metrics do not"
+        rows = rows.dropna(axis=1, how="all")
+        totals = {c: rows[c].sum() for c in rows.columns}
+        if values.get("n") is not None and int(values["n"]) != len(rows):
+            return f"field metrics.{split}.{lang}.n: {values['n']} but its predictions hold {len(rows)} examples"
+        for metric, value in values.items():
+            if is_count(metric) or metric not in infos or value is None:
+                continue
+            got = float(formulas.evaluate(infos[metric]["formula"], totals, len(rows)))
+            if abs(got - value) > METRIC_TOLERANCE:
+                return f"field metrics.{split}.{lang}.{metric}: {value} but its predictions give {got:.6g}"
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError:
+        pass   # a read-only cache costs only the check next time
+    return None
 
 
 def completed_record(results_dir: Path | str, spec: RunSpec) -> dict[str, Any] | None:
@@ -476,14 +359,13 @@ def metrics_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
 
 
 def display_name(record: Mapping[str, Any]) -> str:
-    """The name reports show for a record's model: `--name`, else the registry name, else the spec's model."""
+    """The name reports show for a record's model: `--name`, else the registry name, else the spec's model; a
+    record of a protocol that only evaluates gets its word ("mdeberta-xnli (evaluated)"), so its row is never
+    averaged with fine-tuned seeds of a model of the same name."""
     model = record.get("model") or {}
-    return str(model.get("display_name") or model.get("name") or record["spec"]["model"])
-
-
-def is_count(key: str) -> bool:
-    """Keys of a per-language metrics dict that are counts, not metrics: "n" and "n_<unit>"."""
-    return key == "n" or key.startswith("n_")
+    name = str(model.get("display_name") or model.get("name") or record["spec"]["model"])
+    word = EVALUATE_ONLY.get(str(record["spec"].get("protocol")))
+    return f"{name} ({word})" if word else name
 
 
 def _version(package: str) -> str | None:

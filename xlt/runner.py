@@ -8,8 +8,12 @@ set up (task, device, model with the task type's head), read data, featurize, tr
 then writes. What differs between kinds of task comes from the task type (`xlt.tasktypes`): the head and its
 width, features, loss, decoding, metrics, and its plan: a type that does not train (`TaskType.trains`) has its
 train and select steps skipped, visibly (an event, `steps` in the record) and its record says `selection:
-null`. Nothing here asks which type it runs. `execute` never raises for a failed run: any exception (a user
-error such as an unknown model, a NaN loss, an out-of-memory, a bug) comes back as a record with status
+null`; so has a spec whose protocol evaluates a checkpoint as it is (`xlt eval`: `RunSpec.fine_tunes` is
+False), whose set up loads the checkpoint's own trained head with its labels matched to the task's by name
+(xlt.checkpoint_eval) instead of the type's fresh head. With `save_model` the selected model is kept under
+`<results_dir>/models/` (xlt.saved_models; step "save model"). Nothing here asks which type it runs.
+`execute` never raises for a failed run: any exception (a user error such as an unknown model, a NaN loss, an
+out-of-memory, a bug) comes back as a record with status
 "failed" and `error = {type, message, traceback_tail, stage}`, stage being "setup" (nothing trained), "train"
 or "evaluate"; its predictions are None. Only KeyboardInterrupt and other BaseExceptions that are not
 Exceptions (SystemExit, a simulated kill in the tests) propagate. `execute` writes no record; with a
@@ -46,7 +50,7 @@ import pandas as pd
 
 from xlt.errors import XltError
 from xlt.names import inside
-from xlt.recipes import effective_data_dir, evaluated_languages
+from xlt.recipes import effective_data_dir, evaluated_languages, evaluated_splits
 from xlt.results import (DEFAULT_RESULTS_DIR, RecordWriteError, check_writable, completed_record, environment,
                          keep_unsaved, new_record, predictions_to_bytes, spec_record_path, write_run)
 from xlt.spec import RunSpec
@@ -104,6 +108,7 @@ class RunState:
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
     on_step: Callable[[int], None] | None = None
     display_name: str | None = None         # the model's name in reports (`--name`); not part of the spec
+    save_model: bool = False                # keep the selected model (`xlt run --save-model`; xlt.saved_models)
     stage: str = "setup"
     # built by the steps
     device: Any = None                      # xlt.device.Device: torch device and resolved precision
@@ -157,9 +162,15 @@ def set_up(st: RunState) -> None:
     st.info["task"] = task_info(task, st.ttype)
     seed_everything(spec.seed)
     st.emit({"event": "stage", "stage": "load model", "model": spec.model})
-    st.loaded = load_model(spec.model, st.ttype.head, st.ttype.num_outputs(task), impl=spec.impl,
-                           gradient_checkpointing=spec.hparams.gradient_checkpointing,
-                           **st.ttype.head_options(task, spec.hparams))
+    labels = None
+    if spec.fine_tunes:
+        st.loaded = load_model(spec.model, st.ttype.head, st.ttype.num_outputs(task), impl=spec.impl,
+                               gradient_checkpointing=spec.hparams.gradient_checkpointing,
+                               **st.ttype.head_options(task, spec.hparams))
+    else:   # the checkpoint's own trained head, its labels matched by name (protocol evaluate)
+        from xlt.checkpoint_eval import load_own_head
+
+        st.loaded, labels = load_own_head(spec, task, st.ttype, st.emit)
     if spec.model_revision is not None and spec.model_revision != model_revision(spec.model):
         raise XltError(f"the checkpoint {spec.model} changed since this run's spec was made (its files or hub "
                        "commit differ); build the spec again (xlt run and xlt sweep do)")
@@ -170,13 +181,18 @@ def set_up(st: RunState) -> None:
     st.info["model"] = {"name": minfo.name, "hub_id": minfo.hub_id, "display_name": shown, "family": minfo.family,
                         "impl": st.loaded.impl, "head": st.ttype.head, "revision": spec.model_revision,
                         "parameters": count_parameters(st.loaded.model), "load_report": st.loaded.load_report}
+    if labels is not None:
+        st.info["model"]["labels"] = labels
+        st.info["flags"] += [f"{what}:{','.join(labels[key])}" for what, key in (
+            ("labels_left_out", "unused_checkpoint_labels"), ("labels_never_predicted", "never_predicted"))
+            if labels[key]]
     st.info["env"] = {"precision": st.device.precision, "precision_reason": st.device.reason,
                       "torch_threads": torch.get_num_threads()}
     st.emit({"event": "model_loaded", "report": st.loaded.load_report, "impl": st.loaded.impl})
 
 
 def read_data(st: RunState) -> None:
-    """What the type needs of the source language (train and dev for a type that trains) and every readable
+    """What the run needs of the source language (train and dev to fine-tune a type that trains) and every readable
     (eval split, language). What is read is planned first (`xlt.tasks.sources.plan_data`); its identity must
     be the spec's `data_revision` when the spec has one, so a record never carries numbers from data other
     than its run id says."""
@@ -186,18 +202,19 @@ def read_data(st: RunState) -> None:
     st.emit({"event": "stage", "stage": "load data", "task": task.name})
     src = task.source_lang
     languages = evaluated_languages(spec, task)
-    plan = plan_data(task, st.ddir, languages)
+    splits = evaluated_splits(spec, task)
+    plan = plan_data(task, st.ddir, languages, fine_tunes=spec.fine_tunes, splits=splits)
     if spec.data_revision is not None and plan.revision != spec.data_revision:
         raise XltError(f"the data of task {task.name!r} changed since this run's spec was made (it was "
                        f"{spec.data_revision}, it is {plan.revision}); build the spec again (xlt run does)")
     data: dict[str, Any] = {}
-    if task.task_type.trains:
+    if task.task_type.trains and spec.fine_tunes:
         st.train = load_split(task, task.train_split, src, st.ddir).head(spec.max_train_samples)
         st.dev = load_split(task, task.dev_split, src, st.ddir).head(spec.max_eval_samples)
         data["train"] = {"split": task.train_split, "lang": src, "n": len(st.train), "origin": st.train.origin}
         data["selection"] = {"split": task.dev_split, "lang": src, "n": len(st.dev), "origin": st.dev.origin}
     readable = set(plan.reads)
-    for split in task.eval_splits:
+    for split in splits:
         for lang in (lang for lang in languages if (split, lang) in readable):
             same_as_dev = st.dev is not None and (split, lang) == (task.dev_split, src)
             st.eval_data[(split, lang)] = st.dev if same_as_dev else \
@@ -208,7 +225,7 @@ def read_data(st: RunState) -> None:
                  f"no file {plan.looked_for[split]}"})
     if not st.eval_data:
         raise XltError(f"no evaluation split of task {task.name!r} can be read (looked for "
-                       f"{'; '.join(plan.looked_for.values()) or ', '.join(task.eval_splits)}); check --data-dir")
+                       f"{'; '.join(plan.looked_for.values()) or ', '.join(splits)}); check --data-dir")
     st.info["data"] = {
         **data, "evaluated": list(dict.fromkeys(split for split, _ in st.eval_data)), "skipped": plan.skipped,
         "looked_for": plan.looked_for, "languages": languages, "max_train_samples": spec.max_train_samples,
@@ -284,6 +301,7 @@ def evaluate(st: RunState) -> None:
     from xlt import evaluate as xeval
 
     data = {key: (split, st.feats[key]) for key, split in st.eval_data.items()}
+    st.loaded.model.to(st.device.torch_device)   # a model that was not trained has not been moved yet
     st.emit({"event": "eval_plan", "parts": len(data), "rows": sum(len(f) for _, f in data.values())})
     st.evaluation = xeval.evaluate_splits(st.loaded.model, data, st.ttype, list(st.task.metrics),
                                           batch_size=st.spec.hparams.eval_batch_size, device=st.device,
@@ -305,12 +323,38 @@ def record(st: RunState) -> dict[str, Any]:
                      data=st.info["data"], steps=st.steps)
     if ev.calibration:
         rec["calibration"] = ev.calibration
+    if st.info.get("saved_model"):
+        rec["saved_model"] = st.info["saved_model"]
     return rec
+
+
+def save_model(st: RunState) -> None:
+    """Keep the selected model (`xlt.saved_models`); a model that cannot be written costs a warning, never the
+    run's numbers."""
+    from xlt.saved_models import save_model as write
+
+    if st.results_dir is None:
+        raise XltError("saving the model needs a results folder (results_dir)")
+    try:
+        st.info["saved_model"] = write(st.loaded, st.results_dir, st.spec, st.task.label_names or None,
+                                       display_name=st.display_name)
+    except OSError as exc:
+        st.info["flags"].append("model_not_saved")
+        st.emit({"event": "warning", "message": f"the model could not be saved ({exc.strerror or exc}); the "
+                 "record is written without it"})
 
 
 def _trains(st: RunState) -> str | None:
     """Why training and selection are skipped, or None when they run."""
+    if not st.spec.fine_tunes:
+        return f"protocol {st.spec.protocol}: the checkpoint's own head is evaluated as it is"
     return None if st.ttype.trains else f"type {st.ttype.name} does not train (it evaluates the model as loaded)"
+
+
+def _saves(st: RunState) -> str | None:
+    if not st.save_model:
+        return "not asked (xlt run --save-model)"
+    return None if st.selection is not None else "nothing was trained"
 
 
 # (name, stage of a failure, the step, why it is skipped or None)
@@ -321,6 +365,7 @@ STEPS: tuple[tuple[str, str, Callable[[RunState], None], Callable[[RunState], st
     ("train", "train", train, _trains),
     ("select", "train", select, _trains),
     ("evaluate", "evaluate", evaluate, lambda st: None),
+    ("save model", "evaluate", save_model, _saves),
 )
 
 
@@ -329,7 +374,7 @@ def execute(spec: RunSpec, *, task: Any = None, data_dir: Path | str | None = No
             progress: Callable[[Event], None] | None = None, tasks_dir: Path | str | None = None,
             cache_dir: Path | str | None = None, checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
             on_step: Callable[[int], None] | None = None, display_name: str | None = None,
-            quiet: bool = True) -> RunOutcome:
+            quiet: bool = True, save_model: bool = False) -> RunOutcome:
     """Run `spec` end to end and return its record and predictions (see the module docstring).
 
     task: the spec's TaskSpec when the caller resolved it (else it is found by name in `tasks_dir`).
@@ -338,10 +383,12 @@ def execute(spec: RunSpec, *, task: Any = None, data_dir: Path | str | None = No
     after every optimizer step (tests use it to simulate a kill). `display_name` is the model's name in
     reports (record model.display_name; default `spec.readable_model_name`); it is not part of the spec: it
     changes no number. `quiet` is accepted for the sweep's job signature; without `progress` nothing is shown.
+    `save_model`: keep the selected model under `<results_dir>/models/` (xlt.saved_models; needs results_dir).
     """
     st = RunState(spec=spec, emit=progress or (lambda event: None), task=task, data_dir=data_dir,
                   results_dir=results_dir, tasks_dir=tasks_dir, cache_dir=cache_dir, device_name=device,
-                  resume=resume, checkpoint_every=checkpoint_every, on_step=on_step, display_name=display_name)
+                  resume=resume, checkpoint_every=checkpoint_every, on_step=on_step, display_name=display_name,
+                  save_model=save_model)
     try:
         for name, stage, step, skipped in STEPS:
             st.stage = stage
@@ -371,7 +418,7 @@ def run(spec: RunSpec, *, task: Any = None, data_dir: Path | str | None = None,
         resume: bool = False, progress: Callable[[Event], None] | None = None, tasks_dir: Path | str | None = None,
         cache_dir: Path | str | None = None, checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
         on_step: Callable[[int], None] | None = None, display_name: str | None = None,
-        quiet: bool = True) -> RunResult:
+        quiet: bool = True, save_model: bool = False) -> RunResult:
     """Skip a completed run (unless `force`), else execute it and write its record (module docstring).
 
     A results folder that cannot be written is an XltError before any work; so is a second process running the
@@ -387,7 +434,8 @@ def run(spec: RunSpec, *, task: Any = None, data_dir: Path | str | None = None,
             return RunResult(spec_record_path(results_dir, spec), existing, skipped=True)
         outcome = execute(spec, task=task, data_dir=data_dir, results_dir=results_dir, device=device,
                           resume=resume, progress=progress, tasks_dir=tasks_dir, cache_dir=cache_dir,
-                          checkpoint_every=checkpoint_every, on_step=on_step, display_name=display_name)
+                          checkpoint_every=checkpoint_every, on_step=on_step, display_name=display_name,
+                          save_model=save_model)
         rec = outcome.record
         if rec["status"] == "failed" and (rec["error"].get("stage") == "setup" or existing is not None):
             return RunResult(None, rec, predictions=None)

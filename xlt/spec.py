@@ -20,7 +20,10 @@ from typing import Any, Iterable, Mapping
 from xlt.errors import XltError
 from xlt.names import check_name, is_name
 
-PROTOCOLS = ("zero-shot",)
+PROTOCOLS = ("zero-shot", "evaluate")
+# Protocols that evaluate a checkpoint as it is (`xlt eval`: no training, no selection), and the word reports add
+# to such a record's row ("mdeberta-xnli (evaluated)") so that it is never averaged with fine-tuned seeds.
+EVALUATE_ONLY = {"evaluate": "evaluated"}
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 IMPLS = ("auto", "native", "hf")
 
@@ -121,7 +124,8 @@ class RunSpec:
     model: str                      # registry short name, hub id, or local checkpoint directory
     task: str
     seed: int = 1
-    protocol: str = "zero-shot"     # train on the source language, select on its dev set, test everywhere
+    protocol: str = "zero-shot"     # train on the source language, select on its dev set, test everywhere;
+    #                                 "evaluate": the checkpoint's own head as it is (xlt eval), no training
     impl: str = "auto"              # auto = native for DeBERTa, transformers otherwise
     precision: str = "auto"         # auto = bf16 where supported, else fp32; never fp16 for mDeBERTa
     data_source: str = "hub"        # "hub" or "local" (--data-dir); the path itself is not part of the identity
@@ -130,8 +134,11 @@ class RunSpec:
     max_eval_samples: int | None = None
     hparams: Hyperparams = field(default_factory=Hyperparams)
     languages: tuple[str, ...] | None = None   # evaluate only these (the source language always); None = all
+    splits: tuple[str, ...] | None = None      # evaluate only these of the task's eval splits; None = all
     task_revision: str | None = None   # the task file's content that reaches data and metrics (TaskSpec.revision)
     model_revision: str | None = None  # the checkpoint's identity: hub commit, or a fingerprint of local files
+    # protocol "evaluate": (checkpoint label, task label) pairs the user gave (`--label-map`), sorted; None: by name
+    label_map: tuple[tuple[str, str], ...] | None = None
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -153,7 +160,14 @@ class RunSpec:
                 raise XltError("--languages is empty; list the codes to evaluate (e.g. --languages en,sw) or drop "
                                "the option to evaluate every language")
             object.__setattr__(self, "languages", tuple(sorted(set(self.languages))))
+        if self.splits is not None:
+            if isinstance(self.splits, str) or not self.splits or not all(isinstance(x, str) and x
+                                                                            for x in self.splits):
+                raise XltError(f"splits {self.splits!r} must be a non-empty list of split names (e.g. --split test)")
+            object.__setattr__(self, "splits", tuple(sorted(set(self.splits))))
         _check_names(self)
+        if self.label_map is not None:
+            object.__setattr__(self, "label_map", _check_label_map(self.label_map, self.fine_tunes))
         h = self.hparams
         if h.batch_size < 1 or h.grad_accum < 1 or h.batch_size % h.grad_accum:
             raise XltError(f"batch size {h.batch_size} must be a positive multiple of --grad-accum {h.grad_accum}")
@@ -163,14 +177,22 @@ class RunSpec:
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["languages"] = list(self.languages) if self.languages is not None else None
+        out["splits"] = list(self.splits) if self.splits is not None else None
+        out["label_map"] = [list(pair) for pair in self.label_map] if self.label_map is not None else None
+        for name in ("splits", "label_map"):   # absent when unset: a record's spec reads as before they existed
+            if out[name] is None:                 # (reports group runs by their spec)
+                del out[name]
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "RunSpec":
         data = dict(data)
         data["hparams"] = Hyperparams(**data.get("hparams", {}))
-        if data.get("languages") is not None:
-            data["languages"] = tuple(data["languages"])
+        for name in ("languages", "splits"):
+            if data.get(name) is not None:
+                data[name] = tuple(data[name])
+        if data.get("label_map") is not None:
+            data["label_map"] = tuple(tuple(pair) for pair in data["label_map"])
         return cls(**data)
 
     def identity(self) -> dict[str, Any]:
@@ -185,16 +207,18 @@ class RunSpec:
         return out
 
     @property
+    def fine_tunes(self) -> bool:
+        """Does this run train (and select)? False for a protocol that evaluates the checkpoint as it is."""
+        return self.protocol not in EVALUATE_ONLY
+
+    @property
     def run_id(self) -> str:
         canonical = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     @property
     def model_slug(self) -> str:
-        """A filesystem-safe name for the model: the short name, a local folder's name, the repo name of a hub
-        cache snapshot folder."""
-        name = readable_model_name(self.model).split("/")[-1] or "model"
-        return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        return model_slug(self.model)
 
     def label(self) -> str:
         return f"{self.model_slug}/{self.task}/seed{self.seed}"
@@ -208,6 +232,52 @@ def _check_names(spec: "RunSpec") -> None:
                        f"{readable_model_name(spec.model).split('/')[-1]!r}); pass the checkpoint folder's own path")
     for lang in spec.languages or ():
         check_name("language", lang, "use the task's language codes (xlt tasks show TASK)")
+    for split in spec.splits or ():
+        check_name("split", split, "use the task's evaluation splits (xlt tasks show TASK)")
+
+
+def _check_label_map(pairs: Any, fine_tunes: bool) -> tuple[tuple[str, str], ...]:
+    """`--label-map` as one canonical value: (checkpoint label, task label) pairs of non-empty strings, each
+    checkpoint label once, sorted; only for a protocol that evaluates a checkpoint's own head."""
+    if fine_tunes:
+        raise XltError("--label-map applies to `xlt eval` (protocol evaluate) only: a fine-tuned head learns the "
+                       "task's own labels")
+    if isinstance(pairs, Mapping):
+        pairs = list(pairs.items())
+    if isinstance(pairs, str) or not all(isinstance(p, (tuple, list)) and len(p) == 2 and
+                                         all(isinstance(x, str) and x.strip() for x in p) for p in pairs):
+        raise XltError(f"label map {pairs!r} must be pairs of label names, e.g. --label-map "
+                       "LABEL_0=entailment,LABEL_1=neutral,LABEL_2=contradiction")
+    pairs = tuple(sorted((a.strip(), b.strip()) for a, b in pairs))
+    if not pairs:
+        raise XltError("--label-map is empty; give CHECKPOINT_LABEL=TASK_LABEL pairs or drop the option")
+    sources = [a for a, _ in pairs]
+    twice = sorted({a for a in sources if sources.count(a) > 1})
+    if twice:
+        raise XltError(f"--label-map names checkpoint label(s) {', '.join(twice)} more than once; map each to one "
+                       "task label")
+    return pairs
+
+
+def parse_label_map(text: str) -> tuple[tuple[str, str], ...]:
+    """'LABEL_0=entailment,LABEL_1=neutral' -> (("LABEL_0", "entailment"), ("LABEL_1", "neutral"))."""
+    pairs = []
+    for item in (x for x in str(text).split(",") if x.strip()):
+        source, sep, target = item.partition("=")
+        if not sep or not source.strip() or not target.strip():
+            raise XltError(f"--label-map item {item.strip()!r} is not CHECKPOINT_LABEL=TASK_LABEL, e.g. --label-map "
+                           "LABEL_0=entailment,LABEL_1=neutral,LABEL_2=contradiction")
+        pairs.append((source.strip(), target.strip()))
+    if not pairs:
+        raise XltError("--label-map is empty; give CHECKPOINT_LABEL=TASK_LABEL pairs or drop the option")
+    return tuple(pairs)
+
+
+def model_slug(model: str) -> str:
+    """A filesystem-safe name for a model: the short name, a local folder's name, the repo name of a hub cache
+    snapshot folder (the folder its records are filed in)."""
+    name = readable_model_name(model).split("/")[-1] or "model"
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def readable_model_name(model: str) -> str:

@@ -204,7 +204,7 @@ def show(
     model = record.get("model") or {}
     info = RichTable.grid(padding=(0, 2))
     info.add_column(style="bold")
-    info.add_column()
+    info.add_column(overflow="fold")   # long paths wrap, never cut
     fields = [("run_id", record["run_id"]), ("file", str(path)), ("status", record["status"]),
               ("task", spec["task"]), ("model", display_name(record)), ("spec model", spec["model"]),
               ("hub_id", model.get("hub_id")), ("impl", model.get("impl") or spec.get("impl")),
@@ -216,6 +216,7 @@ def show(
                                    for k, v in (record.get("timing") or {}).items())),
               ("env", ", ".join(f"{k}={v}" for k, v in (record.get("env") or {}).items() if v is not None)),
               ("flags", ", ".join(record.get("flags") or []) or None), ("created", record.get("created_at"))]
+    fields += _model_fields(record, results_dir)
     error = record.get("error")
     if error:
         fields.append(("error", f"{error.get('type')}: {error.get('message')}"))
@@ -242,6 +243,27 @@ def show(
                          (str(int(v)) if count else f"{v:.1f}"))
         table.add_row(escape(str(row["split"])), escape(str(row["metric"])), *cells)
     print_wide([table])
+
+
+def _model_fields(record: dict, results_dir: Path) -> list[tuple[str, object]]:
+    """Where a run's saved model lives and its size (`xlt run --save-model`), and how an evaluated checkpoint's
+    labels were matched to the task's (`xlt eval`), as the record says."""
+    out: list[tuple[str, object]] = []
+    saved = record.get("saved_model") or {}
+    if saved.get("path"):
+        folder = results_dir / str(saved["path"])
+        size = saved.get("bytes")
+        out.append(("saved model", f"{folder}" + (f" ({size / 1e6:,.1f} MB)" if isinstance(size, int) else "")
+                    + ("" if folder.is_dir() else " (no longer there)")))
+    labels = (record.get("model") or {}).get("labels") or {}
+    if labels.get("map"):
+        how = labels.get("how") or {}
+        out.append(("labels", ", ".join(f"{task} <- {ckpt if ckpt is not None else '(none)'}"
+                                        + (f" ({how[task]})" if how.get(task) else "")
+                                        for task, ckpt in labels["map"].items())
+                    + (f"; left out: {', '.join(labels['unused_checkpoint_labels'])}"
+                       if labels.get("unused_checkpoint_labels") else "")))
+    return out
 
 
 @leaderboard_app.command("build")

@@ -9,7 +9,6 @@ Everything printed that a user wrote (model, task, names, messages) is escaped: 
 
 from __future__ import annotations
 
-import dataclasses
 import shlex
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -58,7 +57,7 @@ def resolve_overrides(sets: list[str], flags: dict[str, Any]) -> tuple[dict[str,
 
 def resume_command(spec: RunSpec, task_arg: str, overrides: dict[str, Any], *, data_dir: Path | None,
                    results_dir: Path, tasks_dir: Path | None, name: str | None, device: str | None,
-                   checkpoint_every: int) -> str:
+                   checkpoint_every: int, save_model: bool = False) -> str:
     """The `xlt run ... --resume` command that continues this run (the same spec, so the same run id)."""
     args = ["xlt", "run", "--model", spec.model, "--task", task_arg, "--seed", str(spec.seed)]
     for flag, value, default in (("--data-dir", data_dir, None), ("--results-dir", results_dir, DEFAULT_RESULTS_DIR),
@@ -72,7 +71,7 @@ def resume_command(spec: RunSpec, task_arg: str, overrides: dict[str, Any], *, d
         args += ["--languages", ",".join(spec.languages)]
     for key, value in overrides.items():
         args += ["--set", f"{key}={value}"]
-    return shlex.join([*args, "--resume"])
+    return shlex.join([*args, *(["--save-model"] if save_model else []), "--resume"])
 
 
 def render_dry_run(plan: dict[str, Any]) -> Table:
@@ -135,8 +134,9 @@ def _footer(record: dict[str, Any], path: Path | None) -> str:
         rates = [f"{v:,.0f} {k[5:-6]}/s" for k, v in timing.items()
                  if k.startswith("eval_") and k.endswith("_per_s") and k != "eval_examples_per_s"] or \
             [f"{timing.get('eval_examples_per_s', 0):.0f} ex/s"]
-        lines.append(escape(f"train {timing.get('train_s', 0):.1f}s ({timing.get('train_tokens_per_s', 0):.0f} "
-                            f"tok/s), eval {timing.get('eval_s', 0):.1f}s ({', '.join(rates)}) on "
+        trained = (f"train {timing.get('train_s', 0):.1f}s ({timing.get('train_tokens_per_s', 0):.0f} tok/s), "
+                   if "train_s" in timing else "")   # `xlt eval` and types that do not train: no training
+        lines.append(escape(f"{trained}eval {timing.get('eval_s', 0):.1f}s ({', '.join(rates)}) on "
                             f"{env.get('device')} {env.get('precision', '')} ({env.get('precision_reason', '')})"))
     data = record.get("data") or {}
     for split, langs in (data.get("skipped") or {}).items():
@@ -190,6 +190,10 @@ def run_command(
              "evaluation; 0 = only then).")] = 500,
     force: Annotated[bool, typer.Option("--force", help="Re-run even if a completed record exists.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue a killed run from its last checkpoint.")] = False,
+    save_model: Annotated[bool, typer.Option("--save-model", help="Keep the selected model and its tokenizer in "
+                                             "<results>/models/<task>/<model>/<run_id>/ (transformers-loadable; "
+                                             "xlt eval --model <run_id> evaluates it). Not part of the run id.")]
+    = False,
     languages: Annotated[Optional[str], typer.Option(
         help="Evaluate only these languages, comma-separated (the source language always).")] = None,
     name: Annotated[Optional[str], typer.Option(
@@ -228,7 +232,8 @@ def run_command(
                 console.print(render_dry_run(plan))
             return
         resume_cmd = resume_command(spec, task, overrides, data_dir=data_dir, results_dir=results_dir,
-                                    tasks_dir=tasks_dir, name=name, device=device, checkpoint_every=checkpoint_every)
+                                    tasks_dir=tasks_dir, name=name, device=device, checkpoint_every=checkpoint_every,
+                                    save_model=save_model)
         _check_checkpoint(runner, results_dir, spec, resume=resume, force=force, quiet=quiet)
         if not quiet:
             err_console.print(f"run {spec.run_id}: {spec.label()} (lr {spec.hparams.lr:g}, batch "
@@ -240,7 +245,8 @@ def run_command(
         try:
             done = runner.run(spec, task=task_spec, data_dir=data_dir, results_dir=results_dir, device=device,
                               force=force, resume=resume, tasks_dir=dirs or None, checkpoint_every=checkpoint_every,
-                              progress=progress, display_name=name.strip() if name else None)
+                              progress=progress, display_name=name.strip() if name else None,
+                              save_model=save_model)
         finally:
             if progress is not None:
                 progress.close()
@@ -273,6 +279,23 @@ def run_command(
         console.print(_footer(record, done.path), highlight=False, soft_wrap=True)
     else:
         console.print(str(done.path), highlight=False, markup=False, soft_wrap=True)
+    if save_model:
+        _say_saved(record, results_dir, quiet)
+
+
+def _say_saved(record: dict[str, Any], results_dir: Path, quiet: bool) -> None:
+    """Where `--save-model` kept the model, or why there is none (a completed record found and skipped)."""
+    saved = record.get("saved_model")
+    if saved:
+        if not quiet:
+            console.print(f"saved model: {results_dir / saved['path']} ({saved['bytes'] / 1e6:,.1f} MB); evaluate it "
+                          f"with: xlt eval --model {record['run_id']} --task TASK", highlight=False, markup=False,
+                          soft_wrap=True)
+    else:
+        err_console.print(f"note: run {record['run_id']} did not save its model (" + (
+            "its completed record was found and kept; add --force to run it again and save the model)"
+            if "model_not_saved" not in (record.get("flags") or []) else "it could not be written)"),
+            highlight=False, markup=False, soft_wrap=True)
 
 
 def _check_checkpoint(runner, results_dir: Path, spec: RunSpec, *, resume: bool, force: bool, quiet: bool) -> None:

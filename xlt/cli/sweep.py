@@ -114,6 +114,11 @@ def _dry_run(planned: list[Any], results_dir: Path, as_json: bool) -> None:
                              "ids that cover them; it stays in reports, and is not reused"), soft_wrap=True)
 
 
+def _print_command(command: str) -> None:
+    """A command on a line of its own, never wrapped (a path cut in two cannot be pasted back)."""
+    console.print(f"  {command}", markup=False, highlight=False, soft_wrap=True)
+
+
 def _resume_command() -> str:
     args = [a for a in sys.argv[1:] if a != "--force"]
     return shlex.join(["xlt", *args])
@@ -271,8 +276,9 @@ def sweep_command(
         with Live(view, console=console, refresh_per_second=2, transient=False):
             result = schedule.run_sweep(specs, results_dir, executor=executor, force=force, on_event=view.update)
     except KeyboardInterrupt:   # outside the executor's own handling, e.g. a second Ctrl-C while stopping
-        console.print(f"\n[magenta]interrupted[/]: records written so far are kept. Resume (completed specs are "
-                      f"skipped) with:\n  {escape(_resume_command())}", highlight=False)
+        console.print("\n[magenta]interrupted[/]: records written so far are kept. Resume (completed specs are "
+                      "skipped) with:", highlight=False)
+        _print_command(_resume_command())
         raise typer.Exit(130) from None
     console.print()
     _summary(result, results_dir)
@@ -283,7 +289,8 @@ def sweep_command(
                 else "no job had started")
         console.print(f"[magenta]interrupted{by}[/]: {what}; the "
                       f"{result.count('completed')} completed record(s) written so far are kept. "
-                      f"Resume (completed specs are skipped) with:\n  {escape(_resume_command())}", highlight=False)
+                      "Resume (completed specs are skipped) with:", highlight=False)
+        _print_command(_resume_command())
         raise typer.Exit(128 + signum)
     if not result.ok:
         raise typer.Exit(1)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 from torch import nn
 
@@ -41,17 +42,19 @@ class LoadedModel:
     impl: str  # "native" | "hf": what actually runs
     head: str  # xlt.models.heads
     load_report: str = field(default="")  # one line: newly initialised / unused checkpoint tensors
+    new_tensors: tuple[str, ...] = ()  # model tensors not taken from the checkpoint (random: a fresh head)
 
-    def save(self, out_dir: str | Path) -> Path:
-        """Write a checkpoint transformers' `from_pretrained` loads (config, weights) plus the tokenizer."""
+    def save(self, out_dir: str | Path, label_names: Sequence[str] | None = None) -> Path:
+        """Write a checkpoint transformers' `from_pretrained` loads (config, weights) plus the tokenizer;
+        `label_names` become its config's id2label (the task's labels, in the head's order)."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         if self.impl == "native":
             from xlt.models.checkpoint import save_native
 
-            save_native(self.model, out)
+            save_native(self.model, out, id2label=label_names)
         else:
-            self.model.save(out)
+            self.model.save(out, id2label=label_names)
         self.tokenizer.save_pretrained(out)
         return out
 
@@ -116,15 +119,17 @@ def load_model(name_or_path: str, head: str, num_labels: int | None = 2, impl: s
             model.gradient_checkpointing_enable(True)
         norm = model.deberta.embeddings.LayerNorm
         report_line = str(report)
+        new = (*report.initialised, *(key for key, _, _ in report.reinitialised))
     else:
         from xlt.models.hf import load_hf
 
         model, report_line = load_hf(source, head, num_labels, gradient_checkpointing, **head_options)
         norm = model.embedding_layernorm()
+        new = model.new_tensors
     tokenizer = load_tokenizer(source)
     _check_vocab(tokenizer, info, source)
     return LoadedModel(model=model, tokenizer=tokenizer, info=info, embedding_layernorm=norm, impl=chosen,
-                       load_report=report_line, head=head)
+                       load_report=report_line, head=head, new_tensors=tuple(new))
 
 
 def _check_vocab(tokenizer, info: ModelInfo, source: str) -> None:

@@ -257,8 +257,9 @@ def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str = "
 # Save
 
 
-def save_native(model: nn.Module, out_dir: str | Path) -> Path:
-    """Write config.json + model.safetensors that transformers' from_pretrained loads with nothing missing."""
+def save_native(model: nn.Module, out_dir: str | Path, id2label=None) -> Path:
+    """Write config.json + model.safetensors that transformers' from_pretrained loads with nothing missing;
+    `id2label` (names in the head's order) replaces the config's label names."""
     from safetensors.torch import save_file
 
     head = BY_NATIVE_CLASS.get(type(model))
@@ -270,6 +271,11 @@ def save_native(model: nn.Module, out_dir: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     hf = cfg.to_hf()
     hf["architectures"] = [("Deberta" if cfg.version == 1 else "DebertaV2") + kind]
+    if id2label is not None:
+        if len(id2label) != cfg.num_labels:
+            raise XltError(f"{len(id2label)} label names for a head of {cfg.num_labels} outputs")
+        hf["id2label"] = {str(i): str(name) for i, name in enumerate(id2label)}
+        hf["label2id"] = {str(name): i for i, name in enumerate(id2label)}
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     with atomic_path(out / "model.safetensors") as tmp:
         save_file(state, str(tmp), metadata={"format": "pt"})

@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from xlt.atomic import atomic_path
+from xlt.paths import cache_home
 
 SKIPPED_SUFFIXES = (".md", ".txt.lock", ".lock")
 
 
 def cache_dir() -> Path:
-    """Where file hashes are kept: beside the feature cache (XLT_CACHE_DIR's parent), else ~/.cache/xlt."""
-    env = os.environ.get("XLT_CACHE_DIR")
-    base = Path(env).expanduser().parent if env else Path("~/.cache/xlt").expanduser()
-    return base / "fingerprints"
+    """Where file hashes are kept (xlt.paths.cache_home)."""
+    return cache_home() / "fingerprints"
 
 
 def file_sha256(path: Path) -> str:

@@ -28,6 +28,7 @@ class HFModel(nn.Module):
         self.hf = hf_model
         self.head = get_head(head)
         self.output_layer = output_layer   # the encoder head's layer (xlt.models.heads)
+        self.new_tensors: tuple[str, ...] = ()   # set by load_hf: tensors not from the checkpoint (random)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
@@ -50,7 +51,10 @@ class HFModel(nn.Module):
                            "architecture cannot be used with SiFT (turn it off in the spec).")
         return norm
 
-    def save(self, out_dir: str | Path) -> None:
+    def save(self, out_dir: str | Path, id2label=None) -> None:
+        if id2label is not None:   # the task's label names in the head's order
+            self.hf.config.id2label = dict(enumerate(id2label))
+            self.hf.config.label2id = {name: i for i, name in enumerate(id2label)}
         self.hf.save_pretrained(out_dir)
 
 
@@ -145,7 +149,9 @@ def load_hf(source: str, head: str, num_labels: int | None, gradient_checkpointi
         enable()
     report = load_report_line(source, "hf", list(info.get("missing_keys", [])),
                               list(info.get("unexpected_keys", [])), mismatched)
-    return HFModel(model, head, **head_options), report
+    wrapped = HFModel(model, head, **head_options)
+    wrapped.new_tensors = tuple(sorted({*info.get("missing_keys", []), *mismatched}))
+    return wrapped, report
 
 
 def _is_head(key: str) -> bool:

@@ -4,6 +4,7 @@
     records.py      what reports read: records (shape-checked), reference CSVs, the task layout from records
     tables.py       the table model (Row, Delta, Table, Report) and build_table / build_report
     runs.py         `report runs` and `report show`
+    suites.py       suites.yaml: a benchmark's tasks, groups, score metrics and languages (XTREME's scorer)
     summary.py      `report summary`: one row per model, one column per task, suite group averages
     render.py       console, md, csv, latex, html and json renderers (CSS/JS in static/)
 """

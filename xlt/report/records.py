@@ -19,6 +19,7 @@ import pandas as pd
 
 from xlt.errors import XltError
 from xlt.paths import reference_dir
+from xlt.report.suites import suite_languages
 from xlt.results import Records, display_name, load_records, metrics_frame, record_problem
 
 AVG = "avg"
@@ -142,7 +143,8 @@ def runs_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 @dataclass
 class TaskView:
     """How a task's table is laid out: languages in order, source language, the metrics shown in a cell
-    (the first ranks rows and carries Δ and significance), all from the records' task block."""
+    (the first ranks rows and carries Δ and significance), all from the records' task block; for a task with no
+    records, from a suite's language list (xlt.report.suites) and the reference file."""
 
     name: str
     languages: list[str]
@@ -150,6 +152,8 @@ class TaskView:
     metrics: list[str]
     type_name: str | None = None
     info: dict[str, Any] = field(default_factory=dict)   # the newest record's task block ({} without records)
+    task_languages: list[str] = field(default_factory=list)   # the task's own languages, [] if unknown
+    eval_splits: list[str] = field(default_factory=list)      # the splits the task is evaluated on, [] if unknown
 
     @property
     def metric(self) -> str:
@@ -162,15 +166,14 @@ class TaskView:
     def evaluation_split(self, split: str) -> str:
         """The split asked for, except that "test" of a task with one evaluation split that is not called
         test (XQuAD's hub split is "validation") means that split: the task's held-out evaluation set."""
-        splits = self.info.get("eval_splits") or []
-        if split == "test" and len(splits) == 1 and splits[0] != "test":
-            return splits[0]
+        if split == "test" and len(self.eval_splits) == 1 and self.eval_splits[0] != "test":
+            return self.eval_splits[0]
         return split
 
     def is_dev(self, split: str) -> bool:
         """Is `split` a dev set beside a test set? A task whose only evaluation split the hub calls
         "validation" (XQuAD, TyDiQA-GoldP) evaluates on it: that split is its test set."""
-        splits = self.info.get("eval_splits") or ["test", "validation"]
+        splits = self.eval_splits or ["test", "validation"]
         return split != "test" and len(splits) > 1
 
     def metric_caption(self) -> str:
@@ -179,14 +182,16 @@ class TaskView:
 
 def task_view(task: str, records: Sequence[Mapping[str, Any]], reference: pd.DataFrame, frame: pd.DataFrame,
               also: Sequence[str] = ()) -> TaskView:
-    """The layout of `task`'s table: from the newest record's task block that lists languages, completed by the
-    reference file's and the measured languages (a task with no runs: the reference file alone)."""
+    """The layout of `task`'s table: from the newest record's task block that lists languages. A task with no
+    runs takes its languages from a suite (XTREME's scorer lists every task's languages), else from the reference
+    file and the measured languages, and its evaluation splits from the splits its published rows are on (XQuAD's
+    one split, "validation", is its test set)."""
     infos = [dict(r.get("task") or {}) for r in records if r["spec"]["task"] == task]
     info = next((i for i in reversed(infos) if i.get("languages")), infos[-1] if infos else {})
-    languages = list(info.get("languages") or [])
-    for lang in [*reference["lang"], *frame["lang"]]:
-        if lang != AVG and lang not in languages:
-            languages.append(lang)
+    known = list(info.get("languages") or []) or suite_languages(task)
+    # no record or suite says which: the languages measured or published
+    languages = known or [lang for lang in dict.fromkeys([*reference["lang"], *frame["lang"]]) if lang != AVG]
+    splits = list(info.get("eval_splits") or ([] if info else dict.fromkeys(reference["split"])))
     source = info.get("source_lang") or ("en" if "en" in languages else (languages[0] if languages else ""))
     available = list(dict.fromkeys([*frame["metric"], *reference["metric"]]))
     primary = info.get("primary_metric") or ("accuracy" if (not available or "accuracy" in available)
@@ -194,4 +199,4 @@ def task_view(task: str, records: Sequence[Mapping[str, Any]], reference: pd.Dat
     # a task with no runs shows the metrics its reference file has
     cell = info.get("report_metrics") or ([] if info else available)
     shown = list(dict.fromkeys([primary, *(m for m in [*cell, *also] if m in available)]))
-    return TaskView(task, languages, source, shown, info.get("type"), info)
+    return TaskView(task, languages, source, shown, info.get("type"), info, known, splits)

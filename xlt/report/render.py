@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 from xlt.errors import XltError
 from xlt.report.statistics import Stat
-from xlt.report.tables import GAP, Delta, Row, Table
+from xlt.report.tables import AVG, GAP, PRINTED_MEAN, Delta, Row, Table
 
 FORMATS = ("console", "md", "csv", "latex", "html", "json")
 
@@ -43,9 +43,16 @@ def fmt_stat(stat: Stat | None, with_std: bool = True) -> str:
     return text
 
 
-def cell_text(t: Table, row: Row, col: str, with_std: bool = True) -> str:
-    """A cell's text: each shown metric, "74.2" or "74.2 / 62.8" (with "± std" after each mean if asked)."""
-    return " / ".join(fmt_stat(row.stat(i, t.metrics, col), with_std) for i in range(len(t.metrics)))
+def cell_text(t: Table, row: Row, col: str, with_std: bool = True, marker: bool = True) -> str:
+    """A cell's text: each shown metric, "74.2" or "74.2 / 62.8" (with "± std" after each mean if asked), then
+    the avg's marker where it is not the source's own average."""
+    return " / ".join(fmt_stat(row.stat(i, t.metrics, col), with_std) for i in range(len(t.metrics))) + \
+        (avg_marker(row, col) if marker else "")
+
+
+def avg_marker(row: Row, col: str) -> str:
+    """" (mean of printed)" on the avg of a published row whose source prints no average."""
+    return f" ({PRINTED_MEAN})" if col == AVG and row.avg_kind == PRINTED_MEAN else ""
 
 
 def fmt_delta(delta: Delta, col: str) -> str:
@@ -137,13 +144,14 @@ def render_csv(tables: Sequence[Table], missing: dict[str, str] | None = None) -
     columns: list[str] = []
     for t in tables:
         columns += [c for c in t.columns if c not in columns]
-    writer.writerow(["task", "model", "result", "split", "metric", "seeds", *columns, "source"])
+    writer.writerow(["task", "model", "result", "split", "metric", "seeds", *columns, "avg_kind", "languages",
+                     "source"])
     for t in tables:
         for r in t.rows:
             for i, metric in enumerate(t.metrics):
                 writer.writerow([t.task, r.model, r.kind, r.split, metric, r.seeds if r.kind == "measured" else "",
                                  *(_csv_value(r, r.stat(i, t.metrics, c)) if c in t.columns else "" for c in columns),
-                                 r.source or " ".join(r.run_ids)])
+                                 r.avg_kind, r.coverage if r.subset else "", r.source or " ".join(r.run_ids)])
     return buf.getvalue()
 
 
@@ -164,7 +172,7 @@ def render_latex(tables: Sequence[Table], missing: dict[str, str] | None = None)
                     if stat is not None and stat.std is not None:
                         text += rf"\textsubscript{{$\pm${stat.std:.1f}}}"
                     parts.append(text)
-                text = " / ".join(parts)
+                text = " / ".join(parts) + latex_escape(avg_marker(r, c))
                 cells.append(rf"\textbf{{{text}}}" if t.is_best(r, c) else text)
             lines.append(" & ".join([latex_escape(r.model), latex_escape(r.label), latex_escape(seeds_text(r)),
                                      *cells]) + r" \\")
@@ -212,7 +220,8 @@ def html_table(t: Table, table_id: str = "", sortable: bool = True) -> str:
     out.append("</tr></thead><tbody>")
     for r in t.rows:
         classes = ["published" if r.kind == "published" else "measured"] + (["dev"] if r.is_dev else [])
-        badge = f'<span class="badge{" badge-dev" if r.is_dev else ""}">{esc(r.label)}</span>'
+        badge = f'<span class="badge{" badge-dev" if r.is_dev else ""}">{esc(r.result)}</span>' + \
+            (f'<span class="std">{esc(r.coverage)}</span>' if r.subset else "")   # below: the column stays narrow
         title = f' title="{esc(r.source)}"' if r.source else f' title="{esc(r.model)}"'
         out.append(f'<tr class="{" ".join(classes)}">'
                    f'<th scope="row" data-sort="{esc(r.model)}"{title}>{esc(r.model)}</th>'
@@ -221,11 +230,13 @@ def html_table(t: Table, table_id: str = "", sortable: bool = True) -> str:
         for j, c in enumerate(t.columns):
             stat = r.cells.get(c)
             value = "" if stat is None else f"{stat.mean:.4f}"
-            text = esc(cell_text(t, r, c, with_std=False))
+            text = esc(cell_text(t, r, c, with_std=False, marker=False))
             stds = [r.stat(i, t.metrics, c) for i in range(len(t.metrics))]
             if any(s is not None and s.std is not None for s in stds):
                 text += '<span class="std">' + " / ".join(
                     f"± {s.std:.1f}" if s is not None and s.std is not None else "" for s in stds) + "</span>"
+            if avg_marker(r, c):   # below the value, small, so the pinned avg column stays narrow
+                text += f'<span class="std">{esc(avg_marker(r, c).strip(" ()"))}</span>'
             bold = t.is_best(r, c)
             out.append(f'<td data-sort="{value}"{_pin(j, t, "best" if bold else "")}>'
                        f'{"<strong>" + text + "</strong>" if bold else text}</td>')

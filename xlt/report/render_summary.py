@@ -37,21 +37,22 @@ def _task_cell(summary: Summary, row: SummaryRow, task: str) -> GridCell:
     cell = row.cells.get(task)
     if cell is None:   # the caption says: – = no run (measured) or not published
         return GridCell("–", missing=True)
-    text = " / ".join("–" if s is None else f"{s.mean:.1f}" for s in cell.stats)
-    if row.kind == "measured":
-        text += f" (n={cell.seeds})"
-    if cell.split and cell.split != summary.split:
-        text += f" ({split_label(cell.split)})"
-    if cell.missing:
-        text += f" ({cell.missing})"
-    first = cell.stats[0]
     main = " / ".join("–" if s is None else f"{s.mean:.1f}" for s in cell.stats)
-    return GridCell(text, None if first is None else first.mean, missing=bool(cell.missing), main=main)
+    # what the number is: seeds (measured), or where a published number comes from; then its split, what lacks
+    notes = [f"n={cell.seeds}" if row.kind == "measured" else cell.avg_kind]
+    if cell.split and cell.split != summary.split:
+        notes.append(split_label(cell.split))
+    notes.append(cell.missing)
+    notes = [n for n in notes if n]
+    first = cell.stats[0]
+    return GridCell(main + (f" ({'; '.join(notes)})" if notes else ""), None if first is None else first.mean,
+                    missing=bool(cell.missing), main=main)
 
 
 def summary_grid(summary: Summary) -> tuple[list[str], list[list[GridCell]]]:
     """(header, rows of cells): Model, Result, one column per task, per group, overall."""
     header = ["Model", "Result", *summary.tasks, *(g.name for g in summary.groups), OVERALL]
+    n = len(summary.suite.tasks)
     rows = []
     for r in summary.rows:
         cells = [GridCell(r.model), GridCell(r.label)]
@@ -61,8 +62,14 @@ def summary_grid(summary: Summary) -> tuple[list[str], list[list[GridCell]]]:
             lacking = [t for t in g.tasks if t in r.missing]
             cells.append(GridCell(f"{value:.1f}", value) if value is not None else
                          GridCell(f"– needs {', '.join(lacking)}", missing=True, main="–"))
-        cells.append(GridCell(f"{r.overall:.1f}", r.overall) if r.overall is not None else
-                     GridCell(f"– missing {', '.join(r.missing)}", missing=True, main="–"))
+        if r.overall is not None:
+            cells.append(GridCell(f"{r.overall:.1f}", r.overall))
+        elif not summary.complete:
+            cells.append(GridCell(f"– needs all {n} tasks", missing=True, main="–"))
+        elif len(r.missing) <= 3:
+            cells.append(GridCell(f"– missing {', '.join(r.missing)}", missing=True, main="–"))
+        else:   # the task columns show which
+            cells.append(GridCell(f"– missing {len(r.missing)} of {n} tasks", missing=True, main="–"))
         rows.append(cells)
     return header, rows
 
@@ -79,8 +86,15 @@ def _best(rows: list[list[GridCell]]) -> set[tuple[int, int]]:
 
 
 def _sources(summary: Summary) -> list[str]:
-    return [f"{r.model}: " + "; ".join(f"{t}: {s}" for t, s in r.sources.items())
-            for r in summary.rows if r.sources]
+    """One line per published row: each source once, after the tasks it gives numbers for."""
+    out = []
+    for r in summary.rows:
+        by_source: dict[str, list[str]] = {}
+        for task, source in r.sources.items():
+            by_source.setdefault(source, []).append(task)
+        if by_source:
+            out.append(f"{r.model}: " + "; ".join(f"{', '.join(ts)}: {s}" for s, ts in by_source.items()))
+    return out
 
 
 def _missing_tasks(summary: Summary) -> str:
@@ -111,7 +125,8 @@ def render_summary_csv(summary: Summary) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     metric_cols = [f"{t} {m}" for t in summary.tasks for m in summary.metrics[t]]
     writer.writerow(["model", "result", *metric_cols, *(f"{t} seeds" for t in summary.tasks),
-                     *(g.name for g in summary.groups), OVERALL, "missing", "source"])
+                     *(f"{t} avg_kind" for t in summary.tasks), *(g.name for g in summary.groups), OVERALL,
+                     "missing", "source"])
     for r in summary.rows:
         values = []
         for t in summary.tasks:
@@ -119,8 +134,9 @@ def render_summary_csv(summary: Summary) -> str:
             stats = cell.stats if cell else [None] * len(summary.metrics[t])
             values += ["" if s is None else f"{s.mean:.2f}" for s in stats]
         seeds = [str(r.cells[t].seeds) if t in r.cells and r.kind == "measured" else "" for t in summary.tasks]
+        kinds = [r.cells[t].avg_kind if t in r.cells else "" for t in summary.tasks]
         groups = ["" if r.groups.get(g.name) is None else f"{r.groups[g.name]:.2f}" for g in summary.groups]
-        writer.writerow([r.model, r.kind, *values, *seeds, *groups,
+        writer.writerow([r.model, r.kind, *values, *seeds, *kinds, *groups,
                          "" if r.overall is None else f"{r.overall:.2f}", " ".join(r.missing),
                          "; ".join(f"{t}: {s}" for t, s in r.sources.items())])
     return buf.getvalue()

@@ -2,68 +2,32 @@
 
 A task's column is the cell of its comparison table's `avg` column (the type's metrics, each averaged over
 the task's languages, mean over seeds), so the summary never disagrees with `xlt report tables`. The suite
-(xlt/report/suites.yaml; XTREME by default) says how tasks group and which metrics make a task's score:
-XTREME scores QA tasks as (F1 + EM) / 2. A group average and the overall score exist only when every task
-they need has a value; otherwise the cell names what is missing, so nothing is averaged over fewer tasks.
+(xlt/report/suites.yaml; XTREME by default) says how tasks group and which metrics make a task's score, as
+XTREME's scorer (google-research/xtreme evaluate.py) computes them: a task scores its language-averaged
+accuracy or F1, a QA task (F1 + EM) / 2; a group is the mean of its tasks' scores; the overall score is the
+mean of all the suite's task scores (XTREME: 9), never of fewer. A group or overall score exists only when
+every task it needs has a score; otherwise the cell names what is missing.
+
+A published cell says where its number comes from: the source's own average (`published avg`), the mean of
+the per-language values it prints (`mean of printed`, only when they cover every language), or a `subset`
+(some languages printed, no average published), which has no score: its mean is not the task's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cache
-from importlib.resources import files
 from pathlib import Path
 from typing import Any, Sequence
 
-import yaml
-
-from xlt.errors import XltError
 from xlt.report.records import AVG, normalize_model_name, split_label, usable_records
 from xlt.report.statistics import Stat
-from xlt.report.tables import DEFAULT_SPLIT, Row, Table, build_table, why_no_rows
+from xlt.report.suites import DEFAULT_SUITE, Group, Suite, get_suite, suites   # noqa: F401 (re-exported)
+from xlt.report.tables import (DEFAULT_SPLIT, PRINTED_MEAN, PUBLISHED_AVG, Row, Table, build_table,
+                               why_no_rows)
 from xlt.results import Records, load_records
 
-DEFAULT_SUITE = "xtreme"
 OVERALL = "overall"
-
-
-@dataclass(frozen=True)
-class Group:
-    name: str
-    tasks: tuple[str, ...]
-    score: tuple[str, ...] = ()     # metrics averaged into a task's score; () = the task's primary metric
-
-
-@dataclass(frozen=True)
-class Suite:
-    name: str
-    title: str
-    citation: str
-    groups: tuple[Group, ...]
-    not_included: str = ""
-
-    @property
-    def tasks(self) -> list[str]:
-        return [t for g in self.groups for t in g.tasks]
-
-    def score_metrics(self, task: str) -> tuple[str, ...]:
-        return next((g.score for g in self.groups if task in g.tasks), ())
-
-
-@cache
-def suites() -> dict[str, Suite]:
-    """The suites of xlt/report/suites.yaml."""
-    data = yaml.safe_load(files("xlt.report").joinpath("suites.yaml").read_text(encoding="utf-8"))
-    return {name: Suite(name, s["title"], s["citation"],
-                        tuple(Group(g["name"], tuple(g["tasks"]), tuple(g.get("score") or ())) for g in s["groups"]),
-                        s.get("not_included", ""))
-            for name, s in data.items()}
-
-
-def get_suite(name: str) -> Suite:
-    if name not in suites():
-        raise XltError(f"unknown suite {name!r}; known: {', '.join(suites())}")
-    return suites()[name]
+SUBSET = "subset"
 
 
 @dataclass
@@ -73,6 +37,8 @@ class TaskCell:
     seeds: int = 0
     split: str = ""
     missing: str = ""               # why there is no score
+    avg_kind: str = ""              # published cells: PUBLISHED_AVG, PRINTED_MEAN or SUBSET
+    coverage: str = ""              # published cells printing some of the languages: "3 of 15 languages"
 
 
 @dataclass
@@ -101,6 +67,11 @@ class Summary:
     missing: dict[str, str] = field(default_factory=dict)   # task with records but no rows -> why
     tables: list[Table] = field(default_factory=list)
 
+    @property
+    def complete(self) -> bool:
+        """Does the summary show every task of its suite? The overall score needs them all."""
+        return set(self.suite.tasks) <= set(self.tasks)
+
     def caption(self) -> str:
         s = self.suite
         shown = {t.task: t.metrics for t in self.tables if t.rows}
@@ -111,18 +82,25 @@ class Summary:
         empty = [t for t in self.tasks if t not in shown]
         if empty:
             parts.append(f"No runs or published numbers yet: {', '.join(empty)}.")
-        qa = [t for t in self.tasks if len(s.score_metrics(t)) > 1]
-        if qa:
-            parts.append(f"Groups and scores as in {s.citation}: {', '.join(qa)} count as the mean of "
-                         f"{' and '.join(s.score_metrics(qa[0]))}; a group is the mean of its tasks' scores"
-                         + (" (" + "; ".join(f"{g.name}: {', '.join(g.tasks)}" for g in self.groups) + ")"
-                            if self.groups else "") + ".")
-        parts.append(f"overall = mean of the {len(self.tasks)} task scores, only when all are present"
-                     + (f"; {s.title}'s published average also includes {s.not_included}, so the two differ."
-                        if s.not_included else "."))
+        scored = [t for t in self.tasks if t in s.task_info]
+        by_score: dict[str, list[str]] = {}
+        for t in scored:
+            by_score.setdefault(" and ".join(s.score_metrics(t)), []).append(t)
+        parts.append(f"Scores as in {s.citation}: a task scores its language-averaged "
+                     + "; ".join(f"{ms} ({', '.join(ts)})" for ms, ts in by_score.items())
+                     + ", two metrics counting as their mean; a group is the mean of its tasks' scores"
+                     + (" (" + "; ".join(f"{g.name}: {', '.join(g.tasks)}" for g in self.groups) + ")"
+                        if self.groups else "") + ".")
+        n = len(s.tasks)
+        parts.append(f"overall = {s.title}'s score, the mean of all {n} task scores (not of the group scores), "
+                     f"only when all {n} are present"
+                     + ("." if self.complete else f"; this summary shows {len(scored)} of them, so it has none."))
         if any(r.kind == "published" for r in self.rows):
-            parts.append("Published rows: results/reference/<task>.csv, the average as published (sources "
-                         "below).")
+            parts.append(f"Published rows: results/reference/<task>.csv (sources below). A published cell is "
+                         f"marked {PUBLISHED_AVG} (the source's average over all the task's languages), "
+                         f"{PRINTED_MEAN} (the mean of the per-language values it prints, every language "
+                         f"printed) or {SUBSET} (k of N languages printed, no average published: no score, "
+                         "since their mean is not the task's average).")
         if any(c.split and c.split != self.split for r in self.rows for c in r.cells.values()):
             parts.append(f"A cell marked (dev set) is not a {self.split} number.")
         where = "the dev set" if self.split == "validation" else f"the {self.split} split"
@@ -134,13 +112,15 @@ class Summary:
             return None if s is None else {"mean": s.mean, "std": s.std, "n": s.n}
 
         return {"suite": self.suite.name, "split": self.split, "tasks": self.tasks, "metrics": self.metrics,
-                "groups": [{"name": g.name, "tasks": list(g.tasks), "score": list(g.score)} for g in self.groups],
-                "caption": self.caption(), "missing": self.missing,
+                "groups": [{"name": g.name, "tasks": list(g.tasks)} for g in self.groups],
+                "scores": {t: list(self.suite.score_metrics(t)) for t in self.tasks if t in self.suite.task_info},
+                "complete": self.complete, "caption": self.caption(), "missing": self.missing,
                 "rows": [{"model": r.model, "kind": r.kind, "overall": r.overall, "groups": r.groups,
                           "missing": r.missing, "sources": r.sources,
                           "tasks": {t: {"metrics": dict(zip(self.metrics[t], map(stat, c.stats))),
                                         "score": c.score, "seeds": c.seeds, "split": c.split,
-                                        "missing": c.missing} for t, c in r.cells.items()}}
+                                        "missing": c.missing, "avg_kind": c.avg_kind or None,
+                                        "coverage": c.coverage or None} for t, c in r.cells.items()}}
                          for r in self.rows]}
 
 
@@ -154,17 +134,26 @@ def _cell(table: Table, row: Row, score_metrics: Sequence[str]) -> TaskCell:
     want = list(score_metrics) or [table.metric]
     lacking = [m for m in want if by_metric.get(m) is None]
     score = _mean([by_metric[m].mean for m in want]) if not lacking else None
-    missing = "" if not lacking else (f"no {', '.join(lacking)}" if stats[0] is not None
-                                      else "no average over all languages")
+    kind = row.avg_kind if row.kind == "published" else ""
+    if not lacking:
+        missing = ""
+    elif stats[0] is not None:
+        missing = f"no {', '.join(lacking)}"
+    elif row.subset:   # languages printed, no average: a mean of some of them is not the task's score
+        kind, missing = SUBSET, f"{row.coverage}, no average published"
+    else:
+        missing = "no average over all languages"
     # the table's own evaluation split stands for the summary's (XQuAD's only split is its "validation")
-    return TaskCell(stats, score, row.seeds, row.split if row.split != table.split or row.is_dev else "", missing)
+    return TaskCell(stats, score, row.seeds, row.split if row.split != table.split or row.is_dev else "", missing,
+                    kind, row.coverage if row.subset else "")
 
 
 def build_summary(results_dir: Path | str, tasks: Sequence[str] | None = None, *, suite: str = DEFAULT_SUITE,
                   split: str = DEFAULT_SPLIT, reference: bool = True, reference_dir: Path | None = None,
                   records: Records | None = None) -> Summary:
     """The summary of `tasks` (default: the suite's) from the records under `results_dir` and the
-    reference files: one row per measured model (configuration) and per published model."""
+    reference files: one row per measured model (configuration) and one per published model as the reference
+    files label it ("XLM-R large (XTREME)" and "XLM-R large (XLM-R paper)" are two rows, never mixed)."""
     the_suite = get_suite(suite)
     records = usable_records(records if records is not None else load_records(results_dir))
     tasks = list(dict.fromkeys(tasks or the_suite.tasks))
@@ -188,7 +177,8 @@ def build_summary(results_dir: Path | str, tasks: Sequence[str] | None = None, *
         scores = {t: (srow.cells[t].score if t in srow.cells else None) for t in tasks}
         srow.missing = [t for t in tasks if scores[t] is None]
         srow.groups = {g.name: _mean([scores[t] for t in g.tasks]) for g in summary.groups}
-        srow.overall = _mean([scores[t] for t in tasks])
+        # XTREME's all_task: the mean over every task of the suite, only when the summary has all of them
+        srow.overall = _mean([scores[t] for t in the_suite.tasks]) if summary.complete else None
     summary.rows = sorted(by_key.values(), key=lambda r: (r.kind != "published", r.overall is None,
                                                           -(r.overall or 0.0)))
     return summary

@@ -27,12 +27,17 @@ from xlt.report.statistics import N_RESAMPLES, Bootstrap, Stat, aggregate, macro
     transfer_gap
 from xlt import formulas
 from xlt.results import PredictionsMismatch, Records, load_predictions, load_records, prediction_statistics
+from xlt.spec import EVALUATE_ONLY
 
 DEFAULT_BASELINE = "xlm-roberta-base"   # the one default baseline of xlt (report, leaderboard, CLI)
 DEFAULT_SPLIT = "test"
 SPLITS = ("test", "validation")
 GAP = "gap"
 COLLAPSED_FLAG = "collapsed_predictions:"
+# Where a published row's avg comes from: the source prints it, or it is the mean of the printed per-language
+# values (only when they cover every language of the task).
+PUBLISHED_AVG = "published avg"
+PRINTED_MEAN = "mean of printed"
 
 
 @dataclass
@@ -48,11 +53,30 @@ class Row:
     more: dict[str, dict[str, Stat]] = field(default_factory=dict)   # the other shown metrics' cells
     collapsed: list[str] = field(default_factory=list)   # languages whose predictions collapsed to one class
     dev: bool | None = None        # a dev-set row beside a test set (TaskView.is_dev); None: not test = dev
+    only_languages: tuple[str, ...] = ()   # runs evaluated on some languages only (`--languages`); () = all
+    avg_kind: str = ""             # published rows: PUBLISHED_AVG, PRINTED_MEAN, or "" (no average)
+    printed: int = 0               # published rows: how many of the task's languages the source prints ...
+    of: int = 0                    # ... out of how many (0: the task's languages are unknown)
 
     @property
     def label(self) -> str:
+        """"published, test", "xlt, dev set", "published, test, 8 of 40 languages" (a subset)."""
+        return self.result + (f", {self.coverage}" if self.subset else "")
+
+    @property
+    def result(self) -> str:
         return f"{'published' if self.kind == 'published' else 'xlt'}, " + \
             (split_label(self.split) if self.is_dev else self.split)
+
+    @property
+    def subset(self) -> bool:
+        """A published row that prints some, not all, of the task's languages: its own mean would be an
+        average over those languages only, so it never stands as the task's average (nor its gap)."""
+        return self.kind == "published" and 0 < self.printed < self.of
+
+    @property
+    def coverage(self) -> str:
+        return f"{self.printed} of {self.of} languages"
 
     @property
     def is_dev(self) -> bool:
@@ -114,13 +138,13 @@ class Table:
         out = {}
         for col in self.columns:
             vals = [round(r.cells[col].mean, 1) for r in self.rows
-                    if col in r.cells and not (col == GAP and r.collapsed)]
+                    if col in r.cells and not (col == GAP and (r.collapsed or r.only_languages))]
             if vals:
                 out[col] = min(vals) if col == GAP else max(vals)
         return out
 
     def is_best(self, row: Row, col: str) -> bool:
-        if len(self.rows) < 2 or col not in row.cells or (col == GAP and row.collapsed):
+        if len(self.rows) < 2 or col not in row.cells or (col == GAP and (row.collapsed or row.only_languages)):
             return False
         return round(row.cells[col].mean, 1) == self.best().get(col)
 
@@ -139,9 +163,16 @@ class Table:
             if any(r.kind == "published" and r.is_dev for r in self.rows):
                 parts[-1] += "; a dev-set number is not a test number"
             parts[-1] += "."
+        published = [r for r in self.rows if r.kind == "published"]
         parts.append(f"avg = unweighted macro average over the {n} languages"
-                     + (" (published rows: the average as published)." if any(r.kind == "published"
-                                                                            for r in self.rows) else "."))
+                     + (" (published rows: the average as published" if published else "")
+                     + (f"; '{PRINTED_MEAN}' marks the mean of a row's printed values where its source prints "
+                        "no average" if any(r.avg_kind == PRINTED_MEAN for r in published) else "")
+                     + (")." if published else "."))
+        if any(r.subset for r in published):
+            parts.append("A published row marked 'k of N languages' prints only those languages: its avg is the "
+                         "source's average over the whole task, or – where none is published, never the mean of "
+                         "the k printed values, and it has no gap.")
         others = "the other language" if n == 2 else f"the mean of the other {n - 1} languages"
         parts.append(f"gap = transfer gap, {self.source_lang} minus {others} "
                      "(lower is better). Bold: best per column.")
@@ -169,6 +200,8 @@ class Table:
                 "baseline": self.baseline, "caption": self.caption(),
                 "rows": [{"model": r.model, "kind": r.kind, "split": r.split, "label": r.label, "seeds": r.seeds,
                           "source": r.source, "run_ids": r.run_ids, "collapsed": r.collapsed,
+                          "avg_kind": r.avg_kind or None, "subset": r.subset,
+                          "languages_printed": [r.printed, r.of] if r.kind == "published" else None,
                           "best": [c for c in self.columns if self.is_best(r, c)], "cells": cells(r)}
                          for r in self.rows],
                 "deltas": [{"model": d.model, "baseline": d.baseline, "versus": d.versus, "cells": d.cells,
@@ -238,23 +271,36 @@ def _measured_rows(frame: pd.DataFrame, view: TaskView, split: str,
             if not run_ids:
                 continue
             name = f"{model} ({labels[config]})" if labels[config] else str(model)
+            only = tuple(json.loads(config).get("languages") or ())
             rows.append(Row(model=name, kind="measured", split=split, cells=stats[view.metric],
                             seeds=len(run_ids), run_ids=run_ids, config=config,
                             more={m: stats[m] for m in view.metrics[1:]},
-                            collapsed=_collapsed(records, run_ids, split), dev=view.is_dev(split)))
+                            collapsed=_collapsed(records, run_ids, split), dev=view.is_dev(split),
+                            only_languages=only))
     return rows
 
 
-def _published_cells(values: Mapping[str, float], view: TaskView) -> dict[str, Stat]:
+def _published_cells(values: Mapping[str, float], view: TaskView) -> tuple[dict[str, Stat], str]:
+    """A published row's cells of one metric and where its avg comes from. The avg is the one the source
+    prints, else the mean of the printed values when they cover every language of the task (known from
+    records or a suite). A row printing fewer languages (a subset) gets neither an average nor a gap from its
+    values: a mean over some of the languages is not the task's average."""
     cells = {lang: Stat(float(values[lang])) for lang in view.languages if lang in values}
+    kind = ""
     if AVG in values:
-        cells[AVG] = Stat(float(values[AVG]))
-    elif (avg := macro_average(values, view.languages)) is not None:
-        cells[AVG] = Stat(avg)
-    gap = transfer_gap({l: values[l] for l in view.languages if l in values}, view.source_lang)
-    if gap is not None:
-        cells[GAP] = Stat(gap)
-    return cells
+        cells[AVG], kind = Stat(float(values[AVG])), PUBLISHED_AVG
+    elif view.task_languages and (avg := macro_average(values, view.task_languages)) is not None:
+        cells[AVG], kind = Stat(avg), PRINTED_MEAN
+    if all(lang in values for lang in _task_languages(view)):
+        gap = transfer_gap({l: values[l] for l in view.languages if l in values}, view.source_lang)
+        if gap is not None:
+            cells[GAP] = Stat(gap)
+    return cells, kind
+
+
+def _task_languages(view: TaskView) -> list[str]:
+    """The languages a published row must print to be whole: the task's, else every language in the table."""
+    return view.task_languages or view.languages
 
 
 def _published_rows(reference: pd.DataFrame, view: TaskView) -> list[Row]:
@@ -265,18 +311,24 @@ def _published_rows(reference: pd.DataFrame, view: TaskView) -> list[Row]:
         if view.metric not in by_metric:
             continue
         sources = "; ".join(dict.fromkeys(sub["source"]))
-        rows.append(Row(model=str(model), kind="published", split=str(split),
-                        cells=_published_cells(by_metric[view.metric], view), source=sources,
-                        more={m: _published_cells(by_metric[m], view) for m in view.metrics[1:] if m in by_metric},
-                        dev=view.is_dev(str(split))))
+        cells, kind = _published_cells(by_metric[view.metric], view)
+        more = {m: _published_cells(by_metric[m], view)[0] for m in view.metrics[1:] if m in by_metric}
+        whole = _task_languages(view)
+        rows.append(Row(model=str(model), kind="published", split=str(split), cells=cells, source=sources,
+                        more=more, dev=view.is_dev(str(split)), avg_kind=kind,
+                        printed=sum(lang in by_metric[view.metric] for lang in whole), of=len(whole)))
     return rows
 
 
 def _find_baseline(rows: list[Row], baseline: str, split: str) -> Row | None:
+    """The row of `baseline`: its name, or its name before " (" (a measured row's configuration, a published
+    row's source: "XLM-R base (XLM-R paper)"). Measured rows first, then rows on the same split, then rows
+    that print every language."""
     want = normalize_model_name(baseline)
-    matches = [r for r in rows if normalize_model_name(r.model) == want or
-               (r.kind == "measured" and normalize_model_name(r.model.split(" (")[0]) == want)]
-    rank = lambda r: (r.kind != "measured", r.split != split)   # noqa: E731 - measured first, then same split
+    matches = [r for r in rows if want in (normalize_model_name(r.model), normalize_model_name(r.model.split(" (")[0]))]
+    evaluated = tuple(f" ({word})" for word in EVALUATE_ONLY.values())
+    # measured first, fine-tuned before evaluated-only (`xlt eval`) rows of the same name, then the same split
+    rank = lambda r: (r.kind != "measured", r.model.endswith(evaluated), r.split != split, r.subset)   # noqa: E731
     return min(matches, key=rank) if matches else None
 
 
@@ -389,12 +441,14 @@ def build_table(task: str, records: Records | None = None, *, baseline: str | No
     ref = reference_for(task, reference_dir, named) if reference else empty_reference()
     frame = runs_frame(task_records)
     view = task_view(task, task_records, ref, frame, also)
+    frame, ref = _only_the_tasks_languages(table_notes := [], view, frame, ref)
     split = view.evaluation_split(split)
     other_splits = sorted(set(frame["split"]) - {split})
     frame = frame[frame["split"] == split]
     table = Table(task=task, metrics=view.metrics, split=split, languages=view.languages,
                   source_lang=view.source_lang, n_resamples=n_resamples, metric_caption=view.metric_caption(),
                   type_name=view.type_name, description=str(view.info.get("description") or "").strip())
+    table.notes += table_notes
     table.rows = _published_rows(ref, view) + _measured_rows(frame, view, split, task_records)
     if not any(r.kind == "measured" for r in table.rows) and other_splits:
         table.notes.append(f"Runs of {task} have no {split} results (they have {', '.join(other_splits)}); "
@@ -403,6 +457,20 @@ def build_table(task: str, records: Records | None = None, *, baseline: str | No
     if baseline:
         _add_deltas(table, baseline, records, view, n_resamples, seed)
     return table
+
+
+def _only_the_tasks_languages(notes: list[str], view: TaskView, frame: pd.DataFrame, ref: pd.DataFrame
+                              ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Runs' and reference rows of the task's languages only (the records' task block says which): a language
+    that is not the task's never enters a cell, an average or a gap."""
+    if not view.info.get("languages"):
+        return frame, ref
+    keep = set(view.languages)
+    stray = sorted({*frame["lang"], *ref["lang"]} - keep - {AVG})
+    if stray:
+        notes.append(f"Left out: {', '.join(stray)}, not a language of {view.name} (records or reference file "
+                     "name it).")
+    return frame[frame["lang"].isin(keep)], ref[ref["lang"].isin(keep | {AVG})]
 
 
 def _add_row_notes(table: Table) -> None:
@@ -416,6 +484,9 @@ def _add_row_notes(table: Table) -> None:
         if row.collapsed:
             table.notes.append(f"{row.model}: predictions collapsed to one class on {', '.join(row.collapsed)}; "
                                "its gap is not a transfer measure and is never bolded.")
+        if row.only_languages:
+            table.notes.append(f"{row.model}: evaluated on {', '.join(row.only_languages)} only (--languages); its "
+                               "gap is over those languages, never bolded or compared with runs of every language.")
         if row.kind == "published" and AVG in row.cells:
             mean = macro_average({l: row.cells[l].mean for l in table.languages if l in row.cells},
                                  table.languages)
@@ -437,8 +508,10 @@ def _add_deltas(table: Table, baseline: str, records: Records, view: TaskView, n
     for row in (measured or table.rows):
         if row is base:
             continue
+        # a gap over a subset of languages is not comparable with a gap over other languages
+        comparable = lambda c: c != GAP or row.only_languages == base.only_languages   # noqa: E731
         cells = {c: row.cells[c].mean - base.cells[c].mean for c in table.columns
-                 if c in row.cells and c in base.cells}
+                 if c in row.cells and c in base.cells and comparable(c)}
         sig = {}
         if row.kind == "measured" and base.kind == "measured":
             sig = _significance(row, base, runs, view, table.split, n_resamples, seed, table.notes,

@@ -8,13 +8,12 @@ CoNLL; QA: json as SQuAD). Files named by `files:` are read as they are. The row
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
 from xlt.data import SplitData
 from xlt.errors import XltError
@@ -130,9 +129,12 @@ def _looked_for(task: TaskSpec, split: str, langs: Sequence[str], data_dir: str 
 
 
 def plan_data(task: TaskSpec | str, data_dir: str | Path | None = None,
-              languages: Sequence[str] | None = None) -> DataPlan:
+              languages: Sequence[str] | None = None, fine_tunes: bool = True,
+              splits: Sequence[str] | None = None) -> DataPlan:
     """The (split, language) pairs a run reads and where from. The source language's train and dev split are
-    required (for a type that trains), and so is every file a `files:` source names: a missing one is an XltError naming the path.
+    required (for a type that trains, in a run that fine-tunes: not for `xlt eval`, `fine_tunes=False`), and so
+    is every file a `files:` source names: a missing one is an XltError naming the path. `splits`: the
+    evaluation splits read (default: the task's `eval_splits`).
     With --data-dir an evaluation split without a file is skipped (real suites lack splits: UD-POS has no
     dev set for some languages, test labels are often withheld) and reported in `skipped`/`looked_for`."""
     from xlt.tasks.registry import get_task
@@ -152,9 +154,9 @@ def plan_data(task: TaskSpec | str, data_dir: str | Path | None = None,
             src = task.source_for(split, lang)
             plan.hub.append(f"{src.hub}@{src.revision or 'main'}")
 
-    for split in task.task_type.required_splits(task):   # train and dev, for a type that trains
+    for split in task.task_type.required_splits(task) if fine_tunes else ():   # train and dev, to fine-tune
         add(split, task.source_lang)
-    for split in task.eval_splits:
+    for split in splits if splits is not None else task.eval_splits:
         missing = []
         for lang in langs:
             cands = local_candidates(task, split, lang, data_dir)
