@@ -115,7 +115,7 @@ def linear_warmup_decay(step: int, warmup: int, total: int) -> float:
 def textbook_loop(model, batches, n_batches, hp, seed):
     """The fine-tuning loop written out the plain way (torch + transformers' scheduler), for the Bag model:
     decayed weights listed by hand, the mean loss of each group of `grad_accum` batches (a short group at an
-    epoch's end), gradient clipping, AdamW, the scheduler after the optimizer."""
+    epoch's end), gradient clipping, AdamW (fused), the scheduler after the optimizer."""
     from transformers import get_linear_schedule_with_warmup
 
     torch.manual_seed(seed)
@@ -123,7 +123,8 @@ def textbook_loop(model, batches, n_batches, hp, seed):
     decay = [model.emb.weight, model.out.weight]
     no_decay = [model.norm.weight, model.norm.bias, model.out.bias]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": hp.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=hp.lr, eps=hp.adam_eps)
+                             {"params": no_decay, "weight_decay": 0.0}], lr=hp.lr, eps=hp.adam_eps,
+                            fused=True)   # torch's one-kernel AdamW, the transformers Trainer's default
     per_epoch = math.ceil(n_batches / hp.grad_accum)
     total = math.ceil(per_epoch * hp.epochs)
     sched = get_linear_schedule_with_warmup(opt, min(hp.warmup_steps, total), total)

@@ -121,7 +121,8 @@ def test_bench_data_with_tiny_tokenizer(tiny_deberta_v3, shared_data, tmp_path):
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text())
     for key in ("pairs", "cold_pairs_per_s", "cached_pairs_per_s", "padding_efficiency_bucketed",
-                "padding_efficiency_fixed128"):
+                "padding_efficiency_fixed128", "tokenise_us_per_example"):
         assert key in data
+    assert data["tokenise_s"] > 0 and "tokenise only" in res.output
     assert data["pairs"] == 2 * 2490
     assert 0 < data["padding_efficiency_fixed128"] <= data["padding_efficiency_bucketed"] <= 1

@@ -235,7 +235,10 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], batches_per
 
     seed_everything(seed)
     model.to(device).train()
-    optimizer = torch.optim.AdamW(param_groups(model, hp.weight_decay), lr=hp.lr, eps=hp.adam_eps)
+    # fused: one kernel per parameter for the whole update (CPU and CUDA), as the transformers Trainer's default
+    # `adamw_torch_fused`; the per-op loop took half of a short-sentence mDeBERTa step (docs/benchmarks.md)
+    optimizer = torch.optim.AdamW(param_groups(model, hp.weight_decay), lr=hp.lr, eps=hp.adam_eps,
+                                  fused=device.type in ("cpu", "cuda"))
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     sift = Sift(sift_layer, hp.sift_init, hp.sift_lr) if hp.sift else None

@@ -5,6 +5,8 @@ Over every language of a task's dev split (XNLI: 15 languages x 2,490 validation
 - cold: featurize into an empty cache (tokenise every pair, write the cache files);
 - cached: featurize again from that cache in the same process, with the tokenizer fingerprint memo cleared
   so each pass pays what a new process pays (fingerprint + np.load); median of `repeats` passes;
+- tokenise: the task type's featurisation alone (no cache read or written, no fingerprint), median of `repeats`
+  passes, also per example (for QA: per question, with every context tokenised once);
 - padding efficiency = real tokens / tokens in the padded batches, per language, summed: the training
   batches (shuffled, length-bucketed), the evaluation batches (sorted), random batches with dynamic padding
   and fixed padding to 128 (the `run_xnli.py` default).
@@ -88,6 +90,13 @@ def run_data_bench(task: str = "xnli", data_dir: str | Path | None = None, token
             cached_times.append(time.perf_counter() - t0)
         assert all(np.array_equal(a.input_ids, b.input_ids) for a, b in zip(feats, again))
     cached_s = statistics.median(cached_times)
+    tokenise_times = []
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        for s in splits:
+            xdata.featurize(s, tok, params, task_type=ttype, use_cache=False)
+        tokenise_times.append(time.perf_counter() - t0)
+    tokenise_s = statistics.median(tokenise_times)
 
     real, padded = 0, {"bucketed": 0, "sorted": 0, "random": 0, "fixed": 0}
     rng = np.random.default_rng(seed)
@@ -116,6 +125,7 @@ def run_data_bench(task: str = "xnli", data_dir: str | Path | None = None, token
         "read_s": read_s, "cold_s": cold_s, "cached_s": cached_s, "cached_s_all": cached_times,
         "cold_pairs_per_s": pairs / cold_s, "cached_pairs_per_s": pairs / cached_s,
         "cached_speedup": cold_s / cached_s,
+        "tokenise_s": tokenise_s, "tokenise_s_all": tokenise_times, "tokenise_us_per_example": tokenise_s / pairs * 1e6,
         "padding_efficiency_bucketed": real / padded["bucketed"],
         "padding_efficiency_sorted": real / padded["sorted"],
         "padding_efficiency_random": real / padded["random"],

@@ -1,39 +1,54 @@
-"""`xlt bench run`: a whole run, xlt's pipeline against the transformers Trainer path, phase by phase.
+"""`xlt bench run`: a whole run, xlt's pipeline against the transformers example-script path, phase by phase.
 
 What a researcher feels is the time from `xlt run` to a table of every language. The alternative they would
-otherwise use is transformers' `Trainer` set up the way `examples/pytorch/text-classification/run_xnli.py`
-sets it up: `datasets.map` tokenisation padded to `max_seq_length` (its `pad_to_max_length` default),
-`default_data_collator`, `Trainer.train`, then `trainer.evaluate(eval_dataset=...)` once per language. This
-benchmark runs both on the same weights (a checkpoint folder written once: random weights at the model's real
-size for a registry name or hub id, or a local checkpoint as it is), the same rows of the same files, the same
-optimiser settings (AdamW, lr, weight decay, eps, linear warmup/decay, clipping), steps, batch size and
-precision, and reports per phase:
+otherwise use is transformers' `Trainer` set up the way its example script for the task's type does:
+run_xnli.py for sentence pairs (xlt/bench/hf_pairs.py), run_ner.py for tagging (hf_tagging.py), run_qa.py for
+extractive QA (hf_qa.py). Both paths get the same checkpoint (a folder written once: random weights at the
+model's real size for a registry name or hub id, or a local checkpoint as it is), the same rows of the same
+files, the same optimiser settings (AdamW, lr, weight decay, eps, linear warmup/decay, clipping), the same
+number of optimizer steps over the same number of model rows (the first steps x batch of each path's own
+rows, as run_qa.py's `max_train_samples` selects features), batch sizes and precision. Per phase:
 
-* tokenise: the train rows and every language's evaluation rows (reading the files is done once, untimed,
-  and shared: both pipelines start from the same DataFrames);
-* train: `--train-steps` optimizer steps (xlt: `xlt.train.fit` with no dev evaluation; transformers:
-  `Trainer.train` with `max_steps`);
-* evaluate: every language (xlt: `evaluate_splits`, length-bucketed dynamic padding; transformers:
-  `trainer.evaluate` per language);
+* tokenise: the train examples and every language's evaluation examples (reading the files is untimed and
+  shared: both paths start from the same rows);
+* train: the optimizer steps (xlt: `xlt.train.fit` with no dev evaluation; transformers: `Trainer.train`);
+* evaluate: every language, scored by the task type's own metric code for both paths, on the same examples
+  and the same gold (a tagging word the Trainer path truncated away gets the task's `unaligned_tag` and is
+  counted in `words_lost`);
 
-with wall seconds, examples/s, the share of the model's input that is padding, and the xlt/transformers
-speed ratio per phase and end to end. Each pipeline runs in a fresh `spawn` subprocess, so `peak_mem_bytes`
-(VmHWM) is that pipeline's own high-water mark, runtime included.
+with wall seconds, examples/s, the share of the model's input that is padding, both paths' scores and the
+xlt/transformers speed ratio per phase and end to end.
+
+Each path runs in its own `spawn` subprocess (so `peak_mem_bytes`, VmHWM, is that path's own, and xlt's
+training allocator setting, a process-wide glibc `mallopt` that also switches off glibc's dynamic mmap
+threshold for good, never touches the Trainer path). By default the two processes take turns phase by phase
+(xlt tokenises, then transformers; xlt trains, then transformers; ...), so a change in the load of a shared
+machine falls on both paths alike; `interleave=False` runs one path to the end, then the other.
+
+Without the task's train split (no SQuAD under --data-dir for XQuAD), the benchmark trains on the source
+language's evaluation file instead, on its last rows (the evaluated ones are its first), and `notes` says so.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import multiprocessing as mp
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
 from xlt.errors import XltError
 
 PIPELINES = ("xlt", "transformers")
+PHASES = ("tokenise", "train", "evaluate")
 INSTALL_HINT = "pip install 'xlt[bench]' (or: pip install accelerate)"
+# The transformers example script each model head is compared against (module with a PIPELINE class).
+BASELINES = {"classification": "xlt.bench.hf_pairs", "token": "xlt.bench.hf_tagging", "qa": "xlt.bench.hf_qa"}
+PATHS = {"xlt": "xlt.bench.xlt_path"}
 
 
 def check_baseline_dependencies() -> None:
@@ -44,46 +59,84 @@ def check_baseline_dependencies() -> None:
         raise XltError(f"the transformers Trainer baseline needs the `accelerate` package; {INSTALL_HINT}") from None
 
 
-def prepare_checkpoint(model: str, tokenizer: str | None, out: Path, num_labels: int, seed: int = 0) -> Path:
-    """A checkpoint folder both pipelines load: a local checkpoint as it is, else random weights at the model's
-    real size (registry or hub config.json) saved with transformers' save_pretrained, plus the tokenizer."""
+def prepare_checkpoint(model: str, tokenizer: str | None, out: Path, num_outputs: int, head: str = "classification",
+                       seed: int = 0) -> Path:
+    """The checkpoint folder both paths load, written once with the task's head (saved with transformers'
+    save_pretrained, plus the tokenizer): a local checkpoint's weights, its head initialised here if it has none
+    of that shape (so both paths start from the same head), else random weights at the model's real size
+    (registry or hub config.json)."""
     import torch
 
+    from transformers.utils import logging as hf_logging
+
     from xlt.bench.data import load_bench_tokenizer
-    from xlt.models.hf import build_from_config
+    from xlt.models.hf import build_from_config, load_hf
     from xlt.models.registry import resolve_model
 
+    hf_logging.disable_progress_bar()
+    torch.manual_seed(seed)
     path = Path(model).expanduser()
     if path.is_dir() and any((path / f).is_file() for f in ("model.safetensors", "pytorch_model.bin")):
-        return path
+        loaded, _ = load_hf(str(path), head, num_outputs)
+        loaded.hf.save_pretrained(out)
+        load_bench_tokenizer(tokenizer or str(path)).save_pretrained(out)
+        return out
     info = resolve_model(model)
     tok = load_bench_tokenizer(tokenizer or model)
     config = {k: v for k, v in info.config.items() if k not in ("id2label", "label2id", "num_labels")}
     if len(tok) > config.get("vocab_size", 0):
         raise XltError(f"the tokenizer has {len(tok)} ids but {model}'s vocab_size is {config.get('vocab_size')}")
-    torch.manual_seed(seed)
-    build_from_config(config, num_labels, "classification").hf.save_pretrained(out)
+    build_from_config(config, num_outputs, head).hf.save_pretrained(out)
     tok.save_pretrained(out)
     return out
 
 
-def read_rows(task_name: str, data_dir: str | Path | None, train_rows: int, eval_rows: int,
-              languages: list[str] | None, split: str | None, tasks_dir=None) -> dict[str, Any]:
-    """The rows both pipelines use: the first `train_rows` of the source language's train split and the first
-    `eval_rows` of `split` (default: the dev split) in every language, as DataFrames (text_a, text_b, label)."""
+def _readable(task, split: str, lang: str, data_dir) -> bool:
+    """Whether (split, lang) can be read: its local file exists, or it comes from the hub."""
+    from xlt.tasks.sources import local_candidates
+
+    cands = local_candidates(task, split, lang, data_dir)
+    return not cands or any(c.is_file() for c in cands)
+
+
+def read_rows(task, data_dir: str | Path | None, train_rows: int, eval_rows: int,
+              languages=None, split: str | None = None, tasks_dir=None) -> dict[str, Any]:
+    """The rows both paths use: the first `train_rows` examples of the source language's train split and the
+    first `eval_rows` of `split` in each of `languages` (None: every language that has it; default split: the
+    dev split if it is reported, else the first reported split, e.g. XQuAD's validation, UD-POS's test).
+    `task`: a TaskSpec or a task name."""
     from xlt.tasks import get_task, load_split
 
-    task = get_task(task_name, tasks_dir)
-    if task.task_type.head != "classification":
-        raise XltError(f"xlt bench run compares sentence-level classification runs (XNLI, PAWS-X); {task.name} "
-                       "is not one")
-    split = split or task.dev_split
-    langs = [lang for lang in task.languages if languages is None or lang in languages]
+    task = get_task(task, tasks_dir)
+    split = split or (task.dev_split if task.dev_split in task.eval_splits else task.eval_splits[0])
+    unknown = sorted(set(languages or ()) - set(task.languages))
+    if unknown:
+        raise XltError(f"{', '.join(unknown)} is not a language of {task.name} ({', '.join(task.languages)})")
+    wanted = [lang for lang in task.languages if languages is None or lang in languages]
+    langs = [lang for lang in wanted if languages is not None or _readable(task, split, lang, data_dir)]
+    notes = []
+    if len(langs) < len(wanted):
+        notes.append(f"{len(wanted) - len(langs)} of {len(wanted)} languages have no {split} file under "
+                     f"{data_dir} and are left out")
     if not langs:
-        raise XltError(f"none of {languages} is a language of {task.name} ({', '.join(task.languages)})")
-    train = load_split(task, task.train_split, task.source_lang, data_dir).head(train_rows)
+        raise XltError(f"no language of {task.name} has a {split} file under {data_dir}; check --data-dir")
     evals = {lang: load_split(task, split, lang, data_dir).head(eval_rows) for lang in langs}
-    return {"task": task.name, "split": split, "num_labels": task.num_labels, "train": train, "eval": evals}
+    src = task.source_lang
+    if _readable(task, task.train_split, src, data_dir):
+        train = load_split(task, task.train_split, src, data_dir).head(train_rows)
+    else:   # e.g. XQuAD without SQuAD: train on the tail of the source language's evaluated file
+        full = load_split(task, split, src, data_dir)
+        start = max(0, len(full) - train_rows)
+        train = dataclasses.replace(full, frame=full.frame.iloc[start:].reset_index(drop=True),
+                                    source_key=f"{full.source_key}|tail={len(full) - start}")
+        overlap = max(0, min(eval_rows, len(full)) - start)
+        notes.append(f"training data: the last {len(full) - start} rows of {task.name} {split}-{src} "
+                     f"({full.origin}), because the train split ({task.train_split}-{src}) is not under {data_dir}"
+                     + (f"; {overlap} of them are also evaluated" if overlap else "; none of them is evaluated"))
+    return {"task": task.name, "type": task.type, "head": task.task_type.head, "split": split,
+            "num_outputs": task.task_type.num_outputs(task), "metrics": list(task.metrics),
+            "primary_metric": task.primary_metric, "train": train, "eval": evals, "notes": notes,
+            "train_origin": train.origin}
 
 
 def _peak_bytes() -> int | None:
@@ -100,204 +153,185 @@ def _peak_bytes() -> int | None:
 
 
 def _say(message: str) -> None:
-    """A progress line on stderr (the pipelines run in subprocesses; the table goes to stdout at the end)."""
+    """A progress line on stderr (the paths run in subprocesses; the table goes to stdout at the end)."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def _padding(real: int, padded: int) -> float:
-    return 1.0 - real / padded if padded else 0.0
+def _worker(conn, module: str, args: tuple) -> None:
+    """One path in its own process: build it (untimed), then run each phase the driver sends and send back its
+    result and wall time; "details" is untimed; None ends the process with its memory high-water mark."""
+    try:
+        pipeline = importlib.import_module(module).PIPELINE(*args)
+        conn.send({"ready": True})
+        while (phase := conn.recv()) is not None:
+            t0 = time.perf_counter()
+            out = getattr(pipeline, phase)()
+            if phase in PHASES:
+                out[f"{phase}_s"] = time.perf_counter() - t0
+            conn.send(out)
+        pipeline.close()
+        conn.send({"peak_mem_bytes": _peak_bytes()})
+    except BaseException as exc:   # the driver re-raises it with the path's name
+        conn.send({"error": f"{type(exc).__name__}: {exc}", "xlt_error": isinstance(exc, XltError),
+                   "traceback": traceback.format_exc()})
 
 
-def xlt_pipeline(ckpt: str, rows: dict, hp_values: dict, steps: int, precision: str, threads: int,
-                 seed: int) -> dict:
-    """xlt's own path: featurize (no cache, as a first run), fit, evaluate every language."""
-    import numpy as np
-    import torch
+class _Path:
+    """The driver's handle on one path's worker process."""
 
-    from xlt import data as xdata
-    from xlt.device import Device
-    from xlt.evaluate import evaluate_splits
-    from xlt.models import load_model
-    from xlt.spec import Hyperparams
-    from xlt.tasktypes import get_task_type
-    from xlt.train import fit
+    def __init__(self, name: str, module: str, args: tuple):
+        self.name = name
+        self.conn, child = mp.get_context("spawn").Pipe()
+        self.process = mp.get_context("spawn").Process(target=_worker, args=(child, module, args), daemon=True)
+        self.process.start()
+        self.result: dict[str, Any] = {"pipeline": name}
+        self._receive()
 
-    torch.set_num_threads(threads)
-    hp = Hyperparams(**hp_values)
-    loaded = load_model(ckpt, "classification", rows["num_labels"])
-    tt = get_task_type(rows["train"].task_type)
-    tok = loaded.tokenizer
-    out: dict[str, Any] = {"pipeline": "xlt", "impl": loaded.impl}
+    def _receive(self) -> dict:
+        if not self.conn.poll(None) and not self.process.is_alive():
+            raise RuntimeError(f"the {self.name} path's process died")
+        try:
+            out = self.conn.recv()
+        except EOFError:
+            raise RuntimeError(f"the {self.name} path's process died (exit code {self.process.exitcode}; out of "
+                               "memory?)") from None
+        if "error" in out:
+            self.process.join()
+            if out["xlt_error"]:
+                raise XltError(f"{self.name} path: {out['error'].split(': ', 1)[1]}")
+            raise RuntimeError(f"the {self.name} path failed: {out['error']}\n{out['traceback']}")
+        return out
 
-    _say(f"xlt: tokenising {len(rows['train'])} train rows and {len(rows['eval'])} languages")
-    t0 = time.perf_counter()
-    train_feats = xdata.featurize(rows["train"], tok, hp.max_seq_len, task_type=tt, use_cache=False)
-    eval_feats = {lang: xdata.featurize(s, tok, hp.max_seq_len, task_type=tt, use_cache=False)
-                  for lang, s in rows["eval"].items()}
-    out["tokenise_s"] = time.perf_counter() - t0
+    def run(self, phase: str | None) -> None:
+        self.conn.send(phase)
+        self.result.update(self._receive())
 
-    per_step = hp.per_step_batch
-    order = lambda epoch: xdata.batch_order(train_feats.lengths, per_step, True, seed * 100_003 + epoch)  # noqa
-    n_batches = xdata.num_batches(train_feats, per_step)
-    groups = [g for e in range(int(np.ceil(hp.epochs))) for g in order(e)][:steps * hp.grad_accum]
-    real = sum(int(train_feats.lengths[g].sum()) for g in groups)
-    out["train_padding_share"] = _padding(real, sum(len(g) * int(train_feats.lengths[g].max()) for g in groups))
-
-    _say(f"xlt: training {steps} steps ({precision})")
-    t0 = time.perf_counter()
-    result = fit(loaded.model, lambda epoch: xdata.batches(train_feats, per_step, shuffle=True,
-                                                           seed=seed * 100_003 + epoch, collate_fn=tt.collate),
-                 n_batches, hp, seed=seed, device=Device.of("cpu", precision), loss_fn=tt.loss)
-    out["train_s"] = time.perf_counter() - t0
-    out["train_steps"] = result.steps
-    out["final_loss"] = result.losses[-1]
-
-    data = {("eval", lang): (rows["eval"][lang], f) for lang, f in eval_feats.items()}
-    _say(f"xlt: evaluating {len(data)} languages")
-    t0 = time.perf_counter()
-    ev = evaluate_splits(loaded.model, data, tt, ["accuracy"], batch_size=hp.eval_batch_size,
-                         device=Device.of("cpu", precision))
-    out["evaluate_s"] = time.perf_counter() - t0
-    real = padded = 0
-    for f in eval_feats.values():
-        for g in xdata.batch_order(f.lengths, hp.eval_batch_size, shuffle=False):
-            real, padded = real + int(f.lengths[g].sum()), padded + len(g) * int(f.lengths[g].max())
-    out["evaluate_padding_share"] = _padding(real, padded)
-    out["tokenise_padding_share"] = 0.0   # features are stored unpadded
-    out["accuracy"] = {lang: ev.metrics["eval"][lang]["accuracy"] for lang in rows["eval"]}
-    out["peak_mem_bytes"] = _peak_bytes()
-    return out
+    def close(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join()
 
 
-def transformers_pipeline(ckpt: str, rows: dict, hp_values: dict, precision: str, threads: int, seed: int,
-                          keep_dir: str | None = None) -> dict:
-    """The run_xnli.py path: datasets.map padded to max length, Trainer.train, trainer.evaluate per language."""
-    import datasets
-    import numpy as np
-    import torch
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, PrinterCallback, Trainer,
-                              TrainingArguments, default_data_collator)
-    from transformers.utils import logging as hf_logging
-
-    torch.set_num_threads(threads)
-    hf_logging.set_verbosity_error()
-    datasets.disable_progress_bars()
-    hp = hp_values
-    tok = AutoTokenizer.from_pretrained(ckpt, trust_remote_code=False)
-    model = AutoModelForSequenceClassification.from_pretrained(ckpt, num_labels=rows["num_labels"],
-                                                               dtype=torch.float32, trust_remote_code=False)
-    out: dict[str, Any] = {"pipeline": "transformers", "impl": "hf"}
-
-    def preprocess(examples):   # run_xnli.py's preprocess_function, pad_to_max_length=True
-        return tok(examples["premise"], examples["hypothesis"], padding="max_length",
-                   max_length=hp["max_seq_len"], truncation=True)
-
-    def as_dataset(split) -> datasets.Dataset:
-        frame = split.frame.rename(columns={"text_a": "premise", "text_b": "hypothesis"})
-        return datasets.Dataset.from_pandas(frame[["premise", "hypothesis", "label"]], preserve_index=False)
-
-    raw_train = as_dataset(rows["train"])
-    raw_eval = {lang: as_dataset(s) for lang, s in rows["eval"].items()}
-    _say(f"transformers: tokenising (padded to {hp['max_seq_len']})")
-    t0 = time.perf_counter()
-    train_ds = raw_train.map(preprocess, batched=True, load_from_cache_file=False)
-    eval_ds = {lang: ds.map(preprocess, batched=True, load_from_cache_file=False) for lang, ds in raw_eval.items()}
-    out["tokenise_s"] = time.perf_counter() - t0
-    mask = np.asarray(train_ds["attention_mask"])
-    out["tokenise_padding_share"] = out["train_padding_share"] = float(1 - mask.mean())
-    masks = np.concatenate([np.asarray(ds["attention_mask"]) for ds in eval_ds.values()])
-    out["evaluate_padding_share"] = float(1 - masks.mean())
-
-    def compute_metrics(p):
-        preds = p.predictions[0] if isinstance(p.predictions, tuple) else p.predictions
-        return {"accuracy": float((np.argmax(preds, axis=1) == p.label_ids).mean())}
-
-    with tempfile.TemporaryDirectory(prefix="xlt-bench-trainer-") as tmp:
-        args = TrainingArguments(
-            output_dir=tmp, per_device_train_batch_size=hp["batch_size"] // hp["grad_accum"],
-            gradient_accumulation_steps=hp["grad_accum"], per_device_eval_batch_size=hp["eval_batch_size"],
-            max_steps=hp["_steps"], learning_rate=hp["lr"], weight_decay=hp["weight_decay"],
-            adam_epsilon=hp["adam_eps"], max_grad_norm=hp["max_grad_norm"], warmup_steps=hp["warmup_steps"],
-            lr_scheduler_type="linear", seed=seed, bf16=precision == "bf16", use_cpu=True, report_to=[],
-            logging_strategy="no", save_strategy="no", eval_strategy="no", dataloader_num_workers=0,
-            disable_tqdm=True)
-        trainer = Trainer(model=model, args=args, train_dataset=train_ds, data_collator=default_data_collator,
-                          compute_metrics=compute_metrics)
-        trainer.remove_callback(PrinterCallback)   # its metric dicts on stdout; the bench prints its own table
-        _say(f"transformers: training {hp['_steps']} steps ({precision})")
-        t0 = time.perf_counter()
-        train_result = trainer.train()
-        out["train_s"] = time.perf_counter() - t0
-        out["train_steps"] = int(train_result.global_step)
-        _say(f"transformers: evaluating {len(eval_ds)} languages, one trainer.evaluate each")
-        t0 = time.perf_counter()
-        out["accuracy"] = {lang: float(trainer.evaluate(eval_dataset=ds)["eval_accuracy"])
-                           for lang, ds in eval_ds.items()}
-        out["evaluate_s"] = time.perf_counter() - t0
-        if keep_dir is not None:
-            trainer.save_model(keep_dir)
-            tok.save_pretrained(keep_dir)
-    out["peak_mem_bytes"] = _peak_bytes()
-    return out
+def run_paths(makers: dict[str, tuple[str, tuple]], interleave: bool = True) -> list[dict]:
+    """Run every path's phases in its own process (module docstring) and return one result per path."""
+    steps = [*PHASES, "details", None]
+    handles: list[_Path] = []
+    try:
+        if interleave:
+            for name, (module, args) in makers.items():
+                _say(f"{name}: loading in a fresh process")
+                handles.append(_Path(name, module, args))
+            for phase in steps:
+                for h in handles:
+                    if phase in PHASES:
+                        _say(f"{h.name}: {phase}")
+                    h.run(phase)
+        else:
+            for name, (module, args) in makers.items():
+                _say(f"{name}: loading in a fresh process")
+                handles.append(_Path(name, module, args))
+                for phase in steps:
+                    if phase in PHASES:
+                        _say(f"{name}: {phase}")
+                    handles[-1].run(phase)
+    finally:
+        for h in handles:
+            h.close()
+    return [h.result for h in handles]
 
 
-def _in_subprocess(fn, *args) -> dict:
-    with mp.get_context("spawn").Pool(1) as pool:
-        return pool.apply(fn, args)
+def bench_recipe(model: str, task, seed: int, *, overrides: dict | None = None, data_dir=None,
+                 languages=None, precision: str = "fp32") -> dict[str, Any]:
+    """The run a benchmark times: its spec from `xlt.recipes.build_spec` (so `xlt run` and `xlt sweep` give the
+    same run id for the same model, task, seed, overrides, languages and precision) and the hyperparameters
+    both paths use. When `xlt run` cannot run on this data (a required split, e.g. XQuAD's SQuAD train file,
+    is not under --data-dir) there is no run id: the hyperparameters come from the same recipe layers
+    (`effective_hparams`, which build_spec applies) and a note says why."""
+    from xlt.recipes import build_spec, effective_hparams, normalise_languages
+
+    languages = normalise_languages(task, languages)   # a bad language is an error, whatever else is missing
+    try:
+        spec = build_spec(model, task, seed, overrides=overrides, data_dir=data_dir, languages=languages,
+                          precision=precision)
+    except XltError as exc:
+        required = task.task_type.required_splits(task)
+        if all(_readable(task, split, task.source_lang, data_dir) for split in required):
+            raise
+        hparams = effective_hparams(model, task, overrides)[0]
+        return {"spec": None, "run_id": None, "hparams": hparams, "languages": languages,
+                "notes": [f"no run id: xlt run stops on this data ({exc}); the benchmark uses the same recipe "
+                          "(xlt.recipes.effective_hparams, the layers build_spec applies)"]}
+    return {"spec": spec, "run_id": spec.run_id, "hparams": spec.hparams, "languages": spec.languages, "notes": []}
 
 
 def run_bench(model: str, task: str = "xnli", *, data_dir: str | Path | None = None, tokenizer: str | None = None,
-              train_steps: int = 20, eval_samples: int = 200, batch_size: int = 32, eval_batch_size: int = 64,
-              max_seq_len: int = 128, lr: float = 2e-5, precision: str = "fp32", languages: list[str] | None = None,
-              split: str | None = None, threads: int | None = None, seed: int = 0,
-              pipelines: tuple[str, ...] = PIPELINES, keep_transformers_model: str | None = None,
-              tasks_dir=None) -> dict[str, Any]:
-    """Both pipelines on the same checkpoint and rows (module docstring); one row per pipeline plus ratios."""
+              seed: int = 1, overrides: dict | None = None, train_steps: int = 20, eval_samples: int = 200,
+              precision: str = "fp32", languages: list[str] | None = None, split: str | None = None,
+              threads: int | None = None, pipelines: tuple[str, ...] = PIPELINES, interleave: bool = True,
+              keep_transformers_model: str | None = None, tasks_dir=None, dry_run: bool = False) -> dict[str, Any]:
+    """Both paths on the same checkpoint and rows (module docstring) with the hyperparameters of the run
+    `bench_recipe` names; one row per path plus ratios. `dry_run`: the recipe and run id only."""
     import torch
+
+    from xlt.tasks.registry import resolve_task_arg
 
     unknown = [p for p in pipelines if p not in PIPELINES]
     if unknown:
         raise XltError(f"unknown pipeline(s) {unknown}; choose from {', '.join(PIPELINES)}")
     if precision not in ("fp32", "bf16"):
         raise XltError(f"--precision {precision!r}: the benchmark runs fp32 or bf16 (the same on both sides)")
-    if train_steps < 1 or eval_samples < 1 or batch_size < 1:
-        raise XltError("--train-steps, --eval-samples and --batch-size must be positive")
+    if train_steps < 1 or eval_samples < 1:
+        raise XltError("--train-steps and --eval-samples must be positive")
+    task_spec, _ = resolve_task_arg(task, tasks_dir)
+    if task_spec.task_type.head not in BASELINES:
+        raise XltError(f"xlt bench run has no transformers baseline for {task_spec.name} (type {task_spec.type})")
+    recipe = bench_recipe(model, task_spec, seed, overrides=overrides, data_dir=data_dir, languages=languages,
+                          precision=precision)
+    hparams = recipe["hparams"]
+    if hparams.sift:
+        raise XltError("the transformers Trainer path has no SiFT; benchmark without sift (--set sift=false)")
+    # the run's optimizer steps are cut to `train_steps`: its warmup is cut the same way on both paths
+    hp = {**dataclasses.asdict(hparams), "epochs": 1.0, "warmup_steps": min(hparams.warmup_steps, train_steps),
+          "_steps": train_steps}
+    about = {"model": model, "task": task_spec.name, "type": task_spec.type, "run_id": recipe["run_id"],
+             "spec": recipe["spec"].to_dict() if recipe["spec"] else None, "seed": seed,
+             "hparams": dataclasses.asdict(hparams), "train_steps": train_steps, "batch_size": hparams.batch_size,
+             "grad_accum": hparams.grad_accum, "eval_batch_size": hparams.eval_batch_size,
+             "max_seq_len": hparams.max_seq_len, "window_step": hparams.window_step,
+             "warmup_steps_used": hp["warmup_steps"], "precision": precision}
+    if dry_run:
+        return {**about, "notes": recipe["notes"]}
     if "transformers" in pipelines:
         check_baseline_dependencies()
     threads = threads or torch.get_num_threads()
-    rows = read_rows(task, data_dir, train_steps * batch_size, eval_samples, languages, split, tasks_dir)
-    if len(rows["train"]) < train_steps * batch_size:
-        raise XltError(f"{len(rows['train'])} training rows give fewer than {train_steps} steps of {batch_size}")
-    hp = {"lr": lr, "epochs": 1.0, "batch_size": batch_size, "grad_accum": 1, "max_seq_len": max_seq_len,
-          "warmup_steps": max(1, train_steps // 10), "weight_decay": 0.01, "max_grad_norm": 1.0, "adam_eps": 1e-6,
-          "eval_batch_size": eval_batch_size, "_steps": train_steps}
-    results = []
+    n_train = train_steps * hparams.batch_size
+    rows = read_rows(task_spec, data_dir, n_train, eval_samples, recipe["languages"], split)
+    if len(rows["train"]) < n_train:   # each example gives at least one model row
+        raise XltError(f"{len(rows['train'])} training rows give fewer than {train_steps} steps of "
+                       f"{hparams.batch_size}")
+    rows["head_options"] = task_spec.task_type.head_options(task_spec, hparams)
+    modules = {**PATHS, "transformers": BASELINES[rows["head"]]}
     with tempfile.TemporaryDirectory(prefix="xlt-bench-run-") as tmp:
-        ckpt = str(prepare_checkpoint(model, tokenizer, Path(tmp) / "checkpoint", rows["num_labels"], seed))
-        xlt_hp = {k: v for k, v in hp.items() if not k.startswith("_")}
-        for name in pipelines:
-            _say(f"{name} pipeline in a fresh process")
-            if name == "xlt":
-                results.append(_in_subprocess(xlt_pipeline, ckpt, rows, xlt_hp, train_steps, precision, threads,
-                                              seed))
-            else:
-                results.append(_in_subprocess(transformers_pipeline, ckpt, rows, hp, precision, threads, seed,
-                                              keep_transformers_model))
-    n_train, n_eval = train_steps * batch_size, sum(len(s) for s in rows["eval"].values())
+        ckpt = str(prepare_checkpoint(model, tokenizer, Path(tmp) / "checkpoint", rows["num_outputs"], rows["head"],
+                                      seed))
+        makers = {name: (modules[name], (ckpt, rows, hp, precision, threads, seed,
+                                         keep_transformers_model if name == "transformers" else None))
+                  for name in pipelines}
+        results = run_paths(makers, interleave=interleave)
+    n_eval = sum(len(s) for s in rows["eval"].values())
     for r in results:
-        r["total_s"] = r["tokenise_s"] + r["train_s"] + r["evaluate_s"]
-        r["tokenise_examples_per_s"] = (n_train + n_eval) / r["tokenise_s"]
+        r["total_s"] = sum(r[f"{phase}_s"] for phase in PHASES)
+        r["tokenise_examples_per_s"] = (len(rows["train"]) + n_eval) / r["tokenise_s"]
         r["train_examples_per_s"] = n_train / r["train_s"]
         r["evaluate_examples_per_s"] = n_eval / r["evaluate_s"]
     by = {r["pipeline"]: r for r in results}
     ratios = {}
     if len(by) == 2:
         x, t = by["xlt"], by["transformers"]
-        ratios = {phase: t[f"{phase}_s"] / x[f"{phase}_s"] for phase in ("tokenise", "train", "evaluate", "total")}
-    return {"model": model, "task": rows["task"], "split": rows["split"], "languages": list(rows["eval"]),
-            "train_steps": train_steps, "train_examples": n_train, "eval_examples": n_eval,
-            "batch_size": batch_size, "eval_batch_size": eval_batch_size, "max_seq_len": max_seq_len,
-            "precision": precision, "threads": threads, "rows": results, "speedup": ratios,
-            "targets": {"total>=2.0": ratios.get("total", 0) >= 2.0, "evaluate>=2.5": ratios.get("evaluate", 0) >= 2.5}
-            if ratios else {}}
-
+        ratios = {phase: t[f"{phase}_s"] / x[f"{phase}_s"] for phase in (*PHASES, "total")}
+    return {**about, "split": rows["split"], "languages": list(rows["eval"]), "baseline": modules.get("transformers"),
+            "notes": recipe["notes"] + rows["notes"], "train_origin": rows["train_origin"], "train_rows": n_train,
+            "train_examples": len(rows["train"]), "eval_examples": n_eval, "threads": threads,
+            "interleaved": interleave, "metrics": rows["metrics"], "primary_metric": rows["primary_metric"],
+            "rows": results, "speedup": ratios,
+            "targets": {"total>=2.0": ratios.get("total", 0) >= 2.0} if ratios else {}}

@@ -5,7 +5,7 @@ import sys
 
 from rich.markup import escape
 
-from xlt.cli import bench_retrieval, models, report, run, score, sweep, tasks  # noqa: F401 - imported to register their commands
+from xlt.cli import bench, bench_retrieval, models, report, run, score, sweep, tasks  # noqa: F401 - imported to register their commands
 from xlt.cli import eval as _eval  # noqa: F401 - `xlt eval`
 from xlt.cli.common import app, err_console
 from xlt.errors import XltError

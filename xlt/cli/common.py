@@ -1,6 +1,6 @@
 """Typer apps shared by the command groups, the options several commands use, and table printing.
 
-Each group lives in its own module (models.py, tasks.py, run.py, sweep.py, report.py) and registers its
+Each group lives in its own module (models.py, tasks.py, run.py, sweep.py, report.py, bench.py) and registers its
 commands on the apps defined here; `xlt bench` gathers one sub-command from each group.
 """
 

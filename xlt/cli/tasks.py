@@ -148,13 +148,15 @@ def bench_data_cmd(
     table.add_row("cold featurize (tokenise + write cache)", f"{res['cold_s']:.2f} s, {res['cold_pairs_per_s']:,.0f} {unit}/s")
     table.add_row("cached featurize (median)", f"{res['cached_s']:.3f} s, {res['cached_pairs_per_s']:,.0f} {unit}/s")
     table.add_row("cached speedup", f"{res['cached_speedup']:.0f}x")
+    table.add_row("tokenise only (no cache, median)",
+                  f"{res['tokenise_s']:.3f} s, {res['tokenise_us_per_example']:,.0f} us per {unit[:-1]}")
     table.add_row("model rows (windows) per example", f"{res['rows_per_example']:.2f} (max {res['max_rows_per_example']})")
     table.add_row("mean tokens per example", f"{res['mean_tokens_per_pair']:.1f}")
     table.add_row("rows at max len (truncated, windowed or exactly full)", f"{res['pairs_at_max_len']:,}")
     table.add_row("padding efficiency: bucketed (train)", f"{res['padding_efficiency_bucketed']:.3f}")
     table.add_row("padding efficiency: sorted (eval)", f"{res['padding_efficiency_sorted']:.3f}")
     table.add_row("padding efficiency: random batches, dynamic", f"{res['padding_efficiency_random']:.3f}")
-    table.add_row(f"padding efficiency: fixed {max_seq_len}", f"{res['padding_efficiency_fixed']:.3f}")
+    table.add_row(f"padding efficiency: fixed {res['max_seq_len']}", f"{res['padding_efficiency_fixed']:.3f}")
     console.print(table)
     for target, ok in res["targets"].items():
         console.print(f"target {target}: {'[green]met[/]' if ok else '[red]missed[/]'}", highlight=False)
