@@ -76,7 +76,8 @@ def bench_retrieval(model: str, task: str = "tatoeba", data_dir: str | Path | No
     hp, tt = spec.hparams, spec_task.task_type
     device = Device.resolve("cpu", precision)
     loaded = load_model(model, "encoder", None, impl=spec.impl, output_layer=hp.layer)
-    plain = AutoModel.from_pretrained(resolve_model(model).hub_id, dtype=torch.float32).eval()
+    plain = AutoModel.from_pretrained(resolve_model(model).hub_id, dtype=torch.float32,
+                                      trust_remote_code=False).eval()   # never run code from a checkpoint
     splits = [load_split(spec_task, split_name, lang, data_dir) for lang in langs]
     params = {"max_seq_len": hp.max_seq_len, "pooling": "mean"}
     rows: dict[str, list] = {"xlt": [], "plain": []}
