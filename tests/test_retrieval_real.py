@@ -10,28 +10,19 @@ searching the language's side (89.6, 72.9, 62.6).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-# Read at import: some test modules point HOME at a temp folder (tests/hygiene.py).
-MANUAL = Path.home() / ".cache" / "xlt-real-encoder" / "manual"
 MEASURED = {"de": 94.6, "zh": 81.0, "sw": 65.4}      # percent, see the module docstring
 COUNTS = {"de": 1000, "zh": 1000, "sw": 390}
 
 
 @pytest.fixture(scope="module")
-def me5_small() -> Path:
-    """multilingual-e5-small as the real-encoder tool makes it: XLT_REAL_ENCODER, else the machine's manual copy
-    (tests/conftest.py gets a shared `real_encoder` fixture on the `learn` branch; use it once it lands)."""
-    root = Path(os.environ.get("XLT_REAL_ENCODER", "").strip() or MANUAL)
-    folder = root / "me5-small"
-    missing = [name for name in ("config.json", "model.safetensors", "tokenizer.json") if not (folder / name).is_file()]
-    if missing:
-        pytest.skip(f"real encoder unavailable: {folder} lacks {', '.join(missing)} (set XLT_REAL_ENCODER to a folder "
-                    "holding me5-small, made by ../shared/tools/real-encoder)")
-    return folder
+def me5_small(real_encoder) -> Path:
+    """multilingual-e5-small from the shared `real_encoder` fixture (tests/conftest.py): in CI it fails, saying
+    why, when the encoder cannot be had; elsewhere it skips."""
+    return real_encoder / "me5-small"
 
 
 @pytest.mark.slow
