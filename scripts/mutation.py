@@ -87,6 +87,13 @@ MODULES = [
            ("tests/test_labelmatch.py", "tests/test_eval.py")),
     Module("label-view", "xlt/models/label_view.py", ("LabelView.__init__", "LabelView.forward"),
            ("tests/test_labelmatch.py", "tests/test_eval.py")),
+    # round 3 (issue 23): retrieval's exact search and margin mining; (issue 25) the protocol registry's planning
+    Module("retrieval-search", "xlt/tasktypes/retrieval_search.py",
+           ("_merge", "top1_accuracy", "margin_scores", "choose_threshold", "precision_recall_f1"),
+           ("tests/test_retrieval_search.py",)),
+    Module("protocols", "xlt/protocols.py",
+           ("check_shots", "few_shot_hparams", "shot_rows", "plan_models"),
+           ("tests/test_protocols.py",)),
     Module("metrics", "xlt/metrics.py", ("accuracy", "macro_f1", "score"),
            ("tests/test_pin_metrics.py", "tests/test_metrics.py")),
     Module("statistics", "xlt/report/statistics.py",

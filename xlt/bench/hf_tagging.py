@@ -1,4 +1,4 @@
-"""The tagging baseline of `xlt bench run`: transformers' examples/pytorch/token-classification/run_ner.py.
+"""The tagging baseline of `xlt bench run`: transformers' run_ner.py (examples/pytorch, token classification).
 
 Its set-up (run_ner.py at transformers 5.8): `tokenize_and_align_labels` through `datasets.map` with
 `is_split_into_words=True`, `truncation=True`, `max_length=max_seq_length` and no padding (`pad_to_max_length`
