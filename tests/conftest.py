@@ -4,6 +4,23 @@ import pytest
 
 from tests import factories, real_encoder as real_encoder_tool
 
+# Under `pytest -n 2 --dist loadgroup` (README's command) each group runs in one worker, one test after another:
+# the Ray modules, because each starts its own Ray instances and they have always run one at a time; the real
+# encoder's tests, because they run on one torch thread each for minutes, so one worker takes them while the
+# other takes everything else. Without xdist the marks do nothing.
+XDIST_GROUPS = {
+    "ray": ("test_ray_cluster.py", "test_schedule.py", "test_sweep_cli.py"),
+    "real-encoder": ("test_real_encoder_learning.py", "test_retrieval_real.py", "test_real_encoder.py"),
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    group_of = {name: group for group, names in XDIST_GROUPS.items() for name in names}
+    for item in items:
+        group = group_of.get(item.path.name)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+
 
 @pytest.fixture(scope="session", autouse=True)
 def feature_cache_in_a_temp_dir(tmp_path_factory):

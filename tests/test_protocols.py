@@ -186,6 +186,34 @@ def test_shots_are_drawn_by_seed_and_language():
         shot_rows(5, 10, 1, "fr")
 
 
+def test_shots_take_every_count_from_one_to_the_cap_and_no_other():
+    """Catches the range check's bounds moved (1 or MAX_SHOTS refused, 0 or MAX_SHOTS + 1 accepted), its `or`
+    turned into `and`, and drawing every example of a language (shots == n) refused."""
+    from xlt.protocols import MAX_SHOTS, check_shots
+
+    for ok in (1, 2, MAX_SHOTS):
+        check_shots(FEW_SHOT, ok)
+    for bad in (0, -1, MAX_SHOTS + 1, True, 2.0, "4"):
+        with pytest.raises(XltError, match="must be an integer from 1"):
+            check_shots(FEW_SHOT, bad)
+    assert shot_rows(5, 5, 1, "fr") == [0, 1, 2, 3, 4]
+
+
+def test_few_shot_skips_only_its_shot_split_and_keeps_a_source_model_without_predictions():
+    """Catches `continue` turned into `break` (a split listed after the shots' split never evaluated) and the
+    pruning of models with nothing to evaluate reaching the source model, which the targets start from."""
+    shots_first = Layout("en", "train", "validation", ("validation", "test"), ("en", "fr"),
+                         shot_split="validation", shots=4)
+    few = {m.key: m for m in plan_models("few-shot", shots_first, lambda ref: True).models}
+    assert few["fr"].predicts == (DataRef("test", "fr"),)
+    assert few["en"].predicts == (DataRef("validation", "en"), DataRef("test", "en"))
+    no_source_eval = lambda ref: not (ref.lang == "en" and ref.split in ("test", "validation")  # noqa: E731
+                                      and ref.kind == ORIGINAL)
+    only_test = Layout(**{**shots_first.__dict__, "eval_splits": ("test",), "shot_split": "train"})
+    plan = plan_models("few-shot", only_test, lambda ref: no_source_eval(ref) or ref.split == "validation")
+    assert [m.key for m in plan.models] == ["en", "fr"] and plan.models[0].predicts == ()
+
+
 # --------------------------------------------------------------------------------------------------
 # Task files and identities
 

@@ -290,6 +290,34 @@ def test_choose_threshold_where_xtreme_fails():
         S.choose_threshold(scores, correct, 0)
 
 
+def test_choose_threshold_when_the_best_candidate_is_wrong():
+    """Catches F1 before the first correct candidate read as 0/0 (NaN, which argmax picks) or as a high value
+    (the `n_correct > 0` guard or its -1 mutated), and a peak before the last candidate taken as the last."""
+    scores, correct = np.array([0.9, 0.8, 0.7, 0.6]), np.array([False, True, True, False])
+    # F1 after each: -, 2/5, 4/6, 4/7 with 3 gold -> peak after 0.7: midpoint 0.65
+    assert S.choose_threshold(scores, correct, 3) == pytest.approx(0.65)
+    assert S.choose_threshold(scores[:3], correct[:3], 3) == pytest.approx(0.7)   # the peak is the last
+    assert S.choose_threshold(np.array([]), np.array([], dtype=bool), 1) == 0.0
+    assert S.choose_threshold(np.array([0.5]), np.array([True]), 1) == 0.5
+
+
+def test_search_metrics_refuse_malformed_inputs():
+    """Catches the shape checks' `or` turned into `and` and their numbers moved: arrays of unequal length,
+    2-D arrays, an empty gold list, and n_gold 0 are refused; n_gold 1 is not."""
+    for predicted, gold in ((np.array([0, 1]), np.array([0, 1, 2])), (np.zeros((2, 2)), np.zeros((2, 2))),
+                            (np.zeros((1, 3)), np.zeros((1, 3))), (np.array([]), np.array([]))):
+        with pytest.raises(ValueError):
+            S.top1_accuracy(predicted, gold)
+    assert S.top1_accuracy(np.array([4]), np.array([4])) == 1.0
+    for scores, correct in ((np.array([0.9, 0.8]), np.array([True])), (np.zeros((2, 2)), np.zeros((2, 2))),
+                            (np.zeros((1, 2)), np.zeros((1, 2)))):
+        with pytest.raises(ValueError):
+            S.choose_threshold(scores, correct, 1)
+    with pytest.raises(ValueError):
+        S.choose_threshold(np.array([0.9]), np.array([True]), 0)
+    assert S.precision_recall_f1(1, 1, 1) == {"precision": 1.0, "recall": 1.0, "f1": 1.0}
+
+
 def test_precision_recall_f1_is_bucc_f1():
     gold = ["a\t1", "b\t2", "c\t3", "d\t4"]
     predicted = ["a\t1", "b\t9", "c\t3"]
