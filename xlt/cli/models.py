@@ -166,16 +166,19 @@ def bench_profile(
     ops, wall = profile_step(model, seq_len, batch_size, impl, dtype, mode, steps, warmup, keep_memory=keep_memory)
     import torch
 
-    table = Table(title=escape(f"{impl} {mode} {dtype} {model} L={seq_len} batch {batch_size}, "
-                               f"{torch.get_num_threads()} threads: {wall:.2f} s/step under the profiler"))
+    # The model path and the step time go in one soft-wrapped line, not the title, and the op column never wraps:
+    # a long path in a narrow terminal squeezed the table until "(all other ops)" broke over two lines.
+    table = Table(title=f"{impl} {mode} {dtype} L={seq_len} batch {batch_size}")
     for col in ("op", "self s/step", "share", "calls/step"):
-        table.add_column(col, justify="left" if col == "op" else "right")
+        table.add_column(col, justify="left" if col == "op" else "right", no_wrap=True)
     for o in ops[:top]:
         table.add_row(escape(o.name), f"{o.self_s:.3f}", f"{100 * o.share:.1f}%", str(o.calls))
     rest = ops[top:]
     table.add_row("(all other ops)", f"{sum(o.self_s for o in rest):.3f}", f"{100 * sum(o.share for o in rest):.1f}%",
                   "")
     console.print(table)
+    console.print(f"{model}, {torch.get_num_threads()} threads: {wall:.2f} s/step under the profiler",
+                  highlight=False, markup=False, soft_wrap=True)
     if json_path is not None:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps({
