@@ -32,6 +32,8 @@ def test_splits_are_one_canonical_value_and_all_of_them_is_none():
     for bad in ("", ["dev"], "test,dev", []):
         with pytest.raises(XltError, match="split"):
             normalise_splits(xnli, bad)
+    with pytest.raises(XltError, match=r"unknown split\(s\) dev for task"):   # the message names the split
+        normalise_splits(xnli, "test,dev")
 
 
 def test_every_language_is_none_and_a_subset_is_sorted_with_the_source():
