@@ -166,8 +166,8 @@ def bench_profile(
     ops, wall = profile_step(model, seq_len, batch_size, impl, dtype, mode, steps, warmup, keep_memory=keep_memory)
     import torch
 
-    # The model path and the step time go in one soft-wrapped line, not the title, and the op column never wraps:
-    # a long path in a narrow terminal squeezed the table until "(all other ops)" broke over two lines.
+    # The model path and the step time go in one soft-wrapped line, not the title (a long path wrapped the title
+    # mid-phrase in a narrow terminal), and the op column never wraps.
     table = Table(title=f"{impl} {mode} {dtype} L={seq_len} batch {batch_size}")
     for col in ("op", "self s/step", "share", "calls/step"):
         table.add_column(col, justify="left" if col == "op" else "right", no_wrap=True)
